@@ -1,0 +1,122 @@
+# airflow-provider-patsnap: build / test tooling.
+#
+#   make test              ruff + mypy + pytest on Airflow 3 (.venv)
+#   make test AIRFLOW=2    the same on Airflow 2.11 (.venv-af2); alias: make test-af2
+#
+# Venvs are created on demand (uv when available) and pinned by constraints.txt /
+# constraints-airflow2.txt; a stamp file (<venv>/.installed) keeps re-runs quick. It is
+# refreshed when pyproject.toml, the constraints file or scripts/bootstrap.sh change.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+AIRFLOW ?= 3
+ifeq ($(AIRFLOW),2)
+  LINE        := af2
+  VENV        := .venv-af2
+  CONSTRAINTS := constraints-airflow2.txt
+else ifeq ($(AIRFLOW),3)
+  LINE        := af3
+  VENV        := .venv
+  CONSTRAINTS := constraints.txt
+else
+  $(error AIRFLOW must be 2 or 3, not '$(AIRFLOW)')
+endif
+
+AIRFLOW3_VERSION := 3.3.2
+AIRFLOW2_VERSION := 2.11.2
+
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+BOOTSTRAP   := scripts/bootstrap.sh
+PYTEST_ARGS ?=
+SOAK_ARGS   ?=
+
+# ---- environment for everything that runs Airflow code ---------------------------------------
+export AIRFLOW_HOME := $(CURDIR)/.airflow-home/$(LINE)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/example_dags
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db
+export UV_COMPILE_BYTECODE := 1
+unexport AIRFLOW__CORE__UNIT_TEST_MODE
+unexport PYTHONDONTWRITEBYTECODE
+unexport AIRFLOW
+
+.PHONY: help venv venv-af2 test test-af2 lint lint-af2 ruff mypy pytest demo bench soak sandbox \
+        constraints clean distclean ci
+
+help: ## list the targets
+	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
+	@echo "  AIRFLOW=3 (default) uses .venv (Airflow $(AIRFLOW3_VERSION)); AIRFLOW=2 uses .venv-af2 (Airflow $(AIRFLOW2_VERSION))"
+	@echo
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z0-9_-]+):.*## (.*)/\1|\2/' \
+	  | awk -F'|' '{ printf "  %-13s %s\n", $$1, $$2 }'
+
+# ---- virtual environments ------------------------------------------------------------------------
+.venv/.installed: pyproject.toml constraints.txt $(BOOTSTRAP)
+	bash $(BOOTSTRAP) venv .venv constraints.txt
+
+.venv-af2/.installed: pyproject.toml constraints-airflow2.txt $(BOOTSTRAP)
+	bash $(BOOTSTRAP) venv .venv-af2 constraints-airflow2.txt
+
+venv: .venv/.installed ## create/update .venv (Airflow 3) with the dev extra
+venv-af2: .venv-af2/.installed ## create/update .venv-af2 (Airflow 2.11) with the dev extra
+
+$(AIRFLOW_HOME):
+	@mkdir -p $@
+
+# ---- checks ---------------------------------------------------------------------------------------
+ruff: $(STAMP) ## ruff check .
+	$(VENV)/bin/ruff check .
+
+mypy: $(STAMP) ## mypy on the package (cache kept per Airflow line)
+	$(VENV)/bin/mypy --cache-dir .mypy_cache/$(LINE)
+
+lint: ruff mypy ## ruff + mypy
+
+lint-af2: ## ruff + mypy against Airflow 2.11
+	@$(MAKE) --no-print-directory lint AIRFLOW=2
+
+pytest: $(STAMP) | $(AIRFLOW_HOME) ## pytest only (PYTEST_ARGS=... passed through); exit 5 (no tests) fails
+	@echo "== pytest on Airflow $$($(PY) -c 'import importlib.metadata as m; print(m.version("apache-airflow"))') ($(VENV), AIRFLOW_HOME=$(AIRFLOW_HOME))"
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
+	exit $$rc
+
+test: ## ruff check, mypy, then pytest (AIRFLOW=2 for Airflow 2.11)
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory pytest
+
+test-af2: ## make test AIRFLOW=2
+	@$(MAKE) --no-print-directory test AIRFLOW=2
+
+# ---- things other engineers own; these targets only make sure the venv exists ---------------------
+demo: $(STAMP) | $(AIRFLOW_HOME) ## bash scripts/demo.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
+
+bench: $(STAMP) | $(AIRFLOW_HOME) ## bash benchmarks/run.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh
+
+soak: $(STAMP) | $(AIRFLOW_HOME) ## python benchmarks/soak.py $(SOAK_ARGS)
+	$(PY) benchmarks/soak.py $(SOAK_ARGS)
+
+sandbox: $(STAMP) | $(AIRFLOW_HOME) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
+	$(PY) -m airflow_provider_patsnap.sandbox
+
+# ---- maintenance ----------------------------------------------------------------------------------
+constraints: ## re-resolve constraints.txt and constraints-airflow2.txt from PyPI (then: make venv venv-af2)
+	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints.txt
+	bash $(BOOTSTRAP) resolve $(AIRFLOW2_VERSION) constraints-airflow2.txt
+
+ci: ## what CI runs (.ci/run)
+	bash .ci/run
+
+clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
+	rm -rf .airflow-home .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
+	find . -path ./.venv -prune -o -path ./.venv-af2 -prune -o -path ./.venv-tools -prune -o \
+	  -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove the venvs too
+	rm -rf .venv .venv-af2 .venv-tools
