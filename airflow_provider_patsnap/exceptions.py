@@ -1,0 +1,137 @@
+"""Typed errors for the PatSnap Open API, one class per behaviour (see docs/errors.md).
+
+The vendor's error codes arrive in the response envelope (``status``, ``error_code``, ``error_msg``).
+Whether an error also carries a 4xx/5xx status is undocumented, so :func:`classify` looks at the
+body first and at the HTTP status only when the body says nothing.
+"""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class PatsnapError(AirflowException):
+    """Any failure reported by (or on the way to) PatSnap. Never carries a secret."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: int | None = None,
+        http_status: int | None = None,
+        vendor_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.http_status = http_status
+        self.vendor_message = vendor_message
+        self.retry_after = retry_after
+
+
+class PatsnapTransientError(PatsnapError):
+    """Busy server, rate limit, 5xx, dropped connection or read timeout: retried with backoff."""
+
+
+class PatsnapRateLimitError(PatsnapTransientError):
+    """Calls came faster than the client's QPS (67200002 or HTTP 429)."""
+
+
+class PatsnapAuthError(PatsnapError):
+    """Bad credentials or an expired token; a token is refreshed once before this is raised."""
+
+
+class PatsnapQuotaError(PatsnapError):
+    """Total, balance, expiry or daily limits reached: no retry will help today."""
+
+
+class PatsnapPermissionError(PatsnapError):
+    """The client has no permission for this API."""
+
+
+class PatsnapInvalidRequestError(PatsnapError):
+    """The request itself is wrong (unknown path, illegal request, missing apikey): a bug to report."""
+
+
+class PatsnapInvalidInputError(PatsnapInvalidRequestError):
+    """PatSnap rejected the parameter values (68300004 / 68300007)."""
+
+
+class PatsnapReportError(PatsnapError):
+    """A report job failed, or its download link can no longer be used."""
+
+
+TRANSIENT_CODES = frozenset({67200100, 68300008})
+RATE_LIMIT_CODES = frozenset({67200002})
+TOKEN_CODES = frozenset({67200003, 67200009})  # a fresh token may fix these
+QUOTA_CODES = frozenset({67200000, 67200001, 67200005, 67200006, 67200007})
+PERMISSION_CODES = frozenset({67200004})
+INVALID_INPUT_CODES = frozenset({68300004, 68300007})
+INVALID_REQUEST_CODES = frozenset({67200008, 67200012, 67200101, 68300005, 68300006, 68300010})
+
+_ADVICE: dict[type[PatsnapError], str] = {
+    PatsnapRateLimitError: "calls exceed the client's QPS; lower the connection's `qps` extra",
+    PatsnapTransientError: "PatSnap is busy or unreachable; retried with backoff",
+    PatsnapAuthError: "check the connection's client id and secret (or sk- API key)",
+    PatsnapQuotaError: "the account's quota, balance, validity or daily limit is exhausted; contact PatSnap",
+    PatsnapPermissionError: "this client has no permission for this API; contact PatSnap",
+    PatsnapInvalidInputError: "PatSnap rejected the parameter values",
+    PatsnapInvalidRequestError: "PatSnap rejected the request",
+    PatsnapError: "unexpected PatSnap error",
+}
+
+
+def error_class_for(error_code: int | None, http_status: int | None) -> type[PatsnapError]:
+    """Map an envelope error code (preferred) or an HTTP status to the class that decides behaviour."""
+    for codes, cls in (
+        (RATE_LIMIT_CODES, PatsnapRateLimitError),
+        (TRANSIENT_CODES, PatsnapTransientError),
+        (TOKEN_CODES, PatsnapAuthError),
+        (QUOTA_CODES, PatsnapQuotaError),
+        (PERMISSION_CODES, PatsnapPermissionError),
+        (INVALID_INPUT_CODES, PatsnapInvalidInputError),
+        (INVALID_REQUEST_CODES, PatsnapInvalidRequestError),
+    ):
+        if error_code in codes:
+            return cls
+    if error_code:
+        return PatsnapError
+    if http_status == 429:
+        return PatsnapRateLimitError
+    if http_status is not None and (http_status >= 500 or http_status == 408):
+        return PatsnapTransientError
+    if http_status == 401:
+        return PatsnapAuthError
+    if http_status == 403:
+        return PatsnapPermissionError
+    if http_status is not None and http_status >= 400:
+        return PatsnapInvalidRequestError
+    return PatsnapError
+
+
+def build_error(
+    *,
+    error_code: int | None,
+    http_status: int | None,
+    vendor_message: str | None,
+    context: str,
+    retry_after: float | None = None,
+) -> PatsnapError:
+    """Create the typed error with a message that says what happened and what to do."""
+    cls = error_class_for(error_code, http_status)
+    parts = [f"PatSnap {context} failed"]
+    if error_code:
+        parts.append(f"error_code={error_code}")
+    if http_status is not None:
+        parts.append(f"HTTP {http_status}")
+    message = ", ".join(parts)
+    if vendor_message:
+        message += f": {vendor_message}"
+    message += f" ({_ADVICE[cls]})"
+    return cls(
+        message,
+        error_code=error_code,
+        http_status=http_status,
+        vendor_message=vendor_message,
+        retry_after=retry_after,
+    )

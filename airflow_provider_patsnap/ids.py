@@ -1,0 +1,74 @@
+"""Validation of patent ids and numbers, before anything goes on the wire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind
+
+_SHOWN = 5
+
+
+class InvalidPatentIdsError(ValueError):
+    """Input ids that PatSnap would reject or that would break a comma-separated batch."""
+
+
+def _problem(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{value!r} is a {type(value).__name__}, not a string"
+    if not value.strip():
+        return f"{value!r} is blank"
+    text = value.strip()
+    if len(text) > MAX_ID_LENGTH:
+        return f"{text[:20]!r}... is {len(text)} characters (at most {MAX_ID_LENGTH})"
+    if any(ch.isspace() or ch == "," or not ch.isprintable() for ch in text):
+        return f"{text!r} contains whitespace, a comma or a control character"
+    return None
+
+
+def _pieces(values: Any) -> Iterator[Any]:
+    if isinstance(values, str):
+        yield from values.replace("\n", ",").split(",")
+    elif isinstance(values, Iterable):
+        yield from values
+    else:
+        raise InvalidPatentIdsError(
+            f"patent ids must be a list or a comma-separated string, got {type(values).__name__}"
+        )
+
+
+def normalise_ids(values: Any, kind: IdKind = "patent_number") -> list[str]:
+    """Return the ids stripped and de-duplicated in first-seen order, or raise naming every bad value.
+
+    Accepts a comma- or newline-separated string or any iterable of strings.
+    """
+    if kind not in ID_KINDS:
+        raise InvalidPatentIdsError(f"id kind must be one of {ID_KINDS}, got {kind!r}")
+    seen: dict[str, None] = {}
+    problems: list[str] = []
+    for position, value in enumerate(_pieces(values)):
+        problem = _problem(value)
+        if problem:
+            problems.append(f"#{position}: {problem}")
+        else:
+            seen.setdefault(value.strip(), None)
+    if problems:
+        shown = "; ".join(problems[:_SHOWN])
+        more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+        raise InvalidPatentIdsError(f"{len(problems)} invalid {kind} value(s): {shown}{more}")
+    if not seen:
+        raise InvalidPatentIdsError(f"no {kind} values given: {values!r}")
+    return list(seen)
+
+
+def chunked(ids: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:
+    if not 1 <= size <= MAX_BATCH:
+        raise ValueError(f"batch size must be between 1 and {MAX_BATCH}, got {size}")
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def match_key(value: str | None) -> str:
+    """PatSnap may echo a number in another case or spacing: compare on letters and digits only."""
+    return "".join(ch for ch in (value or "").upper() if ch.isalnum() or ch == "-")
