@@ -27,15 +27,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 find_uv() {
-    if [[ -n "${UV:-}" && -x "${UV}" ]]; then
-        echo "$UV"; return 0
-    fi
-    if command -v uv >/dev/null 2>&1; then
-        command -v uv; return 0
-    fi
-    if [[ -x "$TOOLS_VENV/bin/uv" ]]; then
-        echo "$TOOLS_VENV/bin/uv"; return 0
-    fi
+    # A pyenv shim can exist for a uv that the current interpreter lacks: check that it runs.
+    local candidate
+    for candidate in "${UV:-}" "$(command -v uv 2>/dev/null || true)" "$TOOLS_VENV/bin/uv"; do
+        if [[ -n "$candidate" && -x "$candidate" ]] && "$candidate" --version >/dev/null 2>&1; then
+            echo "$candidate"; return 0
+        fi
+    done
     log "uv not found: installing it into $TOOLS_VENV"
     if "$PYTHON" -m venv "$TOOLS_VENV" >&2 \
         && "$TOOLS_VENV/bin/python" -m pip install --quiet uv >&2 \
