@@ -8,6 +8,7 @@ envelope turned into typed errors, and retries of what is transient.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import re
@@ -46,6 +47,19 @@ TOKEN_REFRESH_MARGIN = 60.0
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_WAIT = 60.0
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s'\"]+", re.IGNORECASE)
+
+
+class _ScrubApikeyFilter(logging.Filter):
+    """urllib3 logs every request line, query string and apikey included, at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "apikey=" in message.lower():
+            record.msg, record.args = _APIKEY_IN_TEXT.sub(r"\1***", message), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_ScrubApikeyFilter())
 
 
 @dataclass(frozen=True)
