@@ -1,0 +1,60 @@
+"""Daily enrichment of a patent list with four PatSnap data APIs, landed in a SQLite warehouse.
+
+Connections: ``patsnap_default`` (PatSnap, or the sandbox: ``make sandbox``) and ``patsnap_warehouse``
+(for example ``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``). ``make demo`` runs it.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+
+from airflow.providers.common.sql.operators.sql import SQLCheckOperator
+
+from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.operators.patsnap import (
+    PatsnapAwardOperator,
+    PatsnapCustomsRecordOperator,
+    PatsnapLegalInformationOperator,
+    PatsnapSeicClassificationOperator,
+)
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG  # type: ignore[assignment]
+    from airflow.decorators import task  # type: ignore[no-redef]
+
+PATENT_LIST = Path(__file__).parent / "data" / "patents.csv"
+WAREHOUSE = "patsnap_warehouse"
+
+with DAG(
+    dag_id="patsnap_enrichment",
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    tags=["patsnap", "example"],
+    doc_md=__doc__,
+):
+
+    @task
+    def read_patent_list() -> list[str]:
+        """The patent numbers of the shipped list (one ``patent_number`` column)."""
+        with PATENT_LIST.open(encoding="utf-8", newline="") as handle:
+            return [row["patent_number"].strip() for row in csv.DictReader(handle) if row["patent_number"]]
+
+    patent_numbers = read_patent_list()
+    common = {"patent_numbers": patent_numbers, "sql_conn_id": WAREHOUSE}
+    enrich = [
+        PatsnapSeicClassificationOperator(task_id="seic_classification", lang="en", **common),
+        PatsnapAwardOperator(task_id="award", **common),
+        PatsnapCustomsRecordOperator(task_id="customs_record", **common),
+        PatsnapLegalInformationOperator(task_id="legal_information", **common),
+    ]
+    # SQLCheckOperator fails when any value of the first row is falsy: here, any empty table.
+    counts = ", ".join(
+        f"(SELECT COUNT(*) FROM {code.default_table}) AS {code.name}" for code in ENDPOINTS.values()
+    )
+    check_row_counts = SQLCheckOperator(task_id="check_row_counts", conn_id=WAREHOUSE, sql=f"SELECT {counts}")
+    enrich >> check_row_counts

@@ -1,0 +1,56 @@
+"""Enrichment of a large patent list in mapped shards that share the vendor's QPS through a pool.
+
+One task holds at most 100 ids in flight per call and stays within its ``qps``; for lists that
+outgrow one worker, split the list into shards and map one task per shard with
+``.partial(...).expand(patent_numbers=shards)``. The shards run in the pool ``patsnap_api``, so::
+
+    pool slots × per-task qps ≤ the QPS PatSnap granted your client
+
+With a vendor QPS of 5: ``airflow pools set patsnap_api 2 "PatSnap API"`` and ``qps=2.5`` per task
+(2 × 2.5 = 5). Without the pool, every shard would run at once and the vendor would answer
+67200002 (calling too fast); the hook retries those, but the run slows down. Rows are upserted on
+their key, so a retried or rerun shard leaves no duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+
+from airflow_provider_patsnap.operators.patsnap import PatsnapLegalInformationOperator
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG  # type: ignore[assignment]
+    from airflow.decorators import task  # type: ignore[no-redef]
+
+PATENT_LIST = Path(__file__).parent / "data" / "patents.csv"
+POOL = "patsnap_api"
+POOL_SLOTS = 2
+VENDOR_QPS = 5.0
+SHARD_SIZE = 100  # ids per shard; a real list would use tens of thousands
+
+with DAG(
+    dag_id="patsnap_sharded_enrichment",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    tags=["patsnap", "example"],
+    doc_md=__doc__,
+):
+
+    @task
+    def shard_patent_list() -> list[list[str]]:
+        """The shipped list cut into shards of ``SHARD_SIZE`` patent numbers."""
+        with PATENT_LIST.open(encoding="utf-8", newline="") as handle:
+            numbers = [row["patent_number"].strip() for row in csv.DictReader(handle) if row["patent_number"]]
+        return [numbers[start : start + SHARD_SIZE] for start in range(0, len(numbers), SHARD_SIZE)]
+
+    PatsnapLegalInformationOperator.partial(
+        task_id="legal_information",
+        sql_conn_id="patsnap_warehouse",
+        pool=POOL,
+        qps=VENDOR_QPS / POOL_SLOTS,
+    ).expand(patent_numbers=shard_patent_list())
