@@ -1,0 +1,104 @@
+"""PatsnapReportSensor: waits for a PatSnap value report job (R002) to finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
+from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
+from airflow_provider_patsnap.operators.report import PatsnapReportJobLink, push_download_url
+from airflow_provider_patsnap.triggers.patsnap import (
+    PatsnapReportTrigger,
+    failure_message,
+    report_from_event,
+    report_outcome,
+)
+
+
+class PatsnapReportSensor(BaseSensorOperator):
+    """
+    Wait until a PatSnap value report job is done; return its status payload (with ``download_url``).
+
+    Works in ``poke``, ``reschedule`` or deferrable mode. Fails with the job's ``abnormal_cause`` when
+    the job fails, and with :class:`AirflowSensorTimeout` when ``timeout`` passes first. A few transient
+    poll errors in a row are tolerated.
+
+    :param job_id: The report job id (templated), as returned by
+        :class:`~airflow_provider_patsnap.operators.report.PatsnapCreateValueReportOperator`.
+    :param patsnap_conn_id: The Airflow connection id (templated).
+    :param tolerated_errors: Transient poll failures in a row tolerated before the task fails.
+    :param deferrable: Wait in the triggerer instead of a worker slot; defaults to Airflow's
+        ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "patsnap_conn_id")
+    operator_extra_links = (PatsnapReportJobLink(),)
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        patsnap_conn_id: str = PatsnapHook.default_conn_name,
+        tolerated_errors: int = 3,
+        deferrable: bool = conf_getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.patsnap_conn_id = patsnap_conn_id
+        self.tolerated_errors = tolerated_errors
+        self.deferrable = deferrable
+        self._errors = 0
+        self._report: dict[str, Any] | None = None
+
+    @cached_property
+    def hook(self) -> PatsnapHook:
+        return PatsnapHook(self.patsnap_conn_id)
+
+    def poke(self, context: Context) -> bool:
+        try:
+            report = self.hook.get_report_status(job_id_text(self.job_id))
+        except PatsnapTransientError as err:
+            self._errors += 1
+            if self._errors > self.tolerated_errors:
+                raise
+            self.log.warning("Status check failed (%d tolerated so far): %s", self._errors, err)
+            return False
+        self._errors = 0
+        outcome = report_outcome(report)
+        if outcome == "failed":
+            raise PatsnapReportError(failure_message(report))
+        self.log.info("Job %s: job_status=%s", report["job_id"], report["job_status"])
+        if outcome == "success":
+            self._report = report
+            push_download_url(context, report)
+            return True
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            super().execute(context)
+            return self._report
+        if self.poke(context):
+            return self._report
+        self.defer(
+            trigger=PatsnapReportTrigger(
+                job_id=self.job_id,
+                end_time=time.time() + self.timeout,
+                patsnap_conn_id=self.patsnap_conn_id,
+                poll_interval=self.poke_interval,
+                tolerated_errors=self.tolerated_errors,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the status payload or raise the event's error."""
+        report = report_from_event(event)
+        push_download_url(context, report)
+        return report
