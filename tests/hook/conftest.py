@@ -101,7 +101,7 @@ def error(code: int, status: int = 200, **headers: str) -> Reply:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     server = ScriptedServer()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     monkeypatch.setenv(
         "AIRFLOW_CONN_PATSNAP_DEFAULT",
