@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint, IdKind, Record
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.ids import normalise_ids
+from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.sinks import (
     ObjectStorageSink,
     Sink,
@@ -139,10 +139,12 @@ class PatsnapBatchOperator(BaseOperator):
             if value is not None
         }
         if len(given) != 1:
-            state = "both were given" if given else "neither was given"
+            state = "both were given" if given else "neither was given (or an upstream XCom was None)"
             raise ValueError(f"give exactly one of patent_numbers or patent_ids: {state}")
         kind, value = next(iter(given.items()))
         ids: list[str] = []
+        if isinstance(value, str) and not value.strip():
+            raise InvalidPatentIdsError(f"no {kind} values given: {value!r}")
         if _is_literal(value) or not literal_only:
             ids = normalise_ids(_as_id_list(value), kind)  # type: ignore[arg-type]
         if self.sql_conn_id and self.output_path:
