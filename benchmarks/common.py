@@ -1,0 +1,239 @@
+"""Helpers shared by the benchmark and soak scripts (not part of the package).
+
+- :class:`SandboxProcess` runs ``python -m airflow_provider_patsnap.sandbox`` in its own process, so the
+  emulator's CPU (JSON encoding, HTTP parsing) is not charged to the client being measured, and talks
+  to its ``/_sandbox/`` admin API.
+- :func:`airflow_env` prepares a throw-away ``AIRFLOW_HOME`` and the connections as ``AIRFLOW_CONN_*``
+  environment variables, so no metadata database is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import secrets
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PATENTS_PER_CALL = 100
+
+
+# ----------------------------------------------------------------------------------------- output
+
+
+def print_check(name: str, ok: bool, detail: str) -> None:
+    """One line per check: ``PASS  name: figures``."""
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+
+
+def dump_json(path: str | os.PathLike[str], data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    mem_total = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    mem_total = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import importlib.metadata as metadata
+
+        airflow_version = metadata.version("apache-airflow")
+    except Exception:  # pragma: no cover - reported, not needed
+        airflow_version = "not installed"
+    return {
+        "cores": os.cpu_count(),
+        "ram_gb": mem_total,
+        "cpu": platform.processor() or platform.machine(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "airflow": airflow_version,
+    }
+
+
+# ----------------------------------------------------------------------------------------- inputs
+
+
+def patent_numbers(count: int, start: int = 0, prefix: str = "CN") -> list[str]:
+    """``count`` distinct, valid-looking patent numbers; the sandbox has no data for about 1 in 10."""
+    return [f"{prefix}{110000000 + start + index}A" for index in range(count)]
+
+
+def iter_patent_numbers(count: int, start: int = 0, prefix: str = "CN") -> Iterator[str]:
+    for index in range(count):
+        yield f"{prefix}{110000000 + start + index}A"
+
+
+# ----------------------------------------------------------------------------------------- sandbox
+
+
+class SandboxProcess:
+    """The sandbox CLI in a child process on a free loopback port, with fresh random credentials."""
+
+    def __init__(self, *flags: str, log_path: str | os.PathLike[str] | None = None) -> None:
+        self.client_id = f"bench-client-{secrets.token_hex(6)}"
+        self.client_secret = f"bench-secret-{secrets.token_hex(12)}"
+        self.api_key = f"sk-bench-{secrets.token_hex(12)}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "airflow_provider_patsnap.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--client-id",
+            self.client_id,
+            "--client-secret",
+            self.client_secret,
+            "--api-key",
+            self.api_key,
+            *flags,
+        ]
+        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PATSNAP_SANDBOX_")}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True, start_new_session=True
+        )
+        self.base_url = self._wait_for_url(timeout=30)
+
+    def _wait_for_url(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                line = self.proc.stdout.readline()
+                match = re.search(r"listening on (http://\S+)", line)
+                if match:
+                    return match.group(1)
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"the sandbox did not start (exit code {self.proc.poll()})")
+
+    def connection(self, auth: str = "secret", **extra: Any) -> dict[str, Any]:
+        conn: dict[str, Any] = {"conn_type": "patsnap", "host": self.base_url, "extra": extra}
+        if auth == "secret":
+            conn.update(login=self.client_id, password=self.client_secret)
+        else:
+            conn["password"] = self.api_key
+        return conn
+
+    def connection_json(self, auth: str = "secret", **extra: Any) -> str:
+        return json.dumps(self.connection(auth, **extra))
+
+    def admin(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def stats(self) -> dict[str, Any]:
+        return self.admin("GET", "stats")
+
+    def expire_tokens(self) -> Any:
+        return self.admin("POST", "expire-tokens")
+
+    def set_fault_rate(self, rate: float) -> Any:
+        return self.admin("POST", f"fault-rate?rate={rate}")
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the sandbox process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def sandbox_flags(
+    *,
+    latency: float,
+    qps: float,
+    fault_rate: float = 0.0,
+    faults: Sequence[str] = (),
+    slow_seconds: float | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    flags = ["--latency", str(latency), "--qps", str(qps), "--fault-rate", str(fault_rate)]
+    if faults:
+        flags += ["--faults", ",".join(faults)]
+    if slow_seconds is not None:
+        flags += ["--slow-seconds", str(slow_seconds)]
+    if seed is not None:
+        flags += ["--seed", str(seed)]
+    return flags
+
+
+# ----------------------------------------------------------------------------------------- airflow
+
+
+def airflow_env(
+    workdir: str | os.PathLike[str] | None = None,
+    *,
+    connections: dict[str, dict[str, Any] | str] | None = None,
+    apply: bool = True,
+) -> dict[str, str]:
+    """Environment for Airflow code without a metadata DB: a private AIRFLOW_HOME, connections as env.
+
+    With ``apply`` the variables are also set in ``os.environ`` (call before importing airflow).
+    """
+    home = Path(workdir or tempfile.mkdtemp(prefix="patsnap-bench-")) / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+    }
+    for conn_id, conn in (connections or {}).items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn if isinstance(conn, str) else json.dumps(conn)
+    if apply:
+        os.environ.update(env)
+    return env
+
+
+def sqlite_connection(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return {"conn_type": "sqlite", "host": str(Path(path).resolve())}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
