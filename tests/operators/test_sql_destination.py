@@ -1,0 +1,126 @@
+"""Rows upserted into real SQLite and PostgreSQL databases through their common.sql hooks."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.operators.patsnap import (
+    PatsnapLegalInformationOperator,
+    PatsnapSeicClassificationOperator,
+)
+from airflow_provider_patsnap.sandbox import Sandbox
+from tests.operators.conftest import CONN_ENV, expected_rows
+
+NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
+
+
+def table_rows(conn_id: str, table: str) -> list[dict[str, Any]]:
+    hook = BaseHook.get_connection(conn_id).get_hook()
+    names = [column.name for column in ENDPOINTS["P026"].columns if column.name != "fetched_at"]
+    records = hook.get_records(f"SELECT {', '.join(names)} FROM {table} ORDER BY record_key")
+    return [dict(zip(names, record, strict=True)) for record in records]
+
+
+def run_twice_and_check(conn_id: str, table: str | None) -> None:
+    op = PatsnapLegalInformationOperator(task_id="t", patent_numbers=NUMBERS, sql_conn_id=conn_id, table=table)
+    first = op.execute(context={})
+    after_first = table_rows(conn_id, table or "patsnap_legal_information")
+    second = op.execute(context={})
+    after_second = table_rows(conn_id, table or "patsnap_legal_information")
+
+    expected = sorted(expected_rows(ENDPOINTS["P026"], NUMBERS), key=lambda row: row["record_key"])
+    assert after_first == after_second == expected  # values, CJK and codes as text survive the database
+    assert first["rows"] == second["rows"] == len(expected)
+    assert first["destination"] == f"{conn_id}:{table or 'patsnap_legal_information'}"
+    assert first["missing"] >= 1 and first["calls"] == 2
+
+
+def test_rerun_into_sqlite_leaves_the_same_rows(patsnap: Sandbox, sqlite_conn: str) -> None:
+    run_twice_and_check(sqlite_conn, None)
+
+
+def test_rerun_into_postgres_leaves_the_same_rows(patsnap: Sandbox, postgres_conn: str) -> None:
+    hook = BaseHook.get_connection(postgres_conn).get_hook()
+    hook.run("CREATE SCHEMA IF NOT EXISTS enrich")
+    run_twice_and_check(postgres_conn, "enrich.legal_events")
+
+
+def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, postgres_conn: str) -> None:
+    PatsnapSeicClassificationOperator(
+        task_id="t", patent_numbers=NUMBERS[:40], lang="cn", sql_conn_id=postgres_conn, table="seic_cn"
+    ).execute(context={})
+    hook = BaseHook.get_connection(postgres_conn).get_hook()
+    stored = {tuple(row) for row in hook.get_records("SELECT record_key, seic_lv2_no, seic_lv2_desc FROM seic_cn")}
+    expected = {
+        (row["record_key"], row["seic_lv2_no"], row["seic_lv2_desc"])
+        for row in expected_rows(ENDPOINTS["P022"], NUMBERS[:40], lang="cn")
+    }
+    assert stored == expected and any("\u4e00" <= ch <= "\u9fff" for _, _, desc in stored for ch in desc)
+
+
+@pytest.fixture
+def sandbox_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The sandbox in its own process, so its request log does not count in this process's memory.
+
+    ``concurrency`` 4: the hook keeps at most 2 x concurrency batches in flight, so that window, not the
+    input size, bounds memory; a small window makes a leak proportional to the input stand out.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_patsnap.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split(" listening on ")[1].split()[0]
+        monkeypatch.setenv(
+            CONN_ENV,
+            f'{{"conn_type": "patsnap", "host": "{base_url}", "login": "sandbox-client", '
+            '"password": "sandbox-secret", "extra": {"qps": 0, "concurrency": 4}}',
+        )
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def peak_traced_bytes(conn_id: str, count: int, offset: int) -> tuple[int, dict[str, Any]]:
+    ids = [f"US{20000000 + offset + i}B2" for i in range(count)]
+    op = PatsnapLegalInformationOperator(task_id="t", patent_numbers=ids, sql_conn_id=conn_id)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        summary = op.execute(context={})
+        return tracemalloc.get_traced_memory()[1], summary
+    finally:
+        tracemalloc.stop()
+
+
+def test_20000_patents_into_sqlite_keep_memory_flat(sandbox_process: None, sqlite_conn: str) -> None:
+    started = time.monotonic()
+    small_peak, _ = peak_traced_bytes(sqlite_conn, 1_000, 0)
+    big_peak, summary = peak_traced_bytes(sqlite_conn, 20_000, 1_000)
+    elapsed = time.monotonic() - started
+
+    assert summary["requested"] == 20_000 and summary["calls"] == 200
+    assert summary["rows"] > 40_000  # several legal events per patent
+    rows_in_table = BaseHook.get_connection(sqlite_conn).get_hook().get_first(
+        "SELECT COUNT(*) FROM patsnap_legal_information"
+    )[0]
+    assert rows_in_table > summary["rows"]  # both runs landed
+    # Holding every row would take well over 50 MB; one batch in flight per thread takes a few MB.
+    print(f"peak traced memory: 1,000 ids {small_peak / 1e6:.1f} MB, 20,000 ids {big_peak / 1e6:.1f} MB "
+          f"({elapsed:.1f} s, pid {os.getpid()})")
+    assert big_peak < 3 * small_peak + 8_000_000
+    assert big_peak < 25_000_000
