@@ -1,0 +1,407 @@
+"""R002 patent value report jobs, their presigned download links and the (small, real) report files.
+
+Nothing here speaks HTTP directly: :class:`ReportJobs` turns requests into plain results and
+:meth:`ReportJobs.download` into an :class:`HttpReply`; ``server.py`` does the wiring. Invalid input is
+raised as :class:`InvalidReportRequest`, which the server answers with 68300004.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import math
+import re
+import secrets
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
+
+from airflow_provider_patsnap.sandbox.data import IdKind, resolve
+
+ReportType = Literal["word", "pdf"]
+
+PDF_MIME = "application/pdf"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+REPORT_FORMATS: dict[str, tuple[str, str]] = {"pdf": (".pdf", PDF_MIME), "word": (".docx", DOCX_MIME)}
+
+# The vendor's example job id; ours count up from it, skipping the few that a double holds exactly.
+JOB_ID_BASE = 1579434053399036000
+FAILURE_CAUSE = "报告生成失败：专利数据不完整"
+DESIGN_REJECTION = "unauthorized patents and design patents are not supported"
+MAX_ID_LENGTH = 64
+
+# Magic values (case-insensitive substrings of the requested patent value), see docs/sandbox.md.
+FAIL_MARKER = "FAIL"
+TRAVERSAL_MARKER = "TRAVERSAL"
+DESIGN_MARKER = "DESIGN"
+
+JOB_WAITING, JOB_EXPORTING, JOB_DONE, JOB_FAILED = 0, 1, 2, 3
+
+# The kind code is the letters (and digits) after the last digit of the number: "S" = design.
+_KIND_CODE = re.compile(r"\d([A-Za-z]+\d*)$")
+_DOWNLOAD_PATH = re.compile(r"/reports/([^/]+)/([^/]+)")
+
+
+class InvalidReportRequest(ValueError):
+    """The request cannot be served; the message is the error_msg of a 68300004 envelope."""
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """A complete HTTP response: the server sends it with an exact Content-Length."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    token: str
+    file_name: str
+    disposition: str
+    expires: str
+    amz_date: str
+    issued: float  # monotonic seconds
+    url: str
+
+
+@dataclass
+class ReportJob:
+    job_id: int
+    kind: IdKind
+    value: str
+    pn: str
+    report_type: ReportType
+    created: float  # monotonic seconds
+    link: IssuedLink | None = None
+
+    @property
+    def fails(self) -> bool:
+        return FAIL_MARKER in self.value.upper()
+
+    @property
+    def file_name(self) -> str:
+        extension, _ = REPORT_FORMATS[self.report_type]
+        if TRAVERSAL_MARKER in self.value.upper():
+            # Deliberately hostile, so clients prove they never use a server-given name as a path.
+            return f"../../../etc/passwd_{self.pn}{extension}"
+        return f"patent_value_report_{self.pn}{extension}"
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+
+def validate_id(name: str, value: str) -> None:
+    """The sandbox's id rule (shared with the data endpoints): non-blank, no whitespace, <= 64 chars."""
+    if not value or any(ch.isspace() for ch in value) or len(value) > MAX_ID_LENGTH:
+        raise InvalidReportRequest(
+            f"Invalid parameter! {name} values must be 1-{MAX_ID_LENGTH} characters without whitespace"
+        )
+
+
+def is_design_patent(kind: IdKind, value: str) -> bool:
+    """Stand-in for the vendor's design-patent rule: kind code S... or any value containing DESIGN."""
+    if DESIGN_MARKER in value.upper():
+        return True
+    match = _KIND_CODE.search(value) if kind == "patent_number" else None
+    return bool(match and match.group(1).upper().startswith("S"))
+
+
+def _requested_patent(body: Mapping[str, Any]) -> tuple[IdKind, str]:
+    for kind in ("patent_id", "patent_number"):  # patent_id wins when both are given
+        raw = body.get(kind)
+        if raw is None or raw == "":
+            continue
+        if not isinstance(raw, str):
+            raise InvalidReportRequest(f"Invalid parameter! {kind} must be a string")
+        validate_id(kind, raw)
+        return kind, raw  # type: ignore[return-value]
+    raise InvalidReportRequest("Invalid parameter! one of patent_id or patent_number is required")
+
+
+def _report_type(body: Mapping[str, Any]) -> ReportType:
+    raw = body.get("report_type")
+    if raw == "word" or raw == "pdf":
+        return raw
+    raise InvalidReportRequest(f"Invalid parameter! report_type must be 'word' or 'pdf', got {raw!r}")
+
+
+def _parse_job_id(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise InvalidReportRequest(f"Invalid parameter! job_id must be an integer, got {text!r}")
+    return int(text)
+
+
+def _is_exact_in_float(number: int) -> bool:
+    return int(float(number)) == number
+
+
+# ----------------------------------------------------------------------------------------- jobs
+
+
+class ReportJobs:
+    """Thread-safe store of report jobs and the links issued for them."""
+
+    def __init__(
+        self,
+        *,
+        report_delay: float,
+        link_ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._report_delay = report_delay
+        self._link_ttl = link_ttl
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._signing_key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._jobs: dict[int, ReportJob] = {}
+        self._links: dict[str, ReportJob] = {}
+
+    def create(self, body: Any) -> ReportJob:
+        """Validate an R002 create body (a parsed JSON value) and queue a job."""
+        if not isinstance(body, Mapping):
+            raise InvalidReportRequest("Invalid parameter! the body must be a JSON object")
+        kind, value = _requested_patent(body)
+        report_type = _report_type(body)
+        if is_design_patent(kind, value):
+            raise InvalidReportRequest(DESIGN_REJECTION)
+        pn, _ = resolve(kind, value)
+        with self._lock:
+            job = ReportJob(self._next_job_id(), kind, value, pn, report_type, self._clock())
+            self._jobs[job.job_id] = job
+        return job
+
+    def status(self, job_id_text: str, download_base_url: str) -> dict[str, Any]:
+        """The ``data`` of an R002 status answer; issues the download link on the first 'done' poll."""
+        job_id = _parse_job_id(job_id_text)
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise InvalidReportRequest(f"Invalid parameter! unknown job_id {job_id}")
+            status, queue_num = self._progress(job)
+            if status == JOB_DONE and job.link is None:
+                job.link = self._issue_link(job, download_base_url)
+        done = status == JOB_DONE and job.link is not None
+        return {
+            "job_id": job.job_id,  # a bare JSON number, as the vendor sends it
+            "queue_num": queue_num,
+            "job_status": status,
+            "download_url": job.link.url if done and job.link else None,
+            "abnormal_cause": FAILURE_CAUSE if status == JOB_FAILED else None,
+        }
+
+    def download(self, method: str, target: str, headers: Mapping[str, str]) -> HttpReply:
+        """Serve one request to the download host, S3-style."""
+        split = urlsplit(target)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if "authorization" in {name.lower() for name in headers} or "apikey" in query:
+            # S3 refuses a presigned URL combined with other credentials; so do we, loudly.
+            return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed")
+        if method not in ("GET", "HEAD"):
+            return _s3_error(
+                405, "MethodNotAllowed", "The specified method is not allowed against this resource."
+            )
+        job = self._verified_job(split.path, query)
+        if job is None or job.link is None:
+            return _s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        if self._clock() - job.link.issued > self._link_ttl:
+            return _s3_error(403, "AccessDenied", "Request has expired")
+        body = report_bytes(str(job.job_id), job.pn, job.report_type)
+        return HttpReply(
+            200,
+            body,
+            REPORT_FORMATS[job.report_type][1],
+            (
+                ("Content-Disposition", _header_safe(job.link.disposition)),
+                ("ETag", f'"{hashlib.md5(body).hexdigest()}"'),
+            ),
+        )
+
+    # ------------------------------------------------------------------------------------- internals
+
+    def _next_job_id(self) -> int:
+        while True:
+            self._counter += 1
+            candidate = JOB_ID_BASE + self._counter
+            if not _is_exact_in_float(candidate):  # so a client that goes through float visibly breaks
+                return candidate
+
+    def _progress(self, job: ReportJob) -> tuple[int, int]:
+        """(job_status, queue_num): waiting for the first third of report_delay, exporting after."""
+        elapsed = self._clock() - job.created
+        delay = self._report_delay
+        if elapsed >= delay:
+            return (JOB_FAILED if job.fails else JOB_DONE), 0
+        waiting_for = delay / 3
+        if elapsed < waiting_for:
+            return JOB_WAITING, 1 + math.floor(3 * (waiting_for - elapsed) / waiting_for)
+        return JOB_EXPORTING, 0
+
+    def _issue_link(self, job: ReportJob, base_url: str) -> IssuedLink:
+        token = secrets.token_urlsafe(18)
+        name = job.file_name
+        disposition = f'attachment; filename="{name}"'
+        expires = _seconds_text(self._link_ttl)
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._wall_clock()))
+        signature = self._sign(token, name, expires, amz_date, disposition)
+        url = (
+            f"{base_url}/reports/{token}/{quote(name, safe='')}"
+            f"?X-Amz-Expires={expires}&X-Amz-Date={amz_date}&X-Amz-Signature={signature}"
+            f"&response-content-disposition={quote(disposition, safe='')}"
+        )
+        link = IssuedLink(token, name, disposition, expires, amz_date, self._clock(), url)
+        self._links[token] = job
+        return link
+
+    def _sign(self, token: str, name: str, expires: str, amz_date: str, disposition: str) -> str:
+        message = "\n".join((token, name, expires, amz_date, disposition)).encode("utf-8")
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+    def _verified_job(self, path: str, query: Mapping[str, str]) -> ReportJob | None:
+        match = _DOWNLOAD_PATH.fullmatch(path)
+        if match is None:
+            return None
+        token, name = match.group(1), unquote(match.group(2))
+        with self._lock:
+            job = self._links.get(token)
+        if job is None or job.link is None or name != job.link.file_name:
+            return None
+        expected = self._sign(
+            token,
+            name,
+            query.get("X-Amz-Expires", ""),
+            query.get("X-Amz-Date", ""),
+            query.get("response-content-disposition", ""),
+        )
+        return job if hmac.compare_digest(expected, query.get("X-Amz-Signature", "")) else None
+
+
+def _seconds_text(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+def _header_safe(value: str) -> str:
+    """HTTP headers are Latin-1: keep ASCII names as they are, add RFC 5987 ``filename*`` otherwise."""
+    if value.isascii():
+        return value
+    name = value.split('filename="', 1)[-1].rstrip('"')
+    fallback = name.encode("ascii", "replace").decode("ascii")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _s3_error(status: int, code: str, message: str) -> HttpReply:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message></Error>"
+    )
+    return HttpReply(status, body.encode("utf-8"), "application/xml")
+
+
+# ----------------------------------------------------------------------------------------- files
+
+
+def report_bytes(job_id: str, pn: str, report_type: str) -> bytes:
+    """The exact bytes the download host serves for a job: a one-page PDF or a one-page .docx."""
+    lines = (
+        "PatSnap sandbox - patent value report (synthetic)",
+        f"Patent: {pn}",
+        f"Job: {job_id}",
+        f"Format: {report_type}",
+    )
+    if report_type == "pdf":
+        return _pdf(lines)
+    if report_type == "word":
+        return _docx(lines)
+    raise ValueError(f"report_type must be 'word' or 'pdf', got {report_type!r}")
+
+
+def _pdf_text(text: str) -> str:
+    ascii_text = text.encode("ascii", "replace").decode("ascii")  # Helvetica/WinAnsi: keep it ASCII
+    return ascii_text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _pdf(lines: tuple[str, ...]) -> bytes:
+    """A hand-written PDF 1.4: catalog, pages, page, content stream, font; xref offsets computed."""
+    text_ops = "".join(
+        f"BT /F1 {14 if index == 0 else 11} Tf 72 {760 - 24 * index} Td ({_pdf_text(line)}) Tj ET\n"
+        for index, line in enumerate(lines)
+    ).encode("ascii")
+    objects = (
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length " + str(len(text_ops)).encode("ascii") + b" >>\nstream\n" + text_ops + b"endstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    )
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode("ascii") + body + b"\nendobj\n"
+    xref_at = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
+    out += b"".join(f"{offset:010d} 00000 n \n".encode("ascii") for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref_at}\n%%EOF\n".encode(
+        "ascii"
+    )
+    return bytes(out)
+
+
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/word/document.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="word/document.xml"/>'
+    "</Relationships>"
+)
+
+
+def _docx_document(lines: tuple[str, ...]) -> str:
+    paragraphs = "".join(f"<w:p><w:r><w:t>{xml_escape(line)}</w:t></w:r></w:p>" for line in lines)
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body>{paragraphs}</w:body></w:document>"
+    )
+
+
+def _docx(lines: tuple[str, ...]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in (
+            ("[Content_Types].xml", _CONTENT_TYPES),
+            ("_rels/.rels", _RELS),
+            ("word/document.xml", _docx_document(lines)),
+        ):
+            # A fixed timestamp keeps the bytes identical from run to run.
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, text.encode("utf-8"))
+    return buffer.getvalue()
