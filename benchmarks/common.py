@@ -208,10 +208,12 @@ def airflow_env(
     *,
     connections: dict[str, dict[str, Any] | str] | None = None,
     apply: bool = True,
+    log_level: str = "WARNING",
 ) -> dict[str, str]:
     """Environment for Airflow code without a metadata DB: a private AIRFLOW_HOME, connections as env.
 
     With ``apply`` the variables are also set in ``os.environ`` (call before importing airflow).
+    ``log_level`` WARNING keeps one INFO line per batch from drowning the figures.
     """
     home = Path(workdir or tempfile.mkdtemp(prefix="patsnap-bench-")) / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
@@ -219,6 +221,7 @@ def airflow_env(
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
     }
     for conn_id, conn in (connections or {}).items():
