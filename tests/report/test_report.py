@@ -1,0 +1,392 @@
+"""Value report (R002) over loopback against the sandbox: create, wait (poke / reschedule / deferred), download."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import AIRFLOW_V_3, ResumableJobMixin
+from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.operators import report as report_module
+from airflow_provider_patsnap.operators.report import (
+    PatsnapCreateValueReportOperator,
+    PatsnapDownloadReportOperator,
+    PatsnapReportJobLink,
+    link_file_name,
+    safe_file_name,
+)
+from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
+from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
+from airflow_provider_patsnap.triggers.patsnap import AirflowSensorTimeout, PatsnapReportTrigger
+from tests.report.conftest import FakeTaskInstance, FakeTaskStateStore, creates
+
+try:
+    from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import AirflowRescheduleException, TaskDeferred  # type: ignore[no-redef]
+
+PN = "CN108977442B"
+
+
+def create(context: dict[str, Any], patent_number: str = PN, **kwargs: Any) -> str:
+    return PatsnapCreateValueReportOperator(
+        task_id="create_report", patent_number=patent_number, **kwargs
+    ).execute(context)
+
+
+def sensor(job_id: str, **kwargs: Any) -> PatsnapReportSensor:
+    kwargs = {"poke_interval": 0.1, "timeout": 20, **kwargs}
+    return PatsnapReportSensor(task_id="wait_for_report", job_id=job_id, **kwargs)
+
+
+def deferred_trigger(run: Callable[[], Any]) -> PatsnapReportTrigger:
+    with pytest.raises(TaskDeferred) as deferred:
+        run()
+    assert deferred.value.method_name == "execute_complete"
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, PatsnapReportTrigger)
+    return trigger
+
+
+def events_of(trigger: PatsnapReportTrigger) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def round_trip(trigger: PatsnapReportTrigger) -> PatsnapReportTrigger:
+    classpath, kwargs = trigger.serialize()
+    module_name, class_name = classpath.rsplit(".", 1)
+    module = __import__(module_name, fromlist=[class_name])
+    rebuilt = getattr(module, class_name)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    return rebuilt
+
+
+# --- create ------------------------------------------------------------------------------------------
+
+
+def test_job_id_stays_an_exact_19_digit_string(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    job_id = create(context)
+    assert isinstance(job_id, str) and re.fullmatch(r"\d{19}", job_id)
+    assert int(job_id) > 2**53 and str(int(float(job_id))) != job_id  # a float would have corrupted it
+    assert context["ti"].xcom["job_id"] == job_id
+    statuses = [record for record in sandbox.requests if record.path.endswith("/status")]
+    assert statuses == []  # wait_for_completion defaults to False
+    assert sensor(job_id).execute(context)["job_id"] == job_id
+
+
+@pytest.mark.skipif(ResumableJobMixin is None, reason="ResumableJobMixin arrived in Airflow 3.3")
+def test_retry_reconnects_through_the_task_state_store(sandbox: Sandbox) -> None:
+    store = FakeTaskStateStore()
+    first = create({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert store.values == {"patsnap_report_job_id": first}
+    # A retry gets a fresh task instance: its XComs are gone, the task state store is not.
+    retried = create({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert retried == first
+    assert creates(sandbox) == 1
+
+
+@pytest.mark.skipif(ResumableJobMixin is None, reason="ResumableJobMixin arrived in Airflow 3.3")
+def test_deferred_retry_reconnects_to_the_same_job(sandbox: Sandbox) -> None:
+    store = FakeTaskStateStore()
+
+    def run() -> str:
+        return create(
+            {"ti": FakeTaskInstance(), "task_state_store": store}, wait_for_completion=True, deferrable=True
+        )
+
+    first, retried = deferred_trigger(run), deferred_trigger(run)
+    assert retried.job_id == first.job_id
+    assert creates(sandbox) == 1
+
+
+@pytest.mark.skipif(ResumableJobMixin is not None, reason="Airflow 3.3+ uses the task state store")
+def test_rerun_in_the_same_try_reuses_the_job_in_xcom(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    first = create(context)
+    assert create(context) == first
+    assert creates(sandbox) == 1
+
+
+def test_create_can_wait_on_the_worker(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    job_id = create(context, wait_for_completion=True, deferrable=False, poll_interval=0.1)
+    assert context["ti"].xcom["job_id"] == job_id
+    assert context["ti"].xcom["download_url"].startswith(sandbox.download_base_url)
+
+
+def test_create_waits_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    operator = PatsnapCreateValueReportOperator(
+        task_id="create_report", patent_id="9cf648f8-8283-4767-9a14-f90f68303f3e", report_type="word",
+        wait_for_completion=True, deferrable=True, poll_interval=0.1,
+    )  # fmt: skip
+    trigger = deferred_trigger(lambda: operator.execute(context))
+    [event] = events_of(round_trip(trigger))
+    assert operator.execute_complete(context, event) == trigger.job_id == context["ti"].xcom["job_id"]
+
+
+def test_create_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        PatsnapCreateValueReportOperator(task_id="t", patent_number=PN, patent_id="x")
+    with pytest.raises(ValueError, match="exactly one"):
+        PatsnapCreateValueReportOperator(task_id="t")
+    with pytest.raises(ValueError, match="report_type"):
+        PatsnapCreateValueReportOperator(task_id="t", patent_number=PN, report_type="html")
+
+
+# --- wait ----------------------------------------------------------------------------------------------
+
+
+def test_sensor_poke_mode(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    report = sensor(create(context)).execute(context)
+    assert report["job_status"] == 2 and report["download_url"].startswith(sandbox.download_base_url)
+    assert context["ti"].xcom["download_url"] == report["download_url"]
+
+
+def test_sensor_reschedule_mode(
+    sandbox: Sandbox, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not AIRFLOW_V_3:  # 2.11 reads the first try's start date from the metadata DB
+        monkeypatch.setattr("airflow.sensors.base._orig_start_date", lambda **_: None)
+    job_id = create(context)
+    reschedules = 0
+    while True:  # what the scheduler does: run the task again after each reschedule
+        task = sensor(job_id, mode="reschedule", poke_interval=0.2)
+        task_context = {**context, "ti": _RescheduledTaskInstance(context["ti"])}
+        try:
+            report = task.execute(task_context)
+            break
+        except AirflowRescheduleException:
+            reschedules += 1
+            time.sleep(0.2)
+    assert reschedules >= 1
+    assert report["job_status"] == 2
+
+
+class _RescheduledTaskInstance(FakeTaskInstance):
+    def __init__(self, shared: FakeTaskInstance) -> None:
+        self.xcom = shared.xcom
+        self.try_number = 1
+        self.max_tries = 0
+        self.dag_id = "patsnap_value_report"
+        self.run_id = "manual"
+
+    def get_first_reschedule_date(self, context: Any) -> None:
+        return None
+
+
+def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    job_id = create(context)
+    task = sensor(job_id, deferrable=True)
+    trigger = deferred_trigger(lambda: task.execute(context))
+    assert trigger.job_id == job_id
+    events = events_of(round_trip(trigger))
+    assert [event["status"] for event in events] == ["success"]
+    report = task.execute_complete(context, events[0])
+    assert report["job_id"] == job_id and report["download_url"]
+
+
+def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    job_id = create(context)
+    time.sleep(0.7)
+    assert sensor(job_id, deferrable=True).execute(context)["job_status"] == 2
+
+
+def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
+        sensor(create(context, patent_number="CN1FAIL")).execute(context)
+    task = sensor(create({"ti": FakeTaskInstance()}, patent_number="CN2FAIL"), deferrable=True)
+    [event] = events_of(deferred_trigger(lambda: task.execute(context)))
+    assert event["status"] == "failed" and FAILURE_CAUSE in event["message"]
+    with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE) as failed:
+        task.execute_complete(context, event)
+    assert sandbox.config.client_secret not in str(failed.value)
+
+
+def test_timeout_is_a_sensor_timeout(start_sandbox: Callable[..., Sandbox], context: dict[str, Any]) -> None:
+    start_sandbox(report_delay=60)
+    job_id = create(context)
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(job_id, timeout=0.5).execute(context)
+    task = sensor(job_id, deferrable=True, timeout=0.5)
+    [event] = events_of(deferred_trigger(lambda: task.execute(context)))
+    assert event["status"] == "timeout"
+    with pytest.raises(AirflowSensorTimeout, match=job_id):
+        task.execute_complete(context, event)
+
+
+def test_trigger_checks_once_more_before_a_timeout(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    job_id = create(context)
+    time.sleep(0.7)
+    late = PatsnapReportTrigger(job_id=job_id, end_time=time.time() - 60, poll_interval=0.1)
+    assert [event["status"] for event in events_of(late)] == ["success"]
+
+
+def test_sensor_tolerates_a_few_transient_poll_errors(
+    start_sandbox: Callable[..., Sandbox], context: dict[str, Any]
+) -> None:
+    sandbox = start_sandbox(faults=("busy", "http502"))
+    job_id = create(context)
+    sandbox.set_fault_rate(0.5)
+    assert sensor(job_id, tolerated_errors=10).execute(context)["job_status"] == 2
+    trigger = PatsnapReportTrigger(
+        job_id=job_id, end_time=time.time() + 20, poll_interval=0.1, tolerated_errors=10
+    )
+    assert [event["status"] for event in events_of(trigger)] == ["success"]
+    assert sandbox.stats()["faults"]
+
+
+def test_too_many_transient_poll_errors_fail(
+    start_sandbox: Callable[..., Sandbox], context: dict[str, Any]
+) -> None:
+    sandbox = start_sandbox(faults=("busy",))
+    job_id = create(context)
+    sandbox.set_fault_rate(1.0)
+    with pytest.raises(PatsnapTransientError):
+        sensor(job_id, tolerated_errors=2).execute(context)
+    trigger = PatsnapReportTrigger(
+        job_id=job_id, end_time=time.time() + 20, poll_interval=0.05, tolerated_errors=2
+    )
+    [event] = events_of(trigger)
+    assert event["status"] == "error" and "3 status checks" in event["message"]
+
+
+def test_trigger_kwargs_are_json() -> None:
+    trigger = PatsnapReportTrigger(job_id="1579434053399036001", end_time=1.5e9, patsnap_conn_id="other")
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_patsnap.triggers.patsnap.PatsnapReportTrigger"
+    assert json.loads(json.dumps(kwargs))["job_id"] == "1579434053399036001"
+    assert round_trip(trigger).patsnap_conn_id == "other"
+
+
+# --- download ------------------------------------------------------------------------------------------
+
+
+def ready_job(context: dict[str, Any], patent_number: str = PN, report_type: str = "pdf") -> str:
+    job_id = create(context, patent_number=patent_number, report_type=report_type)
+    sensor(job_id).execute(context)
+    return job_id
+
+
+@pytest.mark.parametrize(("report_type", "suffix"), [("pdf", ".pdf"), ("word", ".docx")])
+def test_download_writes_the_exact_bytes(
+    sandbox: Sandbox, context: dict[str, Any], tmp_path: Path, report_type: str, suffix: str
+) -> None:
+    job_id = ready_job(context, report_type=report_type)
+    target = tmp_path / "reports"
+    path = PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=str(target)).execute(
+        context
+    )
+    assert path == str(target / f"patent_value_report_{PN}{suffix}")
+    assert Path(path).read_bytes() == report_bytes(job_id, PN, report_type)
+
+
+def test_download_takes_the_sensor_payload(sandbox: Sandbox, context: dict[str, Any], tmp_path: Path) -> None:
+    job_id = create(context)
+    payload = sensor(job_id).execute(context)
+    operator = PatsnapDownloadReportOperator(
+        task_id="download", job_id=payload, target=tmp_path, file_name="mine.pdf"
+    )
+    assert Path(operator.execute(context)).read_bytes() == report_bytes(job_id, PN, "pdf")
+
+
+def test_expired_link_says_to_create_a_new_report(
+    start_sandbox: Callable[..., Sandbox], context: dict[str, Any], tmp_path: Path
+) -> None:
+    start_sandbox(link_ttl=0.5)
+    job_id = ready_job(context)
+    time.sleep(0.7)
+    with pytest.raises(PatsnapReportError, match=r"expired.*create a new report"):
+        PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=tmp_path).execute(context)
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_traversal_file_name_stays_in_the_target(
+    sandbox: Sandbox, context: dict[str, Any], tmp_path: Path
+) -> None:
+    pn = "CN1TRAVERSAL"
+    job_id = ready_job(context, patent_number=pn)
+    target = tmp_path / "a" / "b" / "c"
+    path = Path(
+        PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=target).execute(context)
+    )
+    assert path == target / f"passwd_{pn}.pdf"
+    assert path.read_bytes() == report_bytes(job_id, pn, "pdf")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [path]
+
+
+def test_download_of_an_unfinished_or_failed_job(sandbox: Sandbox, tmp_path: Path) -> None:
+    waiting = create({"ti": FakeTaskInstance()})
+    with pytest.raises(PatsnapReportError, match="not ready"):
+        PatsnapDownloadReportOperator(task_id="download", job_id=waiting, target=tmp_path).execute({})
+    failed = create({"ti": FakeTaskInstance()}, patent_number="CN3FAIL")
+    time.sleep(0.7)
+    with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
+        PatsnapDownloadReportOperator(task_id="download", job_id=failed, target=tmp_path).execute({})
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../../etc/passwd_CN1.pdf", "passwd_CN1.pdf"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("..", "fallback.pdf"),
+        ("/abs/.hidden", "hidden"),
+        ("报告 CN1.pdf", "报告 CN1.pdf"),
+        ("a\x00b;rm -rf.pdf", "a_b_rm -rf.pdf"),
+    ],
+)
+def test_safe_file_name(name: str, expected: str) -> None:
+    assert safe_file_name(name, "fallback.pdf") == expected
+
+
+def test_link_file_name_prefers_the_content_disposition() -> None:
+    url = (
+        "https://dl.example/r/x.bin?response-content-disposition=attachment%3B%20filename%3D%22r%20CN1.pdf%22"
+    )
+    assert link_file_name(url) == "r CN1.pdf"
+    assert link_file_name("https://dl.example/r/report%201.pdf?X-Amz-Expires=1") == "report 1.pdf"
+
+
+# --- surface -------------------------------------------------------------------------------------------
+
+
+def test_extra_link_reads_the_download_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def get_value(*, key: str, ti_key: Any) -> str:
+        seen.update(key=key, ti_key=ti_key)
+        return "https://dl.example/report.pdf"
+
+    monkeypatch.setattr(report_module.XCom, "get_value", get_value)
+    link = PatsnapReportJobLink()
+    assert link.get_link(None, ti_key="key") == "https://dl.example/report.pdf"
+    assert seen == {"key": "download_url", "ti_key": "key"}
+
+
+@pytest.mark.parametrize(
+    ("operator_class", "templated"),
+    [
+        (PatsnapCreateValueReportOperator, {"patent_number", "patent_id", "report_type", "patsnap_conn_id"}),
+        (PatsnapReportSensor, {"job_id", "patsnap_conn_id"}),
+        (PatsnapDownloadReportOperator, {"job_id", "target", "file_name", "patsnap_conn_id"}),
+    ],
+)
+def test_templated_fields_and_documented_params(operator_class: type, templated: set[str]) -> None:
+    assert set(operator_class.template_fields) == templated
+    params = [
+        name
+        for name in inspect.signature(operator_class.__init__).parameters
+        if name not in ("self", "kwargs")
+    ]
+    for name in params:
+        assert f":param {name}:" in (operator_class.__doc__ or ""), name
