@@ -1,0 +1,79 @@
+"""The example DAGs import cleanly, `airflow dags test patsnap_enrichment` succeeds, docs list every column."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_patsnap._compat import AIRFLOW_V_3
+from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.sandbox import Sandbox
+from tests.conftest import REPO_ROOT
+
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
+
+
+def test_every_example_dag_imports_without_errors() -> None:
+    from airflow.models import DagBag
+
+    kwargs: dict[str, Any] = {} if AIRFLOW_V_3 else {"include_examples": False}
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS), **kwargs)
+    assert bag.import_errors == {}
+    assert {"patsnap_enrichment", "patsnap_sharded_enrichment"} <= set(bag.dag_ids)
+    assert "pool slots × per-task qps" in (bag.dags["patsnap_sharded_enrichment"].doc_md or "")
+
+
+def test_the_shipped_patent_list_is_valid() -> None:
+    from airflow_provider_patsnap.ids import normalise_ids
+
+    lines = (EXAMPLE_DAGS / "data" / "patents.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "patent_number"
+    numbers = normalise_ids(lines[1:])
+    assert len(numbers) == len(lines) - 1 >= 200
+    assert any(number.startswith("NODATA") for number in numbers)
+
+
+def test_airflow_dags_test_patsnap_enrichment_succeeds(sandbox: Sandbox, tmp_path: Path) -> None:
+    home, warehouse = tmp_path / "airflow-home", tmp_path / "warehouse.db"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(qps=20),
+        "AIRFLOW_CONN_PATSNAP_WAREHOUSE": f'{{"conn_type": "sqlite", "host": "{warehouse}"}}',
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=180)
+    assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+    sandbox.clear_requests()
+
+    run = subprocess.run(
+        [airflow, "dags", "test", "patsnap_enrichment", "2024-06-01"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    with sqlite3.connect(warehouse) as db:
+        for endpoint in ENDPOINTS.values():
+            assert db.execute(f"SELECT COUNT(*) FROM {endpoint.default_table}").fetchone()[0] > 0
+    data_calls = [record for record in sandbox.requests if record.ids and record.path != "/oauth/token"]
+    assert len(data_calls) == 4 * 3  # 300 patents: three batches per endpoint
+
+
+def test_docs_list_every_column_and_key_of_every_table() -> None:
+    text = (REPO_ROOT / "docs" / "destinations.md").read_text(encoding="utf-8")
+    for endpoint in ENDPOINTS.values():
+        section = text.split(f"### `{endpoint.default_table}`")[1].split("\n### ")[0]
+        documented = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, flags=re.MULTILINE)
+        assert [(name, sql_type.strip()) for name, sql_type in documented] == [
+            (column.name, column.sql_type) for column in endpoint.columns
+        ]
+        key_line = next(line for line in section.splitlines() if "Natural key" in line)
+        assert all(f"`{name}`" in key_line for name in endpoint.key_columns)
