@@ -1,0 +1,59 @@
+"""The example DAG end to end with the real ``airflow dags test`` (the trigger runs inline) against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.sandbox.reports import report_bytes
+from tests.report.conftest import STATUS_PATH, creates
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PN = "CN108977442B"
+
+
+def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    executable = Path(sys.executable).parent / "airflow"
+    return subprocess.run(
+        [str(executable), *args], env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+
+
+def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = start_sandbox(report_delay=3.0)  # long enough for the sensor to defer
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(max_retries=2),
+        "PATSNAP_REPORT_POLL_SECONDS": "0.5",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    migrated = airflow(["db", "migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    conf = json.dumps({"patent_number": PN, "report_dir": str(tmp_path / "reports")})
+    run = airflow(["dags", "test", "patsnap_value_report", "-c", conf], env)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-5000:]
+    assert re.search(r"running trigger in ?line", output, re.IGNORECASE), "the sensor did not defer"
+
+    [report] = (tmp_path / "reports").iterdir()
+    assert report.name == f"patent_value_report_{PN}.pdf"
+    # The job id went create → XCom → sensor → XCom → download and came back exact: the status calls
+    # carried it, and the file the download host made for that job has exactly the expected bytes.
+    job_ids = {record.params["job_id"] for record in sandbox.requests if record.path == STATUS_PATH}
+    [job_id] = job_ids
+    assert re.fullmatch(r"\d{19}", job_id)
+    assert report.read_bytes() == report_bytes(job_id, PN, "pdf")
+    assert creates(sandbox) == 1
+    assert sandbox.config.client_secret not in output
