@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.exceptions import PatsnapAuthError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError
 from airflow_provider_patsnap.operators.patsnap import (
     PatsnapAwardOperator,
@@ -194,3 +195,20 @@ def test_bad_rendered_input_is_rejected_before_any_call(
     with pytest.raises(error, match=names.replace("(", r"\(")):
         op.execute(context={})
     assert patsnap.requests == []
+
+
+def test_a_failed_run_leaves_the_previous_file_alone(
+    patsnap: Sandbox, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "award.jsonl"
+    op = PatsnapAwardOperator(task_id="t", patent_numbers=NUMBERS, output_path=str(target))
+    op.execute(context={})
+    before = target.read_bytes()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT",
+        json.dumps({"conn_type": "patsnap", "host": patsnap.base_url, "password": "sk-wrong", "extra": {"qps": 0}}),
+    )
+    with pytest.raises(PatsnapAuthError):
+        op.execute(context={})
+    assert target.read_bytes() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["award.jsonl"]
