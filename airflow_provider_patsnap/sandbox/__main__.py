@@ -92,14 +92,18 @@ OPTIONS: tuple[Option, ...] = (
 ERRORS_AS_200 = Option("--errors-as-http-200", _boolean, False, "send every error envelope with HTTP 200")
 
 
-def _env_default(option: Option, environ: Mapping[str, str], parser: argparse.ArgumentParser) -> Any:
-    raw = environ.get(option.env)
-    if raw is None:
-        return option.default
-    try:
-        return option.parse(raw)
-    except ValueError as error:
-        parser.error(f"{option.env}={raw!r}: {error}")
+def _env_defaults(environ: Mapping[str, str], parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Defaults taken from PATSNAP_SANDBOX_* variables; flags given on the command line still win."""
+    defaults: dict[str, Any] = {}
+    for option in (*OPTIONS, ERRORS_AS_200):
+        raw = environ.get(option.env)
+        if raw is None:
+            continue
+        try:
+            defaults[option.dest] = option.parse(raw)
+        except ValueError as error:
+            parser.error(f"{option.env}={raw!r}: {error}")
+    return defaults
 
 
 def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -122,16 +126,17 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         parser.add_argument(
             option.flag,
             type=_argparse_type(option.parse),
-            default=_env_default(option, environ, parser),
+            default=option.default,
             metavar=option.metavar,
             help=f"{option.help} [env {option.env}]",
         )
     parser.add_argument(
         ERRORS_AS_200.flag,
         action=argparse.BooleanOptionalAction,
-        default=_env_default(ERRORS_AS_200, environ, parser),
+        default=ERRORS_AS_200.default,
         help=f"{ERRORS_AS_200.help} instead of 4xx/5xx [env {ERRORS_AS_200.env}]",
     )
+    parser.set_defaults(**_env_defaults(environ, parser))
     return parser
 
 

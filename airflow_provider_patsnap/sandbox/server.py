@@ -749,12 +749,14 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 class _BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every reply carries an exact Content-Length
     server_version = "PatSnapSandbox/1.0"
-    sys_version = ""
     timeout = IDLE_TIMEOUT_SECONDS
     server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # per-request lines on stderr would drown test and benchmark output
+
+    def version_string(self) -> str:
+        return self.server_version  # without the Python version the default appends
 
     def do_GET(self) -> None:
         self.serve()
