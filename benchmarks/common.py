@@ -140,7 +140,9 @@ class SandboxProcess:
         return json.dumps(self.connection(auth, **extra))
 
     def admin(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", method=method, data=b"" if method == "POST" else None)
+        request = urllib.request.Request(
+            f"{self.base_url}/_sandbox/{path}", method=method, data=b"" if method == "POST" else None
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read().decode("utf-8"))
 

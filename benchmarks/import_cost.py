@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import dump_json, print_check  # noqa: E402
+from common import dump_json, print_check
 
 TARGET_MS = 50.0
 MODULE = "airflow_provider_patsnap.operators.patsnap"
@@ -49,7 +49,9 @@ def sample(env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=9, help="fresh interpreters to sample (best is kept)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (  # noqa: E402
+from common import (
     SandboxProcess,
     airflow_env,
     dump_json,
@@ -55,7 +55,11 @@ def child(patents: int) -> dict[str, Any]:
 
     numbers = list(iter_patent_numbers(patents))
     operator = PatsnapLegalInformationOperator(
-        task_id="memory", patent_numbers=numbers, patsnap_conn_id=CONN_ID, sql_conn_id=WAREHOUSE_ID, table="rows"
+        task_id="memory",
+        patent_numbers=numbers,
+        patsnap_conn_id=CONN_ID,
+        sql_conn_id=WAREHOUSE_ID,
+        table="rows",
     )
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -88,7 +92,9 @@ def child(patents: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--patents", type=int, default=200_000)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--qps", type=float, default=200.0)
@@ -133,7 +139,11 @@ def main() -> int:
     growth = result["rss_last_75pct_max_mb"] - result["rss_at_25pct_mb"]
     ok = result["peak_rss_mb"] < TARGET_MB
     result.update(
-        latency_s=args.latency, qps=args.qps, target_mb=TARGET_MB, growth_after_25pct_mb=round(growth, 1), ok=ok
+        latency_s=args.latency,
+        qps=args.qps,
+        target_mb=TARGET_MB,
+        growth_after_25pct_mb=round(growth, 1),
+        ok=ok,
     )
     print_check(
         "memory",

@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (  # noqa: E402
+from common import (
     PATENTS_PER_CALL,
     SandboxProcess,
     airflow_env,
@@ -148,7 +148,9 @@ class Run:
         ]
         self._out = open(self.out, "wb")  # noqa: SIM115 - closed in wait()/kill()
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
 
     def wait(self, timeout: float) -> int:
         try:
@@ -156,7 +158,9 @@ class Run:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise RuntimeError(f"run {self.name!r} did not finish in {timeout:.0f} s (see {self.out})") from None
+            raise RuntimeError(
+                f"run {self.name!r} did not finish in {timeout:.0f} s (see {self.out})"
+            ) from None
         finally:
             self._out.close()
             self.seconds = time.monotonic() - self.started
@@ -218,7 +222,9 @@ def compare(db: Path, reference: Path, columns: list[str], key_columns: list[str
             "rows_differing": one(
                 f"SELECT COUNT(*) FROM (SELECT {cols} FROM ref.{TABLE} EXCEPT SELECT {cols} FROM main.{TABLE})"
             )
-            + one(f"SELECT COUNT(*) FROM (SELECT {cols} FROM main.{TABLE} EXCEPT SELECT {cols} FROM ref.{TABLE})"),
+            + one(
+                f"SELECT COUNT(*) FROM (SELECT {cols} FROM main.{TABLE} EXCEPT SELECT {cols} FROM ref.{TABLE})"
+            ),
         }
 
 
@@ -247,12 +253,33 @@ def scan_logs(paths: list[Path], needles: dict[str, list[str]]) -> tuple[int, in
     return lines, sum(hits.values()), hits
 
 
+def covering_seed(calls: int, rate: float, start: int = 20240501, tries: int = 10_000) -> int:
+    """A seed whose first ``calls`` fault draws include every kind, so even the CI size meets them all.
+
+    Mirrors the sandbox's ``FaultInjector.draw`` (``random.Random(seed)``: ``random() < rate``, then
+    ``choice(kinds)``); every business call of the faults run draws once, retries included, so the
+    first ``calls`` draws all fall into that run. The check counts what the sandbox actually injected.
+    """
+    import random
+
+    for seed in range(start, start + tries):
+        rng, seen = random.Random(seed), set()
+        for _ in range(calls):
+            if rng.random() < rate:
+                seen.add(rng.choice(FAULT_KINDS))
+        if len(seen) == len(FAULT_KINDS):
+            return seed
+    return start
+
+
 def summary_counts(summary: dict[str, Any]) -> dict[str, Any]:
     return {key: summary.get(key) for key in ("requested", "found", "missing", "billed_units", "rows")}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--patents", type=int, default=100_000, help="patents per run (CI: 10000)")
     parser.add_argument("--endpoint", choices=sorted(OPERATORS), default="P026", help="data operator to run")
     parser.add_argument("--qps", type=float, default=25.0, help="sandbox QPS limit = the connection's qps")
@@ -262,8 +289,15 @@ def main() -> int:
     parser.add_argument("--fault-rate", type=float, default=0.10)
     parser.add_argument("--timeout", type=float, default=1.0, help="the connection's read timeout (s)")
     parser.add_argument("--slow-seconds", type=float, default=2.0, help="how long a 'slow' fault stalls")
-    parser.add_argument("--seed", type=int, default=20240501, help="seed of the sandbox's fault generator")
-    parser.add_argument("--kill-at", type=float, default=0.4, help="share of the calls after which to SIGKILL")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the sandbox's fault generator (default: the first seed from 20240501 whose first "
+        "draws cover every fault kind within one run's calls)",
+    )
+    parser.add_argument(
+        "--kill-at", type=float, default=0.4, help="share of the calls after which to SIGKILL"
+    )
     parser.add_argument("--workdir", help="keep the databases and logs here (default: a temp dir)")
     # the task process
     parser.add_argument("--task", action="store_true", help=argparse.SUPPRESS)
@@ -276,6 +310,9 @@ def main() -> int:
 
     if args.latency is None:
         args.latency = 0.2 if args.patents >= 50_000 else 0.05
+    seed_chosen = args.seed is None
+    if seed_chosen:
+        args.seed = covering_seed(math.ceil(args.patents / PATENTS_PER_CALL), args.fault_rate)
     if args.slow_seconds <= args.timeout:
         parser.error("--slow-seconds must exceed --timeout: a slow fault has to trip the read timeout")
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="patsnap-soak-"))
@@ -286,7 +323,8 @@ def main() -> int:
     print(
         f"settings: {args.patents} patents ({expected_calls} calls) per run through {OPERATORS[args.endpoint]} "
         f"into SQLite; sandbox latency {args.latency:g} s, QPS {args.qps:g}; faults {args.fault_rate:.0%} of "
-        f"{','.join(FAULT_KINDS)}, slow = {args.slow_seconds:g} s vs read timeout {args.timeout:g} s; "
+        f"{','.join(FAULT_KINDS)} (seed {args.seed}), slow = {args.slow_seconds:g} s vs read timeout "
+        f"{args.timeout:g} s; "
         f"workdir {workdir}",
         flush=True,
     )
@@ -351,13 +389,13 @@ def main() -> int:
             check("run under faults", False, f"exit code {code}; see {faulty.out} and {faulty.log}")
             return 1
         run_summary = faulty.summary
-        faults = {
-            kind: after["faults"].get(kind, 0) - before["faults"].get(kind, 0) for kind in FAULT_KINDS
-        }
+        faults = {kind: after["faults"].get(kind, 0) - before["faults"].get(kind, 0) for kind in FAULT_KINDS}
         total_faults = sum(faults.values())
         run_calls = int(after["business_calls"]) - int(before["business_calls"])
         all_kinds = all(faults.values())
-        kinds_required = args.patents >= 50_000  # ~15 faults of each kind expected; at CI size a few may be 0
+        # The chosen seed draws every kind within the run's first calls; with a seed given on the command
+        # line, only a large run (~15 faults of each kind expected) is sure to see them all.
+        kinds_required = seed_chosen or args.patents >= 50_000
         check(
             "faults injected and retried",
             total_faults > 0 and run_summary["retries"] >= total_faults and (all_kinds or not kinds_required),
@@ -378,7 +416,12 @@ def main() -> int:
         check(
             "every reference row exactly once (faults)",
             diff["rows"] == diff["reference_rows"] == diff["distinct_keys"]
-            and not (diff["missing_keys"] or diff["extra_keys"] or diff["rows_differing"] or diff["natural_key_dupes"]),
+            and not (
+                diff["missing_keys"]
+                or diff["extra_keys"]
+                or diff["rows_differing"]
+                or diff["natural_key_dupes"]
+            ),
             f"{diff['rows']} rows vs {diff['reference_rows']} in the reference; {diff['distinct_keys']} distinct "
             f"record_key; missing {diff['missing_keys']}, extra {diff['extra_keys']}, differing (all columns but "
             f"fetched_at) {diff['rows_differing']}, natural key twice {diff['natural_key_dupes']}",
@@ -417,7 +460,12 @@ def main() -> int:
         check(
             "every reference row exactly once (kill + rerun)",
             diff["rows"] == diff["reference_rows"] == diff["distinct_keys"]
-            and not (diff["missing_keys"] or diff["extra_keys"] or diff["rows_differing"] or diff["natural_key_dupes"]),
+            and not (
+                diff["missing_keys"]
+                or diff["extra_keys"]
+                or diff["rows_differing"]
+                or diff["natural_key_dupes"]
+            ),
             f"{diff['rows']} rows vs {diff['reference_rows']}; missing {diff['missing_keys']}, extra "
             f"{diff['extra_keys']}, differing {diff['rows_differing']}, natural key twice "
             f"{diff['natural_key_dupes']}; rerun {rerun.seconds:.1f} s, {rerun.summary['retries']} retries",
@@ -439,7 +487,11 @@ def main() -> int:
         logs = [path for run in runs for path in (run.log, run.out)]
         lines, total_hits, hits = scan_logs(logs, needles)
         urllib3_lines = sum(
-            1 for path in logs if path.exists() for line in path.open("rb") if b"urllib3.connectionpool" in line
+            1
+            for path in logs
+            if path.exists()
+            for line in path.open("rb")
+            if b"urllib3.connectionpool" in line
         )
         check(
             "no secret in the logs",

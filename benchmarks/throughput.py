@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import (  # noqa: E402
+from common import (
     PATENTS_PER_CALL,
     SandboxProcess,
     airflow_env,
@@ -119,12 +119,18 @@ class InProcessSandbox:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patents", type=int, default=20_000, help="patents per run of ours (hook, operator)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--patents", type=int, default=20_000, help="patents per run of ours (hook, operator)"
+    )
     parser.add_argument("--baseline-patents", type=int, default=2_000, help="patents for the naive loop")
     parser.add_argument("--latency", type=float, default=1.0, help="sandbox seconds per call")
     parser.add_argument("--qps", type=float, default=10.0, help="sandbox QPS limit = the connection's qps")
-    parser.add_argument("--endpoint", default="P026", help="endpoint of the operator run (P022/P026/P031/P032)")
+    parser.add_argument(
+        "--endpoint", default="P026", help="endpoint of the operator run (P022/P026/P031/P032)"
+    )
     parser.add_argument(
         "--sandbox",
         choices=("process", "in-process"),
@@ -246,7 +252,9 @@ def main() -> int:
             "ceiling_ratio": round(args.qps * args.latency, 1),
         }
         results["sandbox_stats"] = {
-            key: value for key, value in sandbox.stats().items() if key in ("requests", "errors", "max_in_flight")
+            key: value
+            for key, value in sandbox.stats().items()
+            if key in ("requests", "errors", "max_in_flight")
         }
     finally:
         sandbox.stop()
