@@ -1,4 +1,4 @@
-"""The example DAGs import cleanly, `airflow dags test patsnap_enrichment` succeeds, docs list every column."""
+"""The example DAGs import cleanly and run under `airflow dags test`; the docs list every column."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.endpoints import ENDPOINTS
@@ -38,7 +40,14 @@ def test_the_shipped_patent_list_is_valid() -> None:
     assert any(number.startswith("NODATA") for number in numbers)
 
 
-def test_airflow_dags_test_patsnap_enrichment_succeeds(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("dag_id", "tables"),
+    [
+        ("patsnap_enrichment", [endpoint.default_table for endpoint in ENDPOINTS.values()]),
+        ("patsnap_sharded_enrichment", ["patsnap_legal_information"]),
+    ],
+)
+def test_airflow_dags_test_succeeds(sandbox: Sandbox, tmp_path: Path, dag_id: str, tables: list[str]) -> None:
     home, warehouse = tmp_path / "airflow-home", tmp_path / "warehouse.db"
     env = {
         **os.environ,
@@ -55,16 +64,16 @@ def test_airflow_dags_test_patsnap_enrichment_succeeds(sandbox: Sandbox, tmp_pat
     sandbox.clear_requests()
 
     run = subprocess.run(
-        [airflow, "dags", "test", "patsnap_enrichment", "2024-06-01"],
+        [airflow, "dags", "test", dag_id, "2024-06-01"],
         env=env, capture_output=True, text=True, timeout=240,
     )
 
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
     with sqlite3.connect(warehouse) as db:
-        for endpoint in ENDPOINTS.values():
-            assert db.execute(f"SELECT COUNT(*) FROM {endpoint.default_table}").fetchone()[0] > 0
+        for table in tables:
+            assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] > 0
     data_calls = [record for record in sandbox.requests if record.ids and record.path != "/oauth/token"]
-    assert len(data_calls) == 4 * 3  # 300 patents: three batches per endpoint
+    assert len(data_calls) == len(tables) * 3  # 300 patents: three batches (or shards) per endpoint
 
 
 def test_docs_list_every_column_and_key_of_every_table() -> None:
