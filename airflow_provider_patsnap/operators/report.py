@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from airflow_provider_patsnap._compat import (
+    AIRFLOW_V_3,
     BaseOperator,
     BaseOperatorLink,
     Context,
@@ -51,14 +52,20 @@ class PatsnapReportJobLink(BaseOperatorLink):
     name = "PatSnap report"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        if AIRFLOW_V_3:  # evaluated on the worker as the task ends, by the operator that ran
+            return getattr(operator, DOWNLOAD_URL_KEY, None) or ""
         return XCom.get_value(key=DOWNLOAD_URL_KEY, ti_key=ti_key) or ""
 
 
-def push_download_url(context: Context, report: Mapping[str, Any]) -> None:
-    """Keep the finished job's download link in XCom for :class:`PatsnapReportJobLink`."""
+def keep_download_url(task: Any, context: Context, report: Mapping[str, Any]) -> None:
+    """Keep the finished job's download link on the task and in XCom, for :class:`PatsnapReportJobLink`."""
+    url = report.get("download_url")
+    if not url:
+        return
+    setattr(task, DOWNLOAD_URL_KEY, url)
     ti = context.get("ti")
-    if ti is not None and report.get("download_url"):
-        ti.xcom_push(key=DOWNLOAD_URL_KEY, value=report["download_url"])
+    if ti is not None:
+        ti.xcom_push(key=DOWNLOAD_URL_KEY, value=url)
 
 
 class _NotResumable:
@@ -173,7 +180,7 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
         )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
-        push_download_url(context, wait_for_report(trigger))
+        keep_download_url(self, context, wait_for_report(trigger))
         return job_id
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
@@ -182,7 +189,7 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: return the job id, or raise the event's error."""
         report = report_from_event(event)
-        push_download_url(context, report)
+        keep_download_url(self, context, report)
         return job_id_text(report["job_id"])
 
 

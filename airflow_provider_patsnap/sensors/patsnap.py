@@ -10,7 +10,7 @@ from typing import Any
 from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
-from airflow_provider_patsnap.operators.report import PatsnapReportJobLink, push_download_url
+from airflow_provider_patsnap.operators.report import PatsnapReportJobLink, keep_download_url
 from airflow_provider_patsnap.triggers.patsnap import (
     PatsnapReportTrigger,
     failure_message,
@@ -76,7 +76,7 @@ class PatsnapReportSensor(BaseSensorOperator):
         self.log.info("Job %s: job_status=%s", report["job_id"], report["job_status"])
         if outcome == "success":
             self._report = report
-            push_download_url(context, report)
+            keep_download_url(self, context, report)
             return True
         return False
 
@@ -100,5 +100,5 @@ class PatsnapReportSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: return the status payload or raise the event's error."""
         report = report_from_event(event)
-        push_download_url(context, report)
+        keep_download_url(self, context, report)
         return report

@@ -360,17 +360,18 @@ def test_link_file_name_prefers_the_content_disposition() -> None:
 # --- surface -------------------------------------------------------------------------------------------
 
 
-def test_extra_link_reads_the_download_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, Any] = {}
-
-    def get_value(*, key: str, ti_key: Any) -> str:
-        seen.update(key=key, ti_key=ti_key)
-        return "https://dl.example/report.pdf"
-
-    monkeypatch.setattr(report_module.XCom, "get_value", get_value)
-    link = PatsnapReportJobLink()
-    assert link.get_link(None, ti_key="key") == "https://dl.example/report.pdf"
-    assert seen == {"key": "download_url", "ti_key": "key"}
+def test_extra_link_opens_the_download_url(
+    sandbox: Sandbox, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = sensor(create(context))
+    report = task.execute(context)
+    assert context["ti"].xcom["download_url"] == report["download_url"]
+    # Airflow 2 asks in the webserver (from XCom); Airflow 3 asks on the worker, of the operator that ran.
+    monkeypatch.setattr(report_module.XCom, "get_value", lambda *, key, ti_key: context["ti"].xcom.get(key))
+    assert PatsnapReportJobLink().get_link(task, ti_key=None) == report["download_url"]
+    idle = sensor("1579434053399036001")
+    monkeypatch.setattr(report_module.XCom, "get_value", lambda *, key, ti_key: None)
+    assert PatsnapReportJobLink().get_link(idle, ti_key=None) == ""
 
 
 @pytest.mark.parametrize(
