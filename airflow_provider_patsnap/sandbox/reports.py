@@ -190,14 +190,14 @@ class ReportJobs:
             if job is None:
                 raise InvalidReportRequest(f"Invalid parameter! unknown job_id {job_id}")
             status, queue_num = self._progress(job)
-            if status == JOB_DONE and job.link is None:
-                job.link = self._issue_link(job, download_base_url)
-        done = status == JOB_DONE and job.link is not None
+            link = None
+            if status == JOB_DONE:
+                link = job.link = job.link or self._issue_link(job, download_base_url)
         return {
             "job_id": job.job_id,  # a bare JSON number, as the vendor sends it
             "queue_num": queue_num,
             "job_status": status,
-            "download_url": job.link.url if done and job.link else None,
+            "download_url": link.url if link else None,
             "abnormal_cause": FAILURE_CAUSE if status == JOB_FAILED else None,
         }
 

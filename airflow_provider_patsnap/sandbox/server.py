@@ -488,7 +488,7 @@ class SandboxApp:
         return replace(outcome, category="business", ids=self._requested_ids(request))
 
     def _business(self, request: ApiRequest) -> Outcome:
-        # Order matters and is documented: QPS, then faults, then auth, then the endpoint.
+        # Order matters and is documented: QPS, then latency, then faults, then auth, then the endpoint.
         if self.bucket is not None and not self.bucket.take():
             return self.error(67200002)
         self._sleep_latency()
