@@ -73,9 +73,12 @@ def test_client_rate_limit_holds_under_concurrency(monkeypatch: pytest.MonkeyPat
         arrivals = sorted(r.arrival for r in business(sb, AWARD.path))
     assert len(arrivals) == 30
     assert hook.settings.concurrency > 1
-    busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
-    assert busiest <= qps + 1  # +1: loopback jitter between our send and the server's clock
-    assert (arrivals[-1] - arrivals[0]) >= (len(arrivals) - 1) / qps * 0.9
+    # Arrivals are stamped by the server's threads, which share this process's GIL: allow jitter of
+    # a call or two per window, but the average rate must not exceed the limit.
+    for window in (1.0, 2.0):
+        busiest = max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
+        assert busiest <= qps * window + 2
+    assert (arrivals[-1] - arrivals[0]) >= (len(arrivals) - 1) / qps * 0.95
     overlapping = max(sum(1 for t in arrivals if start <= t < start + 0.3) for start in arrivals)
     assert overlapping >= 2  # concurrency is real: several calls were in flight at once
 
