@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from airflow_provider_patsnap._compat import ResumableJobMixin
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import report_bytes
 from tests.report.conftest import STATUS_PATH, creates
@@ -25,15 +26,14 @@ def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
-def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
-    sandbox = start_sandbox(report_delay=3.0)  # long enough for the sensor to defer
-    home = tmp_path / "airflow-home"
+def airflow_env(home: Path, dags: Path, sandbox: Sandbox) -> dict[str, str]:
+    """A fresh, migrated metadata DB in ``home``, DAGs from ``dags``, ``patsnap_default`` on the sandbox."""
     home.mkdir()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "example_dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(max_retries=2),
         "PATSNAP_REPORT_POLL_SECONDS": "0.5",
@@ -41,6 +41,12 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     }
     migrated = airflow(["db", "migrate"], env)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
+    return env
+
+
+def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
+    sandbox = start_sandbox(report_delay=3.0)  # long enough for the sensor to defer
+    env = airflow_env(tmp_path / "airflow-home", REPO_ROOT / "example_dags", sandbox)
     conf = json.dumps({"patent_number": PN, "report_dir": str(tmp_path / "reports")})
     run = airflow(["dags", "test", "patsnap_value_report", "-c", conf], env)
     output = run.stdout + run.stderr
@@ -57,3 +63,13 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     assert report.read_bytes() == report_bytes(job_id, PN, "pdf")
     assert creates(sandbox) == 1
     assert sandbox.config.client_secret not in output
+
+
+def test_a_real_retry_of_the_create_task(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Airflow 3.3+ reconnects through the task state store; older lines clear XCom per try and pay again."""
+    env = airflow_env(tmp_path / "airflow-home", Path(__file__).parent / "dags", sandbox)
+    run = airflow(["dags", "test", "patsnap_report_retry"], env)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-5000:]
+    assert "worker lost after the report job was created" in output
+    assert creates(sandbox) == (1 if ResumableJobMixin is not None else 2)
