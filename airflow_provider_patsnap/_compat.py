@@ -45,7 +45,7 @@ def mask_secret(value: str | None) -> None:
     try:
         from airflow.sdk.log import mask_secret as _mask
     except ImportError:
-        from airflow.utils.log.secrets_masker import mask_secret as _mask
+        from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
     _mask(value)
 
 

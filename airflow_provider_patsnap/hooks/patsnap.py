@@ -218,7 +218,8 @@ def parse_token_response(body: Any) -> tuple[str, float]:
     """Public clients disagree on the shape: accept ``token``, ``access_token`` or ``data.token``."""
     if not isinstance(body, Mapping):
         raise PatsnapAuthError("PatSnap token response is not a JSON object")
-    data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+    nested = body.get("data")
+    data: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
     token = body.get("token") or body.get("access_token") or data.get("token") or data.get("access_token")
     if not token or not isinstance(token, str):
         raise build_error(

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 
-
 @dataclass
 class Reply:
     status: int = 200

@@ -14,7 +14,6 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapInvalidInputError,
     PatsnapPermissionError,
     PatsnapQuotaError,
-    PatsnapRateLimitError,
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks import patsnap as hook_module
