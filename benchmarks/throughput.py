@@ -137,6 +137,9 @@ def main() -> int:
         default="process",
         help="run the sandbox in its own process (default) or in this one",
     )
+    parser.add_argument(
+        "--concurrency", type=int, help="the connection's `concurrency` extra (default: the hook's own)"
+    )
     parser.add_argument("--workdir", help="where the SQLite file and AIRFLOW_HOME go (default: a temp dir)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--verbose", action="store_true", help="keep the task's INFO log lines")
@@ -156,7 +159,9 @@ def main() -> int:
     airflow_env(
         workdir,
         connections={
-            CONN_ID: sandbox.connection(qps=args.qps),
+            CONN_ID: sandbox.connection(
+                qps=args.qps, **({"concurrency": args.concurrency} if args.concurrency else {})
+            ),
             WAREHOUSE_ID: sqlite_connection(warehouse),
         },
     )
