@@ -24,13 +24,22 @@ if TYPE_CHECKING or AIRFLOW_V_3:
         Context,
         ObjectStoragePath,
     )
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow.sdk.execution_time.xcom import XCom
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
     from airflow.datasets import Dataset
+    from airflow.exceptions import AirflowSensorTimeout
     from airflow.hooks.base import BaseHook
     from airflow.io.path import ObjectStoragePath
     from airflow.models import BaseOperator, BaseOperatorLink
+    from airflow.models.xcom import XCom
     from airflow.sensors.base import BaseSensorOperator
     from airflow.utils.context import Context
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 2.11
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
 try:
     from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
@@ -66,6 +75,8 @@ def xcom_pull_own(context: Any, key: str) -> Any:
 __all__ = [
     "AIRFLOW_V_3",
     "AIRFLOW_V_3_3_PLUS",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
@@ -74,6 +85,7 @@ __all__ = [
     "Dataset",
     "ObjectStoragePath",
     "ResumableJobMixin",
+    "XCom",
     "conf_getboolean",
     "mask_secret",
 ]

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from airflow.exceptions import AirflowException
 
+from airflow_provider_patsnap._compat import AirflowFailException
+
+
+class PatsnapInputError(AirflowFailException, ValueError):
+    """Bad input or settings of a task: it fails at once, because a retry would fail the same way."""
+
 
 class PatsnapError(AirflowException):
     """Any failure reported by (or on the way to) PatSnap. Never carries a secret."""

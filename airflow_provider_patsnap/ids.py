@@ -6,11 +6,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind
+from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 _SHOWN = 5
 
 
-class InvalidPatentIdsError(ValueError):
+class InvalidPatentIdsError(PatsnapInputError):
     """Input ids that PatSnap would reject or that would break a comma-separated batch."""
 
 

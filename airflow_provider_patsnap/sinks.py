@@ -16,11 +16,12 @@ from typing import Any
 
 from airflow_provider_patsnap._compat import BaseHook, ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Column, Record
+from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
-class RowLimitExceededError(ValueError):
+class RowLimitExceededError(PatsnapInputError):
     """More rows than XCom should carry: the rows belong in a table or a file."""
 
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint, IdKind, Record
+from airflow_provider_patsnap.exceptions import PatsnapInputError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.sinks import (
@@ -183,7 +184,12 @@ class PatsnapBatchOperator(BaseOperator):
         return XComSink(self.xcom_row_limit)
 
     def execute(self, context: Context) -> Any:
-        kind, ids = self.validate()
+        try:
+            kind, ids = self.validate()
+        except PatsnapInputError:
+            raise
+        except ValueError as err:  # a retry would fail the same way: fail without retrying
+            raise PatsnapInputError(str(err)) from None
         hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
         summary: dict[str, Any] = {"endpoint": self.endpoint.code, "requested": len(ids), "rows": 0}
         billed = missing = 0
@@ -211,7 +217,7 @@ class PatsnapBatchOperator(BaseOperator):
         if missing:
             self.log.warning("%d patent(s) had no %s data, first: %s", missing, self.endpoint.code, missing_shown)
         if missing and self.fail_on_missing:
-            raise ValueError(
+            raise PatsnapInputError(
                 f"{missing} of {len(ids)} patent(s) had no {self.endpoint.code} data (fail_on_missing=True); "
                 f"rows for the others were written to {sink.location}. First missing: {missing_shown}"
             )
@@ -259,3 +265,18 @@ class PatsnapLegalInformationOperator(PatsnapBatchOperator):
     """P026 legal events: one row per INPADOC or official event, told apart by ``source``."""
 
     endpoint = ENDPOINTS["P026"]
+
+
+_REPORT_NAMES = frozenset(
+    {"PatsnapCreateValueReportOperator", "PatsnapDownloadReportOperator", "PatsnapReportJobLink"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The report operators live in ``operators.report``; they load from here only when asked for,
+    so a DAG that uses just the data operators does not pay for their imports on every parse."""
+    if name in _REPORT_NAMES:
+        from airflow_provider_patsnap.operators import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

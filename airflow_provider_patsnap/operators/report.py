@@ -21,6 +21,7 @@ from airflow_provider_patsnap._compat import (
     Context,
     ObjectStoragePath,
     ResumableJobMixin,
+    XCom,
     conf_getboolean,
     xcom_pull_own,
 )
@@ -34,11 +35,6 @@ from airflow_provider_patsnap.triggers.patsnap import (
     report_outcome,
     wait_for_report,
 )
-
-try:
-    from airflow.sdk.execution_time.xcom import XCom
-except ImportError:  # Airflow 2.11
-    from airflow.models.xcom import XCom  # type: ignore[no-redef]
 
 JOB_ID_KEY = "job_id"
 DOWNLOAD_URL_KEY = "download_url"

@@ -13,14 +13,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_patsnap._compat import AirflowSensorTimeout
 from airflow_provider_patsnap.endpoints import VALUE_REPORT
 from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
-
-try:
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-except ImportError:  # Airflow 2.11
-    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
 
 
 def report_outcome(report: Mapping[str, Any]) -> str | None:
