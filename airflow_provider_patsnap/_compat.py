@@ -66,10 +66,36 @@ def conf_getboolean(section: str, key: str, fallback: bool) -> bool:
     return conf.getboolean(section, key, fallback=fallback)
 
 
-def xcom_pull_own(context: Any, key: str) -> Any:
-    """Pull a value this very task pushed under ``key`` earlier in the same run."""
-    ti = context["ti"]
-    return ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=getattr(ti, "map_index", -1))
+class VariableTaskState:
+    """What Airflow 3.3's ``task_state_store`` gives, for older lines: values that survive a retry.
+
+    XCom cannot do this (Airflow clears a task's XComs at the start of every try), so each value is an
+    Airflow Variable named after the task instance; :meth:`delete` removes it once the task is done.
+    """
+
+    def __init__(self, ti: Any) -> None:
+        map_index = getattr(ti, "map_index", -1)
+        self._prefix = f"patsnap_task_state:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{map_index}"
+
+    @staticmethod
+    def _variable() -> Any:
+        try:
+            from airflow.sdk import Variable
+        except ImportError:
+            from airflow.models import Variable
+        return Variable
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = f"{self._prefix}:{key}"
+        if AIRFLOW_V_3:
+            return self._variable().get(name, default=default)
+        return self._variable().get(name, default_var=default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._variable().set(f"{self._prefix}:{key}", value)
+
+    def delete(self, key: str) -> None:
+        self._variable().delete(f"{self._prefix}:{key}")
 
 
 __all__ = [
@@ -85,6 +111,7 @@ __all__ = [
     "Dataset",
     "ObjectStoragePath",
     "ResumableJobMixin",
+    "VariableTaskState",
     "XCom",
     "conf_getboolean",
     "mask_secret",

@@ -21,9 +21,9 @@ from airflow_provider_patsnap._compat import (
     Context,
     ObjectStoragePath,
     ResumableJobMixin,
+    VariableTaskState,
     XCom,
     conf_getboolean,
-    xcom_pull_own,
 )
 from airflow_provider_patsnap.endpoints import VALUE_REPORT
 from airflow_provider_patsnap.exceptions import PatsnapReportError
@@ -78,7 +78,8 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
     The job is created in ``execute`` on the worker and its id pushed to XCom (key ``job_id``) at once.
     Each job is paid for, so a retry must not create a second one: on Airflow 3.3+ the job id is kept
     in the task state store (``ResumableJobMixin``) and a retry reconnects to the job; on older Airflow
-    a job id this task already pushed to XCom is reused.
+    the job id is kept in an Airflow Variable named after the task instance until the task is done
+    (XCom cannot carry it: Airflow clears a task's XComs at every new try).
 
     :param patent_number: The patent's publication number (templated); give this or ``patent_id``.
     :param patent_id: The PatSnap patent id (templated); give this or ``patent_number``.
@@ -133,12 +134,18 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
     def execute(self, context: Context) -> str:
         if ResumableJobMixin is not None:
             return self.execute_resumable(context)
-        job_id = xcom_pull_own(context, JOB_ID_KEY)
-        if job_id:
-            self.log.info("Reusing PatSnap report job %s created earlier in this try", job_id)
+        # Before Airflow 3.3: the same reconnect-on-retry, with the job id kept in a Variable.
+        state = _task_state(context)
+        job_id = state.get(self.external_id_key)
+        if job_id and self.get_job_status(job_id, context) != str(VALUE_REPORT.failed):
+            self.log.info("Reconnecting to PatSnap report job %s created by an earlier try", job_id)
+            context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
         else:
             job_id = self.submit_job(context)
-        return self.poll_until_complete(job_id, context)
+            state.set(self.external_id_key, job_id)
+        result = self.poll_until_complete(job_id, context)
+        _forget_job(context, self.external_id_key)
+        return result
 
     def submit_job(self, context: Context) -> str:
         """Create the (paid) report job and push its id to XCom straight away."""
@@ -186,7 +193,20 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
         """Resume after the trigger fired: return the job id, or raise the event's error."""
         report = report_from_event(event)
         keep_download_url(self, context, report)
+        if ResumableJobMixin is None:
+            _forget_job(context, self.external_id_key)
         return job_id_text(report["job_id"])
+
+
+def _task_state(context: Context) -> Any:
+    return context.get("task_state_store") or VariableTaskState(context["ti"])
+
+
+def _forget_job(context: Context, key: str) -> None:
+    """The task is done: a later clear-and-rerun is a new request for a new report."""
+    state = _task_state(context)
+    if hasattr(state, "delete"):
+        state.delete(key)
 
 
 def link_file_name(url: str) -> str:

@@ -68,7 +68,7 @@ def sandbox(start_sandbox: Callable[..., Sandbox]) -> Sandbox:
 
 @pytest.fixture
 def context() -> dict[str, Any]:
-    return {"ti": FakeTaskInstance()}
+    return {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}
 
 
 def creates(sandbox: Sandbox) -> int:

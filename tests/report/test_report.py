@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import AIRFLOW_V_3, ResumableJobMixin
+from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.operators import report as report_module
 from airflow_provider_patsnap.operators.report import (
@@ -86,7 +86,6 @@ def test_job_id_stays_an_exact_19_digit_string(sandbox: Sandbox, context: dict[s
     assert sensor(job_id).execute(context)["job_id"] == job_id
 
 
-@pytest.mark.skipif(ResumableJobMixin is None, reason="ResumableJobMixin arrived in Airflow 3.3")
 def test_retry_reconnects_through_the_task_state_store(sandbox: Sandbox) -> None:
     store = FakeTaskStateStore()
     first = create({"ti": FakeTaskInstance(), "task_state_store": store})
@@ -97,7 +96,6 @@ def test_retry_reconnects_through_the_task_state_store(sandbox: Sandbox) -> None
     assert creates(sandbox) == 1
 
 
-@pytest.mark.skipif(ResumableJobMixin is None, reason="ResumableJobMixin arrived in Airflow 3.3")
 def test_deferred_retry_reconnects_to_the_same_job(sandbox: Sandbox) -> None:
     store = FakeTaskStateStore()
 
@@ -108,13 +106,6 @@ def test_deferred_retry_reconnects_to_the_same_job(sandbox: Sandbox) -> None:
 
     first, retried = deferred_trigger(run), deferred_trigger(run)
     assert retried.job_id == first.job_id
-    assert creates(sandbox) == 1
-
-
-@pytest.mark.skipif(ResumableJobMixin is not None, reason="Airflow 3.3+ uses the task state store")
-def test_rerun_in_the_same_try_reuses_the_job_in_xcom(sandbox: Sandbox, context: dict[str, Any]) -> None:
-    first = create(context)
-    assert create(context) == first
     assert creates(sandbox) == 1
 
 
@@ -204,7 +195,7 @@ def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dic
 def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any]) -> None:
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
         sensor(create(context, patent_number="CN1FAIL")).execute(context)
-    task = sensor(create({"ti": FakeTaskInstance()}, patent_number="CN2FAIL"), deferrable=True)
+    task = sensor(create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN2FAIL"), deferrable=True)
     [event] = events_of(deferred_trigger(lambda: task.execute(context)))
     assert event["status"] == "failed" and FAILURE_CAUSE in event["message"]
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE) as failed:
@@ -325,10 +316,10 @@ def test_traversal_file_name_stays_in_the_target(
 
 
 def test_download_of_an_unfinished_or_failed_job(sandbox: Sandbox, tmp_path: Path) -> None:
-    waiting = create({"ti": FakeTaskInstance()})
+    waiting = create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()})
     with pytest.raises(PatsnapReportError, match="not ready"):
         PatsnapDownloadReportOperator(task_id="download", job_id=waiting, target=tmp_path).execute({})
-    failed = create({"ti": FakeTaskInstance()}, patent_number="CN3FAIL")
+    failed = create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN3FAIL")
     time.sleep(0.7)
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
         PatsnapDownloadReportOperator(task_id="download", job_id=failed, target=tmp_path).execute({})
