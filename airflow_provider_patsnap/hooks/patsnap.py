@@ -46,6 +46,8 @@ DEFAULT_TOKEN_TTL = 1800.0
 TOKEN_REFRESH_MARGIN = 60.0
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_WAIT = 60.0
+MAX_VENDOR_LATENCY = 10.0
+MAX_CONCURRENCY = 64
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -94,6 +96,13 @@ def _as_bool(value: Any, default: bool) -> bool:
     return str(value).strip().lower() not in ("false", "0", "no", "off")
 
 
+def default_concurrency(qps: float) -> int:
+    """Enough batches in flight to use the whole QPS at the vendor's worst documented latency (10 s)."""
+    if qps <= 0:
+        return MAX_CONCURRENCY
+    return min(MAX_CONCURRENCY, max(2, math.ceil(qps * MAX_VENDOR_LATENCY)))
+
+
 def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> ConnectionSettings:
     """Read host, credentials and extras of an Airflow connection, with numeric extras validated."""
     extra: dict[str, Any] = dict(conn.extra_dejson or {})
@@ -131,7 +140,7 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
     verify = extra.get("verify", True)
     if not (isinstance(verify, str) and "/" in verify):  # a CA bundle path stays a path
         verify = _as_bool(verify, True)
-    concurrency = int(extra.get("concurrency") or min(64, max(2, math.ceil((qps or 16) * 4))))
+    concurrency = int(extra.get("concurrency") or default_concurrency(qps))
     return ConnectionSettings(
         base_url=host.rstrip("/"),
         client_id=None if api_key else client_id,
