@@ -228,6 +228,14 @@ def compare(db: Path, reference: Path, columns: list[str], key_columns: list[str
         }
 
 
+def is_exact_copy(diff: dict[str, int]) -> bool:
+    """Every reference row once: same keys, same values, no natural key twice."""
+    problems = ("missing_keys", "extra_keys", "rows_differing", "natural_key_dupes")
+    return diff["rows"] == diff["reference_rows"] == diff["distinct_keys"] and not any(
+        diff[name] for name in problems
+    )
+
+
 def rows_in(db: Path) -> int:
     try:
         with sqlite3.connect(db, timeout=10) as conn:
@@ -415,13 +423,7 @@ def main() -> int:
         diff = compare(dbs["faults"], dbs["reference"], compared_columns, list(endpoint.key_columns))
         check(
             "every reference row exactly once (faults)",
-            diff["rows"] == diff["reference_rows"] == diff["distinct_keys"]
-            and not (
-                diff["missing_keys"]
-                or diff["extra_keys"]
-                or diff["rows_differing"]
-                or diff["natural_key_dupes"]
-            ),
+            is_exact_copy(diff),
             f"{diff['rows']} rows vs {diff['reference_rows']} in the reference; {diff['distinct_keys']} distinct "
             f"record_key; missing {diff['missing_keys']}, extra {diff['extra_keys']}, differing (all columns but "
             f"fetched_at) {diff['rows_differing']}, natural key twice {diff['natural_key_dupes']}",
@@ -459,13 +461,7 @@ def main() -> int:
         diff = compare(dbs["killed"], dbs["reference"], compared_columns, list(endpoint.key_columns))
         check(
             "every reference row exactly once (kill + rerun)",
-            diff["rows"] == diff["reference_rows"] == diff["distinct_keys"]
-            and not (
-                diff["missing_keys"]
-                or diff["extra_keys"]
-                or diff["rows_differing"]
-                or diff["natural_key_dupes"]
-            ),
+            is_exact_copy(diff),
             f"{diff['rows']} rows vs {diff['reference_rows']}; missing {diff['missing_keys']}, extra "
             f"{diff['extra_keys']}, differing {diff['rows_differing']}, natural key twice "
             f"{diff['natural_key_dupes']}; rerun {rerun.seconds:.1f} s, {rerun.summary['retries']} retries",
