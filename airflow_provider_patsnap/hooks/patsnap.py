@@ -343,16 +343,15 @@ class PatsnapHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import BooleanField, FloatField, IntegerField, StringField
+        from wtforms import BooleanField, IntegerField, StringField
         from wtforms.validators import NumberRange, Optional
 
         fields: dict[str, Any] = {}
         for name, (label, description, json_type, default) in CONN_FIELDS.items():
             if json_type == "boolean":
                 fields[name] = BooleanField(lazy_gettext(label), default=default, description=description)
-            elif json_type in ("integer", "number"):
-                field_class = IntegerField if json_type == "integer" else FloatField
-                fields[name] = field_class(
+            elif json_type == "integer":
+                fields[name] = IntegerField(
                     lazy_gettext(label),
                     widget=BS3TextFieldWidget(),
                     validators=[Optional(), NumberRange(min=0)],
