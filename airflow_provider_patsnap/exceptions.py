@@ -1,8 +1,11 @@
 """Typed errors for the PatSnap Open API, one class per behaviour (see docs/errors.md).
 
 The vendor's error codes arrive in the response envelope (``status``, ``error_code``, ``error_msg``).
-Whether an error also carries a 4xx/5xx status is undocumented, so :func:`classify` looks at the
-body first and at the HTTP status only when the body says nothing.
+Whether an error also carries a 4xx/5xx status is undocumented, so :func:`error_class_for` looks at
+the body first and at the HTTP status when the body says nothing it knows.
+
+Errors that no retry can fix are :class:`AirflowFailException` s too, so Airflow does not retry the task
+(and pay again for the batches fetched before the failure).
 """
 
 from __future__ import annotations
@@ -43,19 +46,23 @@ class PatsnapRateLimitError(PatsnapTransientError):
     """Calls came faster than the client's QPS (67200002 or HTTP 429)."""
 
 
-class PatsnapAuthError(PatsnapError):
+class PatsnapFailFastError(PatsnapError, AirflowFailException):
+    """A failure that a retry would repeat: the task fails at once, whatever its ``retries``."""
+
+
+class PatsnapAuthError(PatsnapFailFastError):
     """Bad credentials or an expired token; a token is refreshed once before this is raised."""
 
 
-class PatsnapQuotaError(PatsnapError):
+class PatsnapQuotaError(PatsnapFailFastError):
     """Total, balance, expiry or daily limits reached: no retry will help today."""
 
 
-class PatsnapPermissionError(PatsnapError):
+class PatsnapPermissionError(PatsnapFailFastError):
     """The client has no permission for this API."""
 
 
-class PatsnapInvalidRequestError(PatsnapError):
+class PatsnapInvalidRequestError(PatsnapFailFastError):
     """The request itself is wrong (unknown path, illegal request, missing apikey): a bug to report."""
 
 
@@ -63,7 +70,7 @@ class PatsnapInvalidInputError(PatsnapInvalidRequestError):
     """PatSnap rejected the parameter values (68300004 / 68300007)."""
 
 
-class PatsnapReportError(PatsnapError):
+class PatsnapReportError(PatsnapFailFastError):
     """A report job failed, or its download link can no longer be used."""
 
 
@@ -100,8 +107,7 @@ def error_class_for(error_code: int | None, http_status: int | None) -> type[Pat
     ):
         if error_code in codes:
             return cls
-    if error_code:
-        return PatsnapError
+    # An unknown code decides nothing by itself: a 429 or 5xx around it is still transient.
     if http_status == 429:
         return PatsnapRateLimitError
     if http_status is not None and (http_status >= 500 or http_status == 408):
@@ -110,7 +116,7 @@ def error_class_for(error_code: int | None, http_status: int | None) -> type[Pat
         return PatsnapAuthError
     if http_status == 403:
         return PatsnapPermissionError
-    if http_status is not None and http_status >= 400:
+    if http_status is not None and http_status >= 400 and not error_code:
         return PatsnapInvalidRequestError
     return PatsnapError
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from itertools import islice
@@ -33,6 +34,8 @@ from airflow_provider_patsnap.exceptions import (
     TOKEN_CODES,
     PatsnapAuthError,
     PatsnapError,
+    PatsnapFailFastError,
+    PatsnapInputError,
     PatsnapRateLimitError,
     PatsnapReportError,
     PatsnapTransientError,
@@ -48,6 +51,7 @@ CONNECT_TIMEOUT = 10.0
 MAX_RETRY_WAIT = 60.0
 MAX_VENDOR_LATENCY = 10.0
 MAX_CONCURRENCY = 64
+USER_AGENT = f"airflow-provider-patsnap/{__version__} requests/{requests.__version__}"
 _APIKEY_IN_TEXT = re.compile(r"(apikey=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -116,7 +120,7 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
     api_key = extra.get("api_key") or (password if password and password.startswith("sk-") else None)
     client_id = conn.login or None
     if not api_key and not (client_id and password):
-        raise PatsnapAuthError(
+        raise PatsnapInputError(
             f"connection {conn.conn_id!r} needs a client id (login) and client secret (password), "
             "or an sk- API key (password)"
         )
@@ -126,21 +130,26 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
         try:
             value = cast(raw)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise PatsnapInputError(
                 f"connection {conn.conn_id!r}: extra {name!r} must be a number, got {raw!r}"
             ) from None
         if value < minimum:
-            raise ValueError(f"connection {conn.conn_id!r}: extra {name!r} must be >= {minimum}, got {raw!r}")
+            raise PatsnapInputError(
+                f"connection {conn.conn_id!r}: extra {name!r} must be >= {minimum}, got {raw!r}"
+            )
         return value
 
     qps = number("qps", float, 0)
     proxies = extra.get("proxies") or None
     if isinstance(proxies, str):
-        proxies = json.loads(proxies)
+        try:
+            proxies = json.loads(proxies)
+        except ValueError:
+            raise PatsnapInputError(f"connection {conn.conn_id!r}: extra 'proxies' is not JSON") from None
     verify = extra.get("verify", True)
     if not (isinstance(verify, str) and "/" in verify):  # a CA bundle path stays a path
         verify = _as_bool(verify, True)
-    concurrency = int(extra.get("concurrency") or default_concurrency(qps))
+    concurrency = number("concurrency", int, 1) if extra.get("concurrency") else default_concurrency(qps)
     return ConnectionSettings(
         base_url=host.rstrip("/"),
         client_id=None if api_key else client_id,
@@ -176,6 +185,11 @@ class RateLimiter:
             self._next_slot = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        """PatSnap said "too fast": hold every thread's next call, not only the one that was told."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, time.monotonic() + seconds)
 
 
 @dataclass
@@ -223,20 +237,16 @@ def _shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 
 
-def parse_token_response(body: Any) -> tuple[str, float]:
-    """Public clients disagree on the shape: accept ``token``, ``access_token`` or ``data.token``."""
+def parse_token_response(body: Any) -> tuple[str, float] | None:
+    """Token and lifetime, or None when there is no token. Public clients disagree on the shape:
+    accept ``token``, ``access_token`` or ``data.token``."""
     if not isinstance(body, Mapping):
-        raise PatsnapAuthError("PatSnap token response is not a JSON object")
+        return None
     nested = body.get("data")
     data: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
     token = body.get("token") or body.get("access_token") or data.get("token") or data.get("access_token")
     if not token or not isinstance(token, str):
-        raise build_error(
-            error_code=_int_or_none(body.get("error_code")),
-            http_status=None,
-            vendor_message=str(body.get("error_msg") or "no token in the response"),
-            context="token request",
-        )
+        return None
     raw_ttl = body.get("expires_in", data.get("expires_in"))
     try:
         ttl = float(raw_ttl) if raw_ttl not in (None, "") else DEFAULT_TOKEN_TTL
@@ -373,17 +383,28 @@ class PatsnapHook(BaseHook):
             mask_secret(secret)
         return settings
 
-    @cached_property
-    def session(self) -> requests.Session:
+    def _new_session(self) -> requests.Session:
+        """A session with our TLS, proxy and User-Agent settings, and no credentials."""
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings.concurrency + 4)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        session.headers["User-Agent"] = f"airflow-provider-patsnap/{__version__} requests/{requests.__version__}"
+        session.headers["User-Agent"] = USER_AGENT
         session.verify = self.settings.verify
         if self.settings.proxies:
             session.proxies.update(self.settings.proxies)
         return session
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The keep-alive session to PatSnap, pooled for every batch in flight."""
+        session = self._new_session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.settings.concurrency + 4)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the pooled connections (a long-lived process such as the triggerer should)."""
+        if "session" in self.__dict__:
+            self.__dict__.pop("session").close()
 
     @cached_property
     def _token_cache(self) -> TokenCache:
@@ -419,9 +440,10 @@ class PatsnapHook(BaseHook):
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         body = self._json(response)
-        if not response.ok:
-            raise self._error_from(response, body, "token request")
-        token, ttl = parse_token_response(body)
+        parsed = parse_token_response(body) if response.ok else None
+        if parsed is None:
+            raise self._error_from(response, body, "token request", fallback="no token in the response")
+        token, ttl = parsed
         mask_secret(token)
         self.log.info("Fetched a PatSnap access token valid for %.0f s", ttl)
         return token, ttl
@@ -437,15 +459,13 @@ class PatsnapHook(BaseHook):
             return self.session.request(
                 method, url, timeout=(CONNECT_TIMEOUT, self.settings.timeout), **kwargs
             )
-        except (requests.ConnectionError, requests.Timeout) as err:
-            # ``from None``: the chained exception's text carries the full URL with the apikey.
-            raise PatsnapTransientError(
-                f"PatSnap {context} failed: {type(err).__name__}: {self.scrub(str(err))}"
-            ) from None
         except requests.RequestException as err:
-            raise PatsnapError(
+            transient = isinstance(err, requests.ConnectionError | requests.Timeout)
+            failure = (PatsnapTransientError if transient else PatsnapError)(
                 f"PatSnap {context} failed: {type(err).__name__}: {self.scrub(str(err))}"
-            ) from None
+            )
+        # Raised outside the except block, so no __context__ keeps requests' text (URL and apikey).
+        raise failure
 
     @staticmethod
     def _json(response: requests.Response) -> Any:
@@ -455,10 +475,12 @@ class PatsnapHook(BaseHook):
         except (ValueError, UnicodeDecodeError):
             return None
 
-    def _error_from(self, response: requests.Response, body: Any, context: str) -> PatsnapError:
+    def _error_from(
+        self, response: requests.Response, body: Any, context: str, fallback: str | None = None
+    ) -> PatsnapError:
         envelope = body if isinstance(body, Mapping) else {}
-        message = envelope.get("error_msg") or envelope.get("message")
-        if not envelope and not response.ok:
+        message = envelope.get("error_msg") or envelope.get("message") or fallback
+        if not isinstance(body, Mapping):
             message = f"non-JSON body ({response.headers.get('Content-Type', 'no content type')})"
         return build_error(
             error_code=_int_or_none(envelope.get("error_code")),
@@ -486,7 +508,9 @@ class PatsnapHook(BaseHook):
             if isinstance(body, Mapping) and body.get("status") is True and response.ok:
                 return body.get("data")
             error = self._error_from(response, body, context)
-            token_error = isinstance(error, PatsnapAuthError) and error.error_code in TOKEN_CODES
+            token_error = isinstance(error, PatsnapAuthError) and (
+                error.error_code in TOKEN_CODES or (error.error_code is None and error.http_status == 401)
+            )
             if not (token_error and attempt == "first" and not self.settings.api_key):
                 raise error
             self.log.info("PatSnap rejected the token (error_code=%s); fetching a new one", error.error_code)
@@ -504,6 +528,8 @@ class PatsnapHook(BaseHook):
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.add("retries")
         error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, PatsnapRateLimitError) and state.next_action:
+            self.rate_limiter.pause(state.next_action.sleep)
         self.log.warning(
             "Retrying in %.1f s (attempt %d of %d): %s",
             state.next_action.sleep if state.next_action else 0,
@@ -560,7 +586,12 @@ class PatsnapHook(BaseHook):
             params={**(params or {}), id_kind: ",".join(ids)},
             context=f"{endpoint.code} {endpoint.title} for {len(ids)} {id_kind}(s) starting {ids[0]!r}",
         )
-        patents = [item for item in (data or []) if isinstance(item, dict)]
+        if not isinstance(data, list | None) or not all(isinstance(item, dict) for item in data or ()):
+            raise PatsnapFailFastError(
+                f"PatSnap {endpoint.code} returned data of an unexpected shape for ids starting "
+                f"{ids[0]!r}: {str(data)[:200]}"
+            )
+        patents: list[dict[str, Any]] = data or []
         field_name = "patent_id" if id_kind == "patent_id" else "pn"
         found = {match_key(str(item.get(field_name) or "")) for item in patents}
         missing = [value for value in ids if match_key(value) not in found]
@@ -590,7 +621,10 @@ class PatsnapHook(BaseHook):
         unique = normalise_ids(ids, id_kind)
         batches = chunked(unique, batch_size)
         window = self.settings.concurrency * 2  # bounded, so millions of ids never sit in the queue
-        executor = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"patsnap-{endpoint.code}")
+        self.session  # noqa: B018 - create it here, not racing in the worker threads
+        executor = ThreadPoolExecutor(
+            self.settings.concurrency, thread_name_prefix=f"patsnap-{endpoint.code}"
+        )
         pending: dict[Future[BatchResult], list[str]] = {}
 
         def submit(batch: list[str]) -> None:
@@ -619,8 +653,8 @@ class PatsnapHook(BaseHook):
         if failure is not None:
             not_fetched = failed_ids + sum(len(batch) for batch in batches)
             failure.add_note(
-                f"{not_fetched} of {len(unique)} id(s) were not fetched; batches already fetched were "
-                "delivered, and a rerun is safe (writes are idempotent)"
+                f"{not_fetched} of {len(unique)} id(s) were not fetched; the batches fetched before were "
+                "handed to the destination, and a rerun is safe (writes are idempotent)"
             )
             raise failure
 
@@ -631,9 +665,13 @@ class PatsnapHook(BaseHook):
     ) -> str:
         """Create a patent value report job and return its ``job_id`` as an exact string."""
         if bool(patent_id) == bool(patent_number):
-            raise ValueError("give exactly one of patent_id or patent_number")
+            raise PatsnapInputError(
+                f"give exactly one of patent_id or patent_number, got {patent_id!r} and {patent_number!r}"
+            )
         if report_type not in VALUE_REPORT.report_types:
-            raise ValueError(f"report_type must be one of {VALUE_REPORT.report_types}, got {report_type!r}")
+            raise PatsnapInputError(
+                f"report_type must be one of {VALUE_REPORT.report_types}, got {report_type!r}"
+            )
         body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
         data = self.call(
             "POST",
@@ -642,7 +680,9 @@ class PatsnapHook(BaseHook):
             context=f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
         )
-        return job_id_text((data or {}).get("job_id"))
+        if not isinstance(data, Mapping):
+            raise PatsnapReportError(f"PatSnap created a report job but sent no job_id: {str(data)[:200]}")
+        return job_id_text(data.get("job_id"))
 
     def get_report_status(self, job_id: str) -> dict[str, Any]:
         """Return the job's status: ``job_id`` (string), ``job_status``, ``queue_num``, ``download_url``,
@@ -655,7 +695,7 @@ class PatsnapHook(BaseHook):
         )
         data = dict(data or {})
         data["job_id"] = job_id_text(data.get("job_id", job_id))
-        data["job_status"] = int(data.get("job_status", -1))
+        data["job_status"] = int(Decimal(str(data.get("job_status", -1))))
         return data
 
     def download(self, url: str, target: IO[bytes], chunk_size: int = 1 << 16) -> tuple[int, int | None]:
@@ -663,11 +703,7 @@ class PatsnapHook(BaseHook):
 
         The link lives on another host: a bare session is used so no PatSnap credential travels there.
         """
-        with requests.Session() as bare:
-            bare.verify = self.settings.verify
-            bare.headers["User-Agent"] = self.session.headers["User-Agent"]
-            if self.settings.proxies:
-                bare.proxies.update(self.settings.proxies)
+        with self._new_session() as bare:
             try:
                 response = bare.get(url, stream=True, timeout=(CONNECT_TIMEOUT, self.settings.timeout))
             except requests.RequestException as err:

@@ -96,6 +96,14 @@ class PatsnapReportTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PatsnapHook(self.patsnap_conn_id)
+        try:
+            async for event in self._poll(hook):
+                yield event
+                return
+        finally:
+            hook.close()  # the triggerer lives long: don't leave pooled sockets behind
+
+    async def _poll(self, hook: PatsnapHook) -> AsyncIterator[TriggerEvent]:
         errors = 0
         while True:
             try:
