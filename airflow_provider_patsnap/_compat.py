@@ -6,13 +6,12 @@ Everything else in the provider imports these names from here.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
-_major, _minor = (int(part) for part in AIRFLOW_VERSION.split(".")[:2])
-AIRFLOW_V_3_3_PLUS = (_major, _minor) >= (3, 3)
 
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import Asset as Dataset
@@ -24,8 +23,13 @@ if TYPE_CHECKING or AIRFLOW_V_3:
         Context,
         ObjectStoragePath,
     )
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-    from airflow.sdk.execution_time.xcom import XCom
+
+    try:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:  # Airflow 3.0-3.2 kept them in core
+        from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
     from airflow.datasets import Dataset
     from airflow.exceptions import AirflowSensorTimeout
@@ -74,8 +78,9 @@ class VariableTaskState:
     """
 
     def __init__(self, ti: Any) -> None:
-        map_index = getattr(ti, "map_index", -1)
-        self._prefix = f"patsnap_task_state:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{map_index}"
+        # Variable keys are limited to 250 characters; dag, run and task ids together can exceed that.
+        instance = f"{ti.dag_id}\x1f{ti.run_id}\x1f{ti.task_id}\x1f{getattr(ti, 'map_index', -1)}"
+        self._prefix = f"patsnap_task_state:{hashlib.sha1(instance.encode()).hexdigest()}"
 
     @staticmethod
     def _variable() -> Any:
@@ -100,7 +105,6 @@ class VariableTaskState:
 
 __all__ = [
     "AIRFLOW_V_3",
-    "AIRFLOW_V_3_3_PLUS",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "BaseHook",

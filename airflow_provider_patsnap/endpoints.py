@@ -204,7 +204,7 @@ LEGAL_INFORMATION = Endpoint(
         *_text_columns("event_code", "event_desc", "ref_country_code"),
         *_text_columns("event_vol", "event_others", "event_legal_status"),
     ),
-    key_columns=("source", "event_date", "event_code", "event_desc", "event_vol"),
+    key_columns=("source", "event_date", "event_code", "event_desc", "event_vol", "ref_country_code"),
     to_records=_legal_records,
 )
 

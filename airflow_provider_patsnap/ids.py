@@ -9,6 +9,7 @@ from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGT
 from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 _SHOWN = 5
+_SEPARATORS = frozenset(",[]'\"")  # never in an id: a sign of a list rendered as text
 
 
 class InvalidPatentIdsError(PatsnapInputError):
@@ -23,14 +24,15 @@ def _problem(value: Any) -> str | None:
     text = value.strip()
     if len(text) > MAX_ID_LENGTH:
         return f"{text[:20]!r}... is {len(text)} characters (at most {MAX_ID_LENGTH})"
-    if any(ch.isspace() or ch == "," or not ch.isprintable() for ch in text):
-        return f"{text!r} contains whitespace, a comma or a control character"
+    if any(ch.isspace() or ch in _SEPARATORS or not ch.isprintable() for ch in text):
+        return f"{text!r} contains whitespace, a comma, a bracket, a quote or a control character"
     return None
 
 
 def _pieces(values: Any) -> Iterator[Any]:
     if isinstance(values, str):
-        yield from values.replace("\n", ",").split(",")
+        # Text (a template, a file's lines) may end with a newline or a comma: skip empty pieces.
+        yield from (piece for piece in values.replace("\n", ",").split(",") if piece.strip())
     elif isinstance(values, Iterable):
         yield from values
     else:

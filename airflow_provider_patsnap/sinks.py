@@ -78,7 +78,7 @@ class SqlSink(Sink):
 
     The table is created if missing with ``PRIMARY KEY (record_key)``; each batch is written with
     ``insert_rows(replace=True, replace_index=["record_key"])`` and committed, so a rerun replaces rows
-    instead of duplicating them and memory never holds more than one batch.
+    instead of duplicating them; rows never accumulate beyond the batch being written.
     """
 
     def __init__(self, conn_id: str, table: str, columns: Sequence[Column], commit_every: int = 1000) -> None:
@@ -143,11 +143,13 @@ class ObjectStorageSink(Sink):
 def output_file(output_path: str, task_id: str, run_id: str, map_index: int = -1) -> ObjectStoragePath:
     """The file for a run: ``output_path`` itself, or ``<task_id>/<run_id>.jsonl`` under a directory.
 
-    A path ending in ``/`` or naming an existing directory is a directory.
+    A path ending in ``/`` or naming an existing directory is a directory. A mapped task instance adds
+    ``_<map_index>`` to the file name.
     """
     path = ObjectStoragePath(output_path)
     if not (output_path.endswith("/") or path.is_dir()):
-        return path
+        # Mapped shards given one file name would overwrite each other: each gets its own file.
+        return path if map_index < 0 else path.parent / f"{path.stem}_{map_index}{path.suffix}"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
     if map_index >= 0:
         name = f"{name}_{map_index}"

@@ -115,7 +115,11 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
         super().__init__(**kwargs)
         if bool(patent_number) == bool(patent_id):
             raise ValueError("give exactly one of patent_number or patent_id")
-        if "{{" not in report_type and report_type not in VALUE_REPORT.report_types:
+        if (
+            isinstance(report_type, str)
+            and "{{" not in report_type
+            and report_type not in VALUE_REPORT.report_types
+        ):
             raise ValueError(f"report_type must be one of {VALUE_REPORT.report_types}, got {report_type!r}")
         self.patent_number = patent_number
         self.patent_id = patent_id

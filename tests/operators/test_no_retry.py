@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from airflow_provider_patsnap._compat import AirflowFailException
 from airflow_provider_patsnap.ids import InvalidPatentIdsError
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
-from airflow_provider_patsnap.sinks import RowLimitExceededError
+from airflow_provider_patsnap.sinks import RowLimitExceededError, output_file
 
 
 @pytest.mark.parametrize(
@@ -33,3 +35,11 @@ def test_bad_rendered_table_fails_without_retry() -> None:
 
 def test_row_limit_is_not_retried() -> None:
     assert issubclass(RowLimitExceededError, AirflowFailException)
+
+
+def test_mapped_shards_writing_one_file_name_get_one_file_each(tmp_path: Path) -> None:
+    target = f"file://{tmp_path}/awards.jsonl"
+    assert str(output_file(target, "t", "run", -1)).endswith("/awards.jsonl")
+    names = {str(output_file(target, "t", "run", index)) for index in range(3)}
+    assert len(names) == 3
+    assert str(output_file(target, "t", "run", 2)).endswith("/awards_2.jsonl")
