@@ -48,3 +48,15 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 # --- fixtures ---
+
+import pytest  # noqa: E402  (after the environment set-up above, on purpose)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_wide_hook_state() -> None:
+    """Tokens and rate limiters are shared per (base URL, apikey) for the whole process. A loopback port
+    can be reused by a later test's server with the same credentials: start every test without them."""
+    from airflow_provider_patsnap.hooks import patsnap
+
+    patsnap._TOKEN_CACHES.clear()
+    patsnap._RATE_LIMITERS.clear()

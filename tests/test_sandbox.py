@@ -130,7 +130,8 @@ def number_without_data(code: EndpointCode) -> str:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(report_delay=0.3)) as running:
+    # 1.5 s: the first status poll must land in the "waiting" third even on a loaded machine.
+    with Sandbox(SandboxConfig(report_delay=1.5)) as running:
         yield running
 
 
@@ -207,10 +208,10 @@ def test_expire_tokens_invalidates_every_issued_token() -> None:
 
 
 def test_token_expires_after_its_ttl() -> None:
-    with Sandbox(SandboxConfig(token_ttl=0.2)) as sandbox:
+    with Sandbox(SandboxConfig(token_ttl=1.0)) as sandbox:
         short = get_token(sandbox)
         assert api(sandbox, LEGAL, short, patent_number="CN1A").status == 200
-        time.sleep(0.3)
+        time.sleep(1.1)
         assert_error(api(sandbox, LEGAL, short, patent_number="CN1A"), 67200003, 401)
 
 
@@ -370,10 +371,13 @@ def test_keep_alive_serves_many_requests_on_one_connection(sandbox: Sandbox, tok
 def test_qps_limit_rejects_calls_over_the_bucket() -> None:
     with Sandbox(SandboxConfig(qps=5, burst=5)) as sandbox:
         token = get_token(sandbox)
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=30) as pool:
             replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(30)))
+        elapsed = time.monotonic() - started
         limited = [reply for reply in replies if reply.status == 429]
-        assert 5 <= sum(reply.status == 200 for reply in replies) <= 15
+        # The bucket allows its burst plus qps per second of the run, however slow the machine is.
+        assert 5 <= sum(reply.status == 200 for reply in replies) <= 5 + 5 * elapsed + 1
         assert limited and all(reply.headers["Retry-After"] == "1" for reply in limited)
         assert all(reply.json["error_code"] == 67200002 for reply in limited)
         assert sandbox.stats()["errors"]["67200002"] == len(limited)
@@ -388,7 +392,7 @@ def test_latency_is_slept_per_call_so_calls_overlap() -> None:
             replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(8)))
         elapsed = time.monotonic() - started
         assert all(reply.status == 200 for reply in replies)
-        assert 0.3 <= elapsed < 1.2
+        assert 0.3 <= elapsed < 8 * 0.3  # faster than one call after another
         assert sandbox.stats()["max_in_flight"] >= 4
 
 
@@ -654,14 +658,14 @@ def test_download_rejects_a_tampered_link(download_url: str) -> None:
 
 
 def test_download_link_expires() -> None:
-    with Sandbox(SandboxConfig(report_delay=0.0, link_ttl=0.3)) as sandbox:
+    with Sandbox(SandboxConfig(report_delay=0.0, link_ttl=1.0)) as sandbox:
         token = get_token(sandbox)
         job_id = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf").json["data"][
             "job_id"
         ]
         url = wait_for_job(sandbox, token, job_id)[-1]["download_url"]
         assert call(url).status == 200
-        time.sleep(0.4)
+        time.sleep(1.1)
         reply = call(url)
         assert reply.status == 403
         assert b"<Code>AccessDenied</Code><Message>Request has expired</Message>" in reply.body

@@ -19,13 +19,17 @@ def test_both_form_descriptions_agree() -> None:
         "relabeling": behaviour["relabeling"],
         "placeholders": behaviour["placeholders"],
     }
-    assert set(connection_type["conn-fields"]) == set(CONN_FIELDS) == {
-        "qps",
-        "timeout",
-        "max_retries",
-        "verify",
-        "proxies",
-    }
+    assert (
+        set(connection_type["conn-fields"])
+        == set(CONN_FIELDS)
+        == {
+            "qps",
+            "timeout",
+            "max_retries",
+            "verify",
+            "proxies",
+        }
+    )
 
 
 @pytest.mark.skipif(

@@ -71,16 +71,15 @@ def test_client_rate_limit_holds_under_concurrency(monkeypatch: pytest.MonkeyPat
         hook = PatsnapHook()
         list(hook.lookup(AWARD, numbers(3000), batch_size=100))
         arrivals = sorted(r.arrival for r in business(sb, AWARD.path))
+        in_flight = sb.stats()["max_in_flight"]
     assert len(arrivals) == 30
-    assert hook.settings.concurrency > 1
+    assert in_flight >= 2  # concurrency is real: several calls were in the server at once
     # Arrivals are stamped by the server's threads, which share this process's GIL: allow jitter of
     # a call or two per window, but the average rate must not exceed the limit.
     for window in (1.0, 2.0):
         busiest = max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
         assert busiest <= qps * window + 2
     assert (arrivals[-1] - arrivals[0]) >= (len(arrivals) - 1) / qps * 0.95
-    overlapping = max(sum(1 for t in arrivals if start <= t < start + 0.3) for start in arrivals)
-    assert overlapping >= 2  # concurrency is real: several calls were in flight at once
 
 
 def test_server_qps_rejections_are_retried_without_loss(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,7 +92,10 @@ def test_server_qps_rejections_are_retried_without_loss(monkeypatch: pytest.Monk
         results = list(PatsnapHook().lookup(AWARD, ids))
         rejected = [r for r in business(sb, AWARD.path) if r.error_code == 67200002]
     assert rejected, "the server never pushed back; the test proves nothing"
-    assert sum(len(r.requested) for r in results) == len(ids)
+    answered = {p["pn"] for r in results for p in r.patents} | {m for r in results for m in r.missing}
+    assert answered == set(ids)
+    sample = next(p for r in results for p in r.patents)
+    assert sample == patent_object("P032", "patent_number", sample["pn"])
 
 
 @pytest.mark.parametrize("fault", ["qps", "busy", "service", "http500", "http502", "drop", "slow"])

@@ -20,7 +20,9 @@ from airflow_provider_patsnap.sandbox.data import patent_object
 CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
 
 
-def expected_rows(endpoint: Endpoint, ids: list[str], kind: IdKind = "patent_number", lang: str = "en") -> list:
+def expected_rows(
+    endpoint: Endpoint, ids: list[str], kind: IdKind = "patent_number", lang: str = "en"
+) -> list:
     """The rows the operator must land for ``ids``, from the sandbox's own data (``fetched_at`` dropped)."""
     rows = []
     for value in ids:
@@ -90,14 +92,27 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(base, "postgres", "postgres")
     data, port = os.path.join(base, "data"), free_port()
     subprocess.run(
-        [*as_postgres, f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-         "--no-locale"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            f"{bin_dir}/initdb",
+            "-D",
+            data,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
+        check=True,
+        capture_output=True,
     )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         [*as_postgres, f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", f"{base}/log", "-w", "start"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     try:
         yield (

@@ -65,7 +65,10 @@ def test_airflow_dags_test_succeeds(sandbox: Sandbox, tmp_path: Path, dag_id: st
 
     run = subprocess.run(
         [airflow, "dags", "test", dag_id, "2024-06-01"],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]

@@ -28,9 +28,11 @@ OPERATORS: list[type[PatsnapBatchOperator]] = [
     PatsnapCustomsRecordOperator,
     PatsnapLegalInformationOperator,
 ]
-NUMBERS = [f"CN{110650000 + i}A" for i in range(15)] + [f"JP{6500000 + i}B2" for i in range(10)] + [
-    f"US{10200000 + i}B2" for i in range(10)
-]
+NUMBERS = (
+    [f"CN{110650000 + i}A" for i in range(15)]
+    + [f"JP{6500000 + i}B2" for i in range(10)]
+    + [f"US{10200000 + i}B2" for i in range(10)]
+)
 CODE_COLUMNS = ("seic_lv1_no", "seic_lv2_no", "award_session", "event_code", "award_level")
 
 
@@ -80,9 +82,9 @@ def test_a_rendered_list_template_is_read_back_as_a_list(patsnap: Sandbox) -> No
     op = PatsnapAwardOperator(task_id="t", patent_numbers="{{ ti.xcom_pull('ids') }}")
     op.patent_numbers = str(NUMBERS[:5])  # what Jinja renders for a pulled list
     op.execute(context={})
-    assert sorted(id_ for record in data_calls(patsnap, PatsnapAwardOperator) for id_ in record.ids) == sorted(
-        NUMBERS[:5]
-    )
+    assert sorted(
+        id_ for record in data_calls(patsnap, PatsnapAwardOperator) for id_ in record.ids
+    ) == sorted(NUMBERS[:5])
 
 
 @pytest.mark.parametrize("operator", OPERATORS, ids=lambda op: op.endpoint.code)
@@ -97,7 +99,9 @@ def test_250_ids_go_out_in_three_calls_of_at_most_100(
     assert len(calls) == 3 and summary["calls"] == 3
     assert all(len(call.ids) <= 100 for call in calls)
     assert sorted(id_ for call in calls for id_ in call.ids) == sorted(ids)
-    found = [value for value in ids if patent_object(operator.endpoint.code, "patent_number", value) is not None]
+    found = [
+        value for value in ids if patent_object(operator.endpoint.code, "patent_number", value) is not None
+    ]
     assert summary["requested"] == 250
     assert summary["found"] == summary["billed_units"] == len(found)
     assert summary["missing"] == 250 - len(found)
@@ -140,7 +144,12 @@ def test_ndjson_file_is_utf8_and_a_rerun_replaces_it(patsnap: Sandbox, tmp_path:
     second = op.execute(context={})
     raw = target.read_bytes().decode("utf-8")
     lines = [json.loads(line) for line in raw.splitlines()]
-    assert len(lines) == first["rows"] == second["rows"] == len(expected_rows(ENDPOINTS["P022"], NUMBERS, lang="cn"))
+    assert (
+        len(lines)
+        == first["rows"]
+        == second["rows"]
+        == len(expected_rows(ENDPOINTS["P022"], NUMBERS, lang="cn"))
+    )
     assert "\\u" not in raw and any("\u4e00" <= ch <= "\u9fff" for ch in raw)
     assert second["destination"].endswith("seic.jsonl")
     assert [path.name for path in target.parent.iterdir()] == ["seic.jsonl"]  # no temp file left behind
@@ -154,7 +163,9 @@ def test_a_directory_gets_one_file_per_task_and_run(patsnap: Sandbox, tmp_path: 
 
 def test_emit_asset_declares_the_destination() -> None:
     table_op = PatsnapAwardOperator(task_id="a", patent_numbers=NUMBERS, sql_conn_id="wh", emit_asset=True)
-    file_op = PatsnapAwardOperator(task_id="b", patent_numbers=NUMBERS, output_path="/data/a.jsonl", emit_asset=True)
+    file_op = PatsnapAwardOperator(
+        task_id="b", patent_numbers=NUMBERS, output_path="/data/a.jsonl", emit_asset=True
+    )
     assert [outlet.uri for outlet in table_op.outlets] == ["patsnap://wh/patsnap_award"]
     assert [outlet.uri for outlet in file_op.outlets] == ["file:///data/a.jsonl"]
     with pytest.raises(ValueError, match="emit_asset"):
@@ -177,7 +188,9 @@ BAD_INPUTS: list[tuple[dict[str, Any], type[Exception], str]] = [
 
 
 @pytest.mark.parametrize(("kwargs", "error", "names"), BAD_INPUTS)
-def test_bad_input_is_rejected_when_the_dag_is_parsed(kwargs: dict[str, Any], error: type, names: str) -> None:
+def test_bad_input_is_rejected_when_the_dag_is_parsed(
+    kwargs: dict[str, Any], error: type, names: str
+) -> None:
     with pytest.raises(error, match=names.replace("(", r"\(")):
         PatsnapSeicClassificationOperator(task_id="t", **kwargs)
 
@@ -187,7 +200,9 @@ def test_bad_rendered_input_is_rejected_before_any_call(
     patsnap: Sandbox, kwargs: dict[str, Any], error: type, names: str
 ) -> None:
     """Values that arrive by template or XCom are only known at run time: checked before any HTTP call."""
-    op = PatsnapSeicClassificationOperator(task_id="t", patent_numbers="{{ params.ids }}", lang="{{ params.lang }}")
+    op = PatsnapSeicClassificationOperator(
+        task_id="t", patent_numbers="{{ params.ids }}", lang="{{ params.lang }}"
+    )
     op.patent_numbers = None
     op.lang = "en"
     for name, value in kwargs.items():
@@ -206,7 +221,9 @@ def test_a_failed_run_leaves_the_previous_file_alone(
     before = target.read_bytes()
     monkeypatch.setenv(
         "AIRFLOW_CONN_PATSNAP_DEFAULT",
-        json.dumps({"conn_type": "patsnap", "host": patsnap.base_url, "password": "sk-wrong", "extra": {"qps": 0}}),
+        json.dumps(
+            {"conn_type": "patsnap", "host": patsnap.base_url, "password": "sk-wrong", "extra": {"qps": 0}}
+        ),
     )
     with pytest.raises(PatsnapAuthError):
         op.execute(context={})

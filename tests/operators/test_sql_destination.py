@@ -33,7 +33,9 @@ def table_rows(conn_id: str, table: str) -> list[dict[str, Any]]:
 
 
 def run_twice_and_check(conn_id: str, table: str | None) -> None:
-    op = PatsnapLegalInformationOperator(task_id="t", patent_numbers=NUMBERS, sql_conn_id=conn_id, table=table)
+    op = PatsnapLegalInformationOperator(
+        task_id="t", patent_numbers=NUMBERS, sql_conn_id=conn_id, table=table
+    )
     first = op.execute(context={})
     after_first = table_rows(conn_id, table or "patsnap_legal_information")
     second = op.execute(context={})
@@ -61,7 +63,9 @@ def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, post
         task_id="t", patent_numbers=NUMBERS[:40], lang="cn", sql_conn_id=postgres_conn, table="seic_cn"
     ).execute(context={})
     hook = BaseHook.get_connection(postgres_conn).get_hook()
-    stored = {tuple(row) for row in hook.get_records("SELECT record_key, seic_lv2_no, seic_lv2_desc FROM seic_cn")}
+    stored = {
+        tuple(row) for row in hook.get_records("SELECT record_key, seic_lv2_no, seic_lv2_desc FROM seic_cn")
+    }
     expected = {
         (row["record_key"], row["seic_lv2_no"], row["seic_lv2_desc"])
         for row in expected_rows(ENDPOINTS["P022"], NUMBERS[:40], lang="cn")
@@ -115,12 +119,16 @@ def test_20000_patents_into_sqlite_keep_memory_flat(sandbox_process: None, sqlit
 
     assert summary["requested"] == 20_000 and summary["calls"] == 200
     assert summary["rows"] > 40_000  # several legal events per patent
-    rows_in_table = BaseHook.get_connection(sqlite_conn).get_hook().get_first(
-        "SELECT COUNT(*) FROM patsnap_legal_information"
-    )[0]
+    rows_in_table = (
+        BaseHook.get_connection(sqlite_conn)
+        .get_hook()
+        .get_first("SELECT COUNT(*) FROM patsnap_legal_information")[0]
+    )
     assert rows_in_table > summary["rows"]  # both runs landed
     # Holding every row would take well over 50 MB; one batch in flight per thread takes a few MB.
-    print(f"peak traced memory: 1,000 ids {small_peak / 1e6:.1f} MB, 20,000 ids {big_peak / 1e6:.1f} MB "
-          f"({elapsed:.1f} s, pid {os.getpid()})")
+    print(
+        f"peak traced memory: 1,000 ids {small_peak / 1e6:.1f} MB, 20,000 ids {big_peak / 1e6:.1f} MB "
+        f"({elapsed:.1f} s, pid {os.getpid()})"
+    )
     assert big_peak < 3 * small_peak + 8_000_000
     assert big_peak < 25_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,7 +52,8 @@ def start_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., San
     running: list[Sandbox] = []
 
     def start(max_retries: int = 0, **config: Any) -> Sandbox:
-        sandbox = Sandbox(SandboxConfig(**{"report_delay": 0.6, **config})).start()
+        # 1.5 s: long enough that "not done yet" holds on a loaded machine, short enough to wait for.
+        sandbox = Sandbox(SandboxConfig(**{"report_delay": 1.5, **config})).start()
         running.append(sandbox)
         monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", sandbox.connection_json(max_retries=max_retries))
         return sandbox
@@ -73,3 +75,14 @@ def context() -> dict[str, Any]:
 
 def creates(sandbox: Sandbox) -> int:
     return sum(1 for record in sandbox.requests if record.path == CREATE_PATH)
+
+
+def wait_until_finished(job_id: str, timeout: float = 20.0) -> None:
+    """Poll (as a test, not through the code under test's waiting) until the job is done or failed."""
+    from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+
+    hook = PatsnapHook()
+    deadline = time.monotonic() + timeout
+    while hook.get_report_status(job_id)["job_status"] not in (2, 3):
+        assert time.monotonic() < deadline, f"job {job_id} did not finish in {timeout} s"
+        time.sleep(0.1)

@@ -64,8 +64,9 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     assert sandbox.config.client_secret not in output
 
 
-def test_a_real_retry_of_the_create_task(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     """Airflow 3.3+ reconnects through the task state store, older lines through a Variable: one job."""
+    sandbox = start_sandbox(report_delay=60)  # still exporting when the retry asks: it must reconnect
     env = airflow_env(tmp_path / "airflow-home", Path(__file__).parent / "dags", sandbox)
     run = airflow(["dags", "test", "patsnap_report_retry"], env)
     output = run.stdout + run.stderr

@@ -27,7 +27,7 @@ from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
 from airflow_provider_patsnap.triggers.patsnap import AirflowSensorTimeout, PatsnapReportTrigger
-from tests.report.conftest import FakeTaskInstance, FakeTaskStateStore, creates
+from tests.report.conftest import FakeTaskInstance, FakeTaskStateStore, creates, wait_until_finished
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
@@ -150,7 +150,7 @@ def test_sensor_reschedule_mode(
         monkeypatch.setattr("airflow.sensors.base._orig_start_date", lambda **_: None)
     job_id = create(context)
     reschedules = 0
-    while True:  # what the scheduler does: run the task again after each reschedule
+    while reschedules < 100:  # what the scheduler does: run the task again after each reschedule
         task = sensor(job_id, mode="reschedule", poke_interval=0.2)
         task_context = {**context, "ti": _RescheduledTaskInstance(context["ti"])}
         try:
@@ -188,14 +188,17 @@ def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
 
 def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
-    time.sleep(0.7)
+    wait_until_finished(job_id)
     assert sensor(job_id, deferrable=True).execute(context)["job_status"] == 2
 
 
 def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any]) -> None:
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
         sensor(create(context, patent_number="CN1FAIL")).execute(context)
-    task = sensor(create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN2FAIL"), deferrable=True)
+    task = sensor(
+        create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN2FAIL"),
+        deferrable=True,
+    )
     [event] = events_of(deferred_trigger(lambda: task.execute(context)))
     assert event["status"] == "failed" and FAILURE_CAUSE in event["message"]
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE) as failed:
@@ -217,7 +220,7 @@ def test_timeout_is_a_sensor_timeout(start_sandbox: Callable[..., Sandbox], cont
 
 def test_trigger_checks_once_more_before_a_timeout(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
-    time.sleep(0.7)
+    wait_until_finished(job_id)
     late = PatsnapReportTrigger(job_id=job_id, end_time=time.time() - 60, poll_interval=0.1)
     assert [event["status"] for event in events_of(late)] == ["success"]
 
@@ -319,8 +322,10 @@ def test_download_of_an_unfinished_or_failed_job(sandbox: Sandbox, tmp_path: Pat
     waiting = create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()})
     with pytest.raises(PatsnapReportError, match="not ready"):
         PatsnapDownloadReportOperator(task_id="download", job_id=waiting, target=tmp_path).execute({})
-    failed = create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN3FAIL")
-    time.sleep(0.7)
+    failed = create(
+        {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN3FAIL"
+    )
+    wait_until_finished(failed)
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
         PatsnapDownloadReportOperator(task_id="download", job_id=failed, target=tmp_path).execute({})
 
