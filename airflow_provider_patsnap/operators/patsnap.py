@@ -121,7 +121,9 @@ class PatsnapBatchOperator(BaseOperator):
     # --- validation ----------------------------------------------------------------------------------
 
     def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
-        target = output_path if output_path else f"patsnap://{sql_conn_id}/{table or self.endpoint.default_table}"
+        target = (
+            output_path if output_path else f"patsnap://{sql_conn_id}/{table or self.endpoint.default_table}"
+        )
         if not (sql_conn_id or output_path) or not _is_literal(target):
             raise ValueError(
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
@@ -215,7 +217,9 @@ class PatsnapBatchOperator(BaseOperator):
         )
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, summary)
         if missing:
-            self.log.warning("%d patent(s) had no %s data, first: %s", missing, self.endpoint.code, missing_shown)
+            self.log.warning(
+                "%d patent(s) had no %s data, first: %s", missing, self.endpoint.code, missing_shown
+            )
         if missing and self.fail_on_missing:
             raise PatsnapInputError(
                 f"{missing} of {len(ids)} patent(s) had no {self.endpoint.code} data (fail_on_missing=True); "

@@ -711,6 +711,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError):
             return
         super().handle_error(request, client_address)
+
     request_queue_size = 128
     allow_reuse_address = True
 
