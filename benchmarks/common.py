@@ -70,6 +70,22 @@ def machine() -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- inputs
 
 
+# The data operator of each endpoint, by name: the parent processes choose one without importing Airflow.
+OPERATOR_NAMES = {
+    "P022": "PatsnapSeicClassificationOperator",
+    "P026": "PatsnapLegalInformationOperator",
+    "P031": "PatsnapCustomsRecordOperator",
+    "P032": "PatsnapAwardOperator",
+}
+
+
+def operator_class(code: str) -> Any:
+    """The data operator class for an endpoint code (imports the provider's operators)."""
+    from airflow_provider_patsnap.operators import patsnap
+
+    return getattr(patsnap, OPERATOR_NAMES[code])
+
+
 def patent_numbers(count: int, start: int = 0, prefix: str = "CN") -> list[str]:
     """``count`` distinct, valid-looking patent numbers; the sandbox has no data for about 1 in 10."""
     return [f"{prefix}{110000000 + start + index}A" for index in range(count)]

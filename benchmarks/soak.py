@@ -43,9 +43,11 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (
+    OPERATOR_NAMES,
     PATENTS_PER_CALL,
     SandboxProcess,
     airflow_env,
+    operator_class,
     patent_numbers,
     print_check,
     sqlite_connection,
@@ -55,12 +57,6 @@ CONN_ID = "patsnap_soak"
 WAREHOUSE_ID = "soak_warehouse"
 TABLE = "soak_rows"
 FAULT_KINDS = ("qps", "busy", "service", "http500", "http502", "drop", "slow")
-OPERATORS = {
-    "P022": "PatsnapSeicClassificationOperator",
-    "P026": "PatsnapLegalInformationOperator",
-    "P031": "PatsnapCustomsRecordOperator",
-    "P032": "PatsnapAwardOperator",
-}
 
 
 # ----------------------------------------------------------------------------------------- the task
@@ -69,7 +65,6 @@ OPERATORS = {
 def run_task(args: argparse.Namespace) -> int:
     """The measured process: one operator run, its log records in ``--log`` and its summary in JSON."""
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-    from airflow_provider_patsnap.operators import patsnap as operators
 
     handler = logging.FileHandler(args.log, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
@@ -91,8 +86,7 @@ def run_task(args: argparse.Namespace) -> int:
 
     PatsnapHook._fetch_token = recording_fetch_token  # type: ignore[method-assign]
 
-    operator_class = getattr(operators, OPERATORS[args.endpoint])
-    operator = operator_class(
+    operator = operator_class(args.endpoint)(
         task_id="soak",
         patent_numbers=patent_numbers(args.patents),
         patsnap_conn_id=CONN_ID,
@@ -289,7 +283,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--patents", type=int, default=100_000, help="patents per run (CI: 10000)")
-    parser.add_argument("--endpoint", choices=sorted(OPERATORS), default="P026", help="data operator to run")
+    parser.add_argument(
+        "--endpoint", choices=sorted(OPERATOR_NAMES), default="P026", help="data operator to run"
+    )
     parser.add_argument("--qps", type=float, default=25.0, help="sandbox QPS limit = the connection's qps")
     parser.add_argument(
         "--latency", type=float, help="sandbox seconds per call (default 0.2; 0.05 below 50,000 patents)"
@@ -329,7 +325,7 @@ def main() -> int:
     # A run's calls, plus retries, at the QPS; faults add back-off and 1 s timeouts; Python start-up.
     run_budget = 120 + 4 * expected_calls / args.qps
     print(
-        f"settings: {args.patents} patents ({expected_calls} calls) per run through {OPERATORS[args.endpoint]} "
+        f"settings: {args.patents} patents ({expected_calls} calls) per run through {OPERATOR_NAMES[args.endpoint]} "
         f"into SQLite; sandbox latency {args.latency:g} s, QPS {args.qps:g}; faults {args.fault_rate:.0%} of "
         f"{','.join(FAULT_KINDS)} (seed {args.seed}), slow = {args.slow_seconds:g} s vs read timeout "
         f"{args.timeout:g} s; "
@@ -346,6 +342,13 @@ def main() -> int:
     def check(name: str, ok: bool, detail: str) -> None:
         results.append(ok)
         print_check(name, ok, detail)
+
+    def finished(run: Run, name: str, see: str = "") -> bool:
+        """Wait for ``run``; a non-zero exit is a failed check named ``name``."""
+        code = run.wait(run_budget)
+        if code != 0:
+            check(name, False, f"exit code {code}; see {run.out}{see}")
+        return code == 0
 
     dbs = {name: workdir / f"{name}.db" for name in ("reference", "faults", "killed")}
     for db in dbs.values():
@@ -370,9 +373,7 @@ def main() -> int:
         # 1. the fault-free reference
         reference = Run(workdir, "reference", dbs["reference"], sandbox, args)
         runs.append(reference)
-        code = reference.wait(run_budget)
-        if code != 0:
-            check("reference run", False, f"exit code {code}; see {reference.out}")
+        if not finished(reference, "reference run"):
             return 1
         ref = reference.summary
         check(
@@ -391,11 +392,9 @@ def main() -> int:
             faulty, sandbox, int(before["business_calls"]) + expected_calls // 2, run_budget
         )
         expired = sandbox.expire_tokens().get("expired", 0)
-        code = faulty.wait(run_budget)
-        after = sandbox.stats()
-        if code != 0:
-            check("run under faults", False, f"exit code {code}; see {faulty.out} and {faulty.log}")
+        if not finished(faulty, "run under faults", f" and {faulty.log}"):
             return 1
+        after = sandbox.stats()
         run_summary = faulty.summary
         faults = {kind: after["faults"].get(kind, 0) - before["faults"].get(kind, 0) for kind in FAULT_KINDS}
         total_faults = sum(faults.values())
@@ -454,9 +453,7 @@ def main() -> int:
         )
         rerun = Run(workdir, "rerun", dbs["killed"], sandbox, args)
         runs.append(rerun)
-        code = rerun.wait(run_budget)
-        if code != 0:
-            check("rerun after kill", False, f"exit code {code}; see {rerun.out}")
+        if not finished(rerun, "rerun after kill"):
             return 1
         diff = compare(dbs["killed"], dbs["reference"], compared_columns, list(endpoint.key_columns))
         check(

@@ -38,6 +38,7 @@ from common import (
     SandboxProcess,
     airflow_env,
     dump_json,
+    operator_class,
     patent_numbers,
     print_check,
     sandbox_flags,
@@ -168,7 +169,6 @@ def main() -> int:
 
     from airflow_provider_patsnap.endpoints import ENDPOINTS
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-    from airflow_provider_patsnap.operators import patsnap as operators
 
     if not args.verbose:  # one log line per batch would drown the figures
         logging.disable(logging.INFO)
@@ -209,14 +209,9 @@ def main() -> int:
         }
 
         # 2. a data operator into SQLite
-        operator_class = {
-            "P022": operators.PatsnapSeicClassificationOperator,
-            "P026": operators.PatsnapLegalInformationOperator,
-            "P031": operators.PatsnapCustomsRecordOperator,
-            "P032": operators.PatsnapAwardOperator,
-        }[args.endpoint]
+        data_operator = operator_class(args.endpoint)
         numbers = patent_numbers(args.patents, start=args.patents)
-        operator = operator_class(
+        operator = data_operator(
             task_id="throughput",
             patent_numbers=numbers,
             patsnap_conn_id=CONN_ID,
@@ -230,7 +225,7 @@ def main() -> int:
         with sqlite3.connect(warehouse) as db:
             table_rows = db.execute("SELECT COUNT(*) FROM bench_rows").fetchone()[0]
         results["operator"] = {
-            "class": operator_class.__name__,
+            "class": data_operator.__name__,
             "patents": summary["requested"],
             "found": summary["found"],
             "rows": summary["rows"],

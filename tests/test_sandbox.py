@@ -79,15 +79,16 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+def request_token(
+    sandbox: Sandbox, headers: dict[str, str], body: bytes = b"grant_type=client_credentials"
+) -> Any:
+    headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    return call(sandbox.base_url + "/oauth/token", "POST", headers, body)
+
+
 def get_token(sandbox: Sandbox) -> str:
-    reply = call(
-        sandbox.base_url + "/oauth/token",
-        "POST",
-        {
-            "Authorization": basic(sandbox.config.client_id, sandbox.config.client_secret),
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        b"grant_type=client_credentials",
+    reply = request_token(
+        sandbox, {"Authorization": basic(sandbox.config.client_id, sandbox.config.client_secret)}
     )
     assert reply.status == 200, reply.body
     return str(reply.json["token"])
@@ -144,15 +145,7 @@ def token(sandbox: Sandbox) -> str:
 
 
 def test_token_is_issued_with_the_documented_shape(sandbox: Sandbox) -> None:
-    reply = call(
-        sandbox.base_url + "/oauth/token",
-        "POST",
-        {
-            "Authorization": basic("sandbox-client", "sandbox-secret"),
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        b"grant_type=client_credentials",
-    )
+    reply = request_token(sandbox, {"Authorization": basic("sandbox-client", "sandbox-secret")})
     body = reply.json
     assert reply.status == 200
     assert set(body) == {"token", "token_type", "expires_in", "status", "issued_at"}
@@ -172,20 +165,12 @@ def test_token_is_issued_with_the_documented_shape(sandbox: Sandbox) -> None:
     ids=["wrong-secret", "wrong-client", "no-auth", "not-basic"],
 )
 def test_token_rejects_bad_credentials(sandbox: Sandbox, headers: dict[str, str]) -> None:
-    headers["Content-Type"] = "application/x-www-form-urlencoded"
-    reply = call(sandbox.base_url + "/oauth/token", "POST", headers, b"grant_type=client_credentials")
-    assert_error(reply, 67200003, 401)
+    assert_error(request_token(sandbox, headers), 67200003, 401)
 
 
 def test_token_rejects_wrong_grant_type(sandbox: Sandbox) -> None:
-    reply = call(
-        sandbox.base_url + "/oauth/token",
-        "POST",
-        {
-            "Authorization": basic("sandbox-client", "sandbox-secret"),
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-        b"grant_type=password",
+    reply = request_token(
+        sandbox, {"Authorization": basic("sandbox-client", "sandbox-secret")}, b"grant_type=password"
     )
     assert "grant_type" in assert_error(reply, 68300004, 400)["error_msg"]
 
