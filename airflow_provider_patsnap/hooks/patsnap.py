@@ -29,7 +29,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from airflow_provider_patsnap import CONN_FIELDS, CONNECTION_TYPE, UI_FIELD_BEHAVIOUR, __version__
 from airflow_provider_patsnap._compat import BaseHook, mask_secret
-from airflow_provider_patsnap.endpoints import VALUE_REPORT, Endpoint, IdKind
+from airflow_provider_patsnap.endpoints import AWARD, VALUE_REPORT, Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import (
     TOKEN_CODES,
     PatsnapAuthError,
@@ -85,6 +85,11 @@ class ConnectionSettings:
     def apikey(self) -> str:
         """The ``apikey`` query value: the client id, or the key itself in the sk- model."""
         return self.api_key or self.client_id or ""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be printed: the secret, the sk- key and the client id (the apikey)."""
+        return tuple(value for value in (self.client_secret, self.api_key, self.client_id) if value)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -379,7 +384,7 @@ class PatsnapHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         settings = parse_connection(self.get_connection(self.patsnap_conn_id), self._overrides)
-        for secret in (settings.client_secret, settings.api_key, settings.client_id):
+        for secret in settings.secrets:
             mask_secret(secret)
         return settings
 
@@ -422,10 +427,8 @@ class PatsnapHook(BaseHook):
     def scrub(self, text: str) -> str:
         """Remove every credential from ``text`` (requests puts the full URL into its exceptions)."""
         text = _APIKEY_IN_TEXT.sub(r"\1***", text)
-        settings = self.settings
-        for secret in (settings.client_secret, settings.api_key, settings.client_id):
-            if secret:
-                text = text.replace(secret, "***")
+        for secret in self.settings.secrets:
+            text = text.replace(secret, "***")
         return text
 
     def _fetch_token(self) -> tuple[str, float]:
@@ -734,7 +737,7 @@ class PatsnapHook(BaseHook):
             return False, str(err)
         try:
             if settings.api_key:
-                self.call("GET", "/advanced-patent-data/award-data", params={"patent_number": "TEST0000000"})
+                self.call("GET", AWARD.path, params={"patent_number": "TEST0000000"})
                 return True, f"API key accepted by {settings.base_url}"
             self._fetch_token()
             return True, f"Token issued by {settings.base_url}"
