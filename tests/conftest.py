@@ -51,6 +51,19 @@ if str(REPO_ROOT) not in sys.path:
 
 import pytest  # noqa: E402  (after the environment set-up above, on purpose)
 
+TIERS = ("unit", "integration", "system")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's tier is the folder it lives in: `make test-fast` runs `-m unit`."""
+    for item in items:
+        tier = Path(str(item.path)).relative_to(REPO_ROOT / "tests").parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/system"
+            )
+        item.add_marker(getattr(pytest.mark, tier))
+
 
 @pytest.fixture(autouse=True)
 def _fresh_process_wide_hook_state() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_patsnap import exceptions
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 INDEX = DOCS / "index.md"
 README = REPO / "README.md"

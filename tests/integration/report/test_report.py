@@ -27,7 +27,7 @@ from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
 from airflow_provider_patsnap.triggers.patsnap import AirflowSensorTimeout, PatsnapReportTrigger
-from tests.report.conftest import FakeTaskInstance, FakeTaskStateStore, creates, wait_until_finished
+from tests.helpers import FakeTaskInstance, FakeTaskStateStore, creates, wait_until_finished
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred

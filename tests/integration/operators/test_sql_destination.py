@@ -20,7 +20,7 @@ from airflow_provider_patsnap.operators.patsnap import (
     PatsnapSeicClassificationOperator,
 )
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.operators.conftest import CONN_ENV, expected_rows
+from tests.helpers import CONN_ENV, expected_rows
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
 

@@ -24,7 +24,7 @@ from airflow_provider_patsnap import get_provider_info
 DIST_NAME = "airflow-provider-patsnap"
 PACKAGE = "airflow_provider_patsnap"
 ENTRY_POINT_GROUP = "apache_airflow_provider"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -20,7 +20,7 @@ from airflow_provider_patsnap.operators.patsnap import (
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_id_for_number, patent_object
 from airflow_provider_patsnap.sinks import RowLimitExceededError
-from tests.operators.conftest import expected_rows, sorted_rows
+from tests.helpers import expected_rows, sorted_rows
 
 OPERATORS: list[type[PatsnapBatchOperator]] = [
     PatsnapSeicClassificationOperator,

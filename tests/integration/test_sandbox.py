@@ -33,7 +33,7 @@ from airflow_provider_patsnap.sandbox.data import (
 )
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SEIC = "/high-value-data/seic-classification"
 AWARD = "/advanced-patent-data/award-data"
 CUSTOMS = "/advanced-patent-data/customs-data"

@@ -27,8 +27,7 @@ from airflow_provider_patsnap.hooks.patsnap import (
     default_concurrency,
     parse_token_response,
 )
-
-from .conftest import Reply, ScriptedServer, error, ok
+from tests.integration.hook.conftest import Reply, ScriptedServer, error, ok
 
 PATH = AWARD.path
 

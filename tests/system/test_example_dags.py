@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.conftest import REPO_ROOT
+from tests.helpers import REPO_ROOT
 
 EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 

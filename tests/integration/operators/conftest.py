@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -13,37 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
-from airflow_provider_patsnap.sandbox.data import patent_object
-
-CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
-
-
-def expected_rows(
-    endpoint: Endpoint, ids: list[str], kind: IdKind = "patent_number", lang: str = "en"
-) -> list:
-    """The rows the operator must land for ``ids``, from the sandbox's own data (``fetched_at`` dropped)."""
-    rows = []
-    for value in ids:
-        patent = patent_object(endpoint.code, kind, value, lang)  # type: ignore[arg-type]
-        if patent is not None:
-            rows.extend(without_fetched_at(row) for row in endpoint.rows(patent, ""))
-    return rows
-
-
-def without_fetched_at(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in row.items() if name != "fetched_at"}
-
-
-def sorted_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted((without_fetched_at(row) for row in rows), key=lambda row: row["record_key"])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import CONN_ENV, free_port
 
 
 @pytest.fixture(scope="session")

@@ -3,49 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import report_bytes
-from tests.report.conftest import STATUS_PATH, creates
+from tests.helpers import REPO_ROOT, STATUS_PATH, airflow, airflow_env, creates
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PN = "CN108977442B"
 
 
-def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    executable = Path(sys.executable).parent / "airflow"
-    return subprocess.run(
-        [str(executable), *args], env=env, capture_output=True, text=True, timeout=240, check=False
+def report_env(tmp_path: Path, dags: Path, sandbox: Sandbox) -> dict[str, str]:
+    return airflow_env(
+        tmp_path / "airflow-home",
+        dags,
+        AIRFLOW_CONN_PATSNAP_DEFAULT=sandbox.connection_json(max_retries=2),
+        PATSNAP_REPORT_POLL_SECONDS="0.5",
     )
-
-
-def airflow_env(home: Path, dags: Path, sandbox: Sandbox) -> dict[str, str]:
-    """A fresh, migrated metadata DB in ``home``, DAGs from ``dags``, ``patsnap_default`` on the sandbox."""
-    home.mkdir()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(max_retries=2),
-        "PATSNAP_REPORT_POLL_SECONDS": "0.5",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-    migrated = airflow(["db", "migrate"], env)
-    assert migrated.returncode == 0, migrated.stderr[-3000:]
-    return env
 
 
 def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     sandbox = start_sandbox(report_delay=3.0)  # long enough for the sensor to defer
-    env = airflow_env(tmp_path / "airflow-home", REPO_ROOT / "example_dags", sandbox)
+    env = report_env(tmp_path, REPO_ROOT / "example_dags", sandbox)
     conf = json.dumps({"patent_number": PN, "report_dir": str(tmp_path / "reports")})
     run = airflow(["dags", "test", "patsnap_value_report", "-c", conf], env)
     output = run.stdout + run.stderr
@@ -67,7 +47,7 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
 def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     """Airflow 3.3+ reconnects through the task state store, older lines through a Variable: one job."""
     sandbox = start_sandbox(report_delay=60)  # still exporting when the retry asks: it must reconnect
-    env = airflow_env(tmp_path / "airflow-home", Path(__file__).parent / "dags", sandbox)
+    env = report_env(tmp_path, Path(__file__).parent / "dags", sandbox)
     run = airflow(["dags", "test", "patsnap_report_retry"], env)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-5000:]

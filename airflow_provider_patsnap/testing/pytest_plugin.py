@@ -1,0 +1,77 @@
+"""pytest fixtures for testing DAGs offline against the PatSnap sandbox.
+
+Enable with ``pytest -p airflow_provider_patsnap.testing.pytest_plugin`` or, in a ``conftest.py``,
+``pytest_plugins = ["airflow_provider_patsnap.testing.pytest_plugin"]``. Then::
+
+    def test_my_dag_task(patsnap_conn):
+        rows = PatsnapAwardOperator(task_id="t", patent_numbers=["CN110650438A"]).execute({})
+
+The module imports neither Airflow nor requests: pytest loads plugins before a conftest can set
+``AIRFLOW_HOME``, and Airflow reads its configuration once, at first import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
+
+CONN_ID = "patsnap_default"
+#: Sandbox settings for tests: no latency and no rate limit, so a test runs as fast as the CPU allows.
+TEST_DEFAULTS: dict[str, Any] = {"port": 0, "latency": 0.0, "qps": 0.0}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "patsnap_sandbox(**config): SandboxConfig fields for this test's `patsnap_sandbox` "
+        "(for example latency=1.0, fault_rate=0.1)",
+    )
+
+
+def _reset_shared_client_state() -> None:
+    """Tokens and rate limiters are shared per base URL for the whole process: a later sandbox can reuse
+    a loopback port, and must not be handed an earlier sandbox's token."""
+    import sys
+
+    transport = sys.modules.get("airflow_provider_patsnap.hooks._transport")
+    if transport is not None:  # nothing to reset when no hook was ever imported
+        transport.reset_shared_state()
+
+
+@pytest.fixture
+def patsnap_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
+    """Start sandboxes with any :class:`SandboxConfig` fields; each is stopped after the test."""
+    started: list[Sandbox] = []
+
+    def start(**config: Any) -> Sandbox:
+        sandbox = Sandbox(SandboxConfig(**{**TEST_DEFAULTS, **config})).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def patsnap_sandbox(
+    patsnap_sandbox_factory: Callable[..., Sandbox], request: pytest.FixtureRequest
+) -> Sandbox:
+    """A running sandbox; a ``@pytest.mark.patsnap_sandbox(...)`` marker sets its configuration."""
+    marker = request.node.get_closest_marker("patsnap_sandbox")
+    return patsnap_sandbox_factory(**(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+def patsnap_conn(patsnap_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``patsnap_default`` pointing at ``patsnap_sandbox`` (client id + secret, no client rate limit,
+    no retries); returns the connection id."""
+    _reset_shared_client_state()
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}", patsnap_sandbox.connection_json(qps=0, max_retries=0)
+    )
+    return CONN_ID
