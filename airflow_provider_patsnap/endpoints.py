@@ -211,19 +211,3 @@ LEGAL_INFORMATION = Endpoint(
 ENDPOINTS: dict[str, Endpoint] = {
     endpoint.code: endpoint for endpoint in (SEIC_CLASSIFICATION, AWARD, CUSTOMS_RECORD, LEGAL_INFORMATION)
 }
-
-
-@dataclass(frozen=True)
-class ReportApi:
-    """R002, the patent value report: a job created once, then polled until a file is ready."""
-
-    create_path: str = "/patent-valuation-data/patent-report/task/create-no-logo"
-    status_path: str = "/patent-valuation-data/patent-report/job_id/status"
-    report_types: tuple[str, ...] = ("pdf", "word")
-    waiting: int = 0
-    exporting: int = 1
-    done: int = 2
-    failed: int = 3
-
-
-VALUE_REPORT = ReportApi()

@@ -74,6 +74,10 @@ class PatsnapReportError(PatsnapFailFastError):
     """A report job failed, or its download link can no longer be used."""
 
 
+class PatsnapCancelledError(PatsnapError):
+    """The task is being stopped (``on_kill``): no further call is made."""
+
+
 TRANSIENT_CODES = frozenset({67200100, 68300008})
 RATE_LIMIT_CODES = frozenset({67200002})
 TOKEN_CODES = frozenset({67200003, 67200009})  # a fresh token may fix these

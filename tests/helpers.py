@@ -96,6 +96,9 @@ class FakeTaskStateStore:
         assert value is not None
         self.values[key] = value
 
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
 
 def wait_until_finished(job_id: str, timeout: float = 20.0) -> None:
     """Poll (as a test, not through the code under test's waiting) until the job is done or failed."""

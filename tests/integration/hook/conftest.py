@@ -131,4 +131,4 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture(autouse=True)
 def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep retries quick: backoff is tested by the wait computation, not by sleeping."""
-    monkeypatch.setattr("airflow_provider_patsnap.hooks.patsnap.MAX_RETRY_WAIT", 0.05)
+    monkeypatch.setattr("airflow_provider_patsnap.hooks._transport.MAX_RETRY_WAIT", 0.05)

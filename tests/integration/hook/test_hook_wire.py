@@ -10,6 +10,7 @@ import time
 import pytest
 
 from airflow_provider_patsnap._compat import AirflowFailException
+from airflow_provider_patsnap.connection import default_concurrency
 from airflow_provider_patsnap.endpoints import AWARD
 from airflow_provider_patsnap.exceptions import (
     PatsnapAuthError,
@@ -20,13 +21,10 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapQuotaError,
     PatsnapTransientError,
 )
-from airflow_provider_patsnap.hooks import patsnap as hook_module
-from airflow_provider_patsnap.hooks.patsnap import (
-    PatsnapHook,
-    RateLimiter,
-    default_concurrency,
-    parse_token_response,
-)
+from airflow_provider_patsnap.hooks import _transport as hook_module
+from airflow_provider_patsnap.hooks._envelope import parse_token_response
+from airflow_provider_patsnap.hooks._transport import RateLimiter
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from tests.integration.hook.conftest import Reply, ScriptedServer, error, ok
 
 PATH = AWARD.path
@@ -206,7 +204,7 @@ def test_rate_limit_answer_pauses_the_shared_limiter(
     while not scripted.business(PATH):
         time.sleep(0.01)
     time.sleep(0.2)  # that thread now sleeps on Retry-After
-    hook.rate_limiter.acquire()  # another thread's next call must wait for the pause too
+    hook.transport.rate_limiter.acquire()  # another thread's next call must wait for the pause too
     released = time.monotonic()
     told_too_fast.join()
     assert released - scripted.business(PATH)[0].at >= 0.9
@@ -215,7 +213,11 @@ def test_rate_limit_answer_pauses_the_shared_limiter(
 def test_report_status_as_a_float_is_read_as_an_int(scripted: ScriptedServer) -> None:
     path = "/patent-valuation-data/patent-report/job_id/status"
     scripted.scripts[path] = [
-        Reply(200, b'{"data": {"job_id": 1579434053399036123, "job_status": 2.0}, "status": true}')
+        Reply(
+            200,
+            b'{"data": {"job_id": 1579434053399036123, "job_status": 2.0, "download_url": "https://x/r.pdf"},'
+            b' "status": true}',
+        )
     ]
     status = PatsnapHook().get_report_status("1579434053399036123")
     assert status["job_status"] == 2 and status["job_id"] == "1579434053399036123"
