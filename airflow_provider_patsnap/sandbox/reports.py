@@ -216,7 +216,7 @@ class ReportJobs:
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
-        if self._clock() - job.link.issued > self._link_ttl:
+        if self._clock() - job.link.issued >= self._link_ttl:  # dead at issued + ttl, like a token
             return _s3_error(403, "AccessDenied", "Request has expired")
         body = report_bytes(str(job.job_id), job.pn, job.report_type)
         return HttpReply(
@@ -246,7 +246,7 @@ class ReportJobs:
             return (JOB_FAILED if job.fails else JOB_DONE), 0
         waiting_for = delay / 3
         if elapsed < waiting_for:
-            return JOB_WAITING, 1 + math.floor(3 * (waiting_for - elapsed) / waiting_for)
+            return JOB_WAITING, math.ceil(3 * (waiting_for - elapsed) / waiting_for)  # 3, 2, then 1
         return JOB_EXPORTING, 0
 
     def _issue_link(self, job: ReportJob, base_url: str) -> IssuedLink:
