@@ -143,12 +143,18 @@ def test_lost_create_answer_creates_and_bills_the_job_but_sends_nothing() -> Non
     )
 
 
-def test_lost_create_applies_only_to_creates() -> None:
-    app = make_app()
+def test_only_a_successful_create_uses_up_a_lost_answer() -> None:
+    app = make_app(qps=1, burst=1, fault_rate=1.0, faults=("busy",))
     token = issue_token(app)["token"]
     app.lost_creates.arm(1)
-    assert business(app, token, LEGAL, patent_number="CN1A").reply is not None
+    assert create(app, token).error_code == 67200100  # faulted: no job
+    app.faults.set_rate(0)
+    assert create(app, token).error_code == 67200002  # rate-limited: no job
+    app.clock.advance(1)
+    assert business(app, token, LEGAL, patent_number="CN1A").reply is not None  # not a create
+    app.clock.advance(1)
     assert create(app, token).reply is None
+    assert app.stats()["reports_created"] == 1
 
 
 def test_admin_advance_and_lose_create_answers() -> None:
