@@ -6,8 +6,8 @@ is taught it too, so the sandbox never silently stops exercising part of the cli
 
 from __future__ import annotations
 
-from airflow_provider_patsnap import exceptions
-from airflow_provider_patsnap.endpoints import ENDPOINTS, VALUE_REPORT
+from airflow_provider_patsnap import exceptions, report
+from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox import contract
 
 CLIENT_CODE_SETS = (
@@ -34,15 +34,15 @@ def test_data_methods_match_the_client_endpoint_table() -> None:
 
 def test_report_and_token_paths_match_the_client() -> None:
     assert (
-        VALUE_REPORT.create_path,
-        VALUE_REPORT.status_path,
+        report.CREATE_PATH,
+        report.STATUS_PATH,
     ) == (contract.REPORT_CREATE_PATH, contract.REPORT_STATUS_PATH)
     assert contract.TOKEN_PATH == "/oauth/token"
     # The sandbox serves exactly these routes: nothing the client calls is missing, nothing extra.
     client_paths = {
         "/oauth/token",
-        VALUE_REPORT.create_path,
-        VALUE_REPORT.status_path,
+        report.CREATE_PATH,
+        report.STATUS_PATH,
         *(endpoint.path for endpoint in ENDPOINTS.values()),
     }
     assert set(contract.ROUTE_METHODS) == client_paths
