@@ -37,7 +37,7 @@ SOAK_ARGS   ?=
 # ---- environment for everything that runs Airflow code ---------------------------------------
 export AIRFLOW_HOME := $(CURDIR)/.airflow-home/$(LINE)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/example_dags
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/airflow_provider_patsnap/example_dags
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db
 export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY := True
 export UV_COMPILE_BYTECODE := 1

@@ -15,9 +15,7 @@ import pytest
 from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import REPO_ROOT
-
-EXAMPLE_DAGS = REPO_ROOT / "example_dags"
+from tests.helpers import EXAMPLE_DAGS, REPO_ROOT
 
 
 def test_every_example_dag_imports_without_errors() -> None:
