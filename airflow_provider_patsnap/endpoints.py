@@ -146,8 +146,9 @@ def _legal_records(payload: Any) -> Iterator[Record]:
             yield {"source": source, **record}
 
 
-def _text_columns(*names: str) -> tuple[Column, ...]:
-    return tuple(Column(name) for name in names)
+def _text_columns(**descriptions: str) -> tuple[Column, ...]:
+    """TEXT columns in the order given, each with its description (the docs' table shows it)."""
+    return tuple(Column(name, "TEXT", description) for name, description in descriptions.items())
 
 
 SEIC_CLASSIFICATION = Endpoint(
@@ -159,7 +160,12 @@ SEIC_CLASSIFICATION = Endpoint(
     params={"lang": ("en", "cn")},
     record_columns=(
         Column("lang", "VARCHAR(8)", "language of the descriptions (en or cn)"),
-        *_text_columns("seic_lv1_no", "seic_lv1_desc", "seic_lv2_no", "seic_lv2_desc"),
+        *_text_columns(
+            seic_lv1_no="SEIC level-1 code, as text (`1`)",
+            seic_lv1_desc="SEIC level-1 name",
+            seic_lv2_no="SEIC level-2 code, as text (`1.1`, never a float)",
+            seic_lv2_desc="SEIC level-2 name",
+        ),
     ),
     key_columns=("lang", "seic_lv1_no", "seic_lv2_no"),
     to_records=_seic_records,
@@ -171,7 +177,13 @@ AWARD = Endpoint(
     title="Award",
     path="/advanced-patent-data/award-data",
     payload_key="patent_award_data",
-    record_columns=_text_columns("category", "award_name", "award_level", "award_session", "award_referrer"),
+    record_columns=_text_columns(
+        category="award category",
+        award_name="name of the award",
+        award_level="level of the award (gold, silver, ...)",
+        award_session="award session, as text (`2018`)",
+        award_referrer="who nominated the patent",
+    ),
     key_columns=("award_name", "award_session", "award_level"),
     to_records=_text_records(("category", "award_name", "award_level", "award_session", "award_referrer")),
 )
@@ -184,7 +196,14 @@ CUSTOMS_RECORD = Endpoint(
     path="/advanced-patent-data/customs-data",
     payload_key="patent_customs_record_data",
     record_columns=(
-        *_text_columns(*_CUSTOMS_TEXT),
+        *_text_columns(
+            record_number="customs record number",
+            record_status="record status (may be Chinese)",
+            country="authority code",
+            product="protected product (often CJK)",
+            contact="contact",
+            approval_opinion="approval opinion",
+        ),
         Column("start_date", "BIGINT", "YYYYMMDD"),
         Column("end_date", "BIGINT", "YYYYMMDD"),
     ),
@@ -201,8 +220,14 @@ LEGAL_INFORMATION = Endpoint(
     record_columns=(
         Column("source", "VARCHAR(16)", "inpadoc or official"),
         Column("event_date", "BIGINT", "YYYYMMDD"),
-        *_text_columns("event_code", "event_desc", "ref_country_code"),
-        *_text_columns("event_vol", "event_others", "event_legal_status"),
+        *_text_columns(
+            event_code="event code, as text (`B350`, `1.3`)",
+            event_desc="event description",
+            ref_country_code="reference authority code (inpadoc rows only)",
+            event_vol="volume number (official rows only)",
+            event_others="other legal status information (official, CN only)",
+            event_legal_status="legal status (official, CN only)",
+        ),
     ),
     key_columns=("source", "event_date", "event_code", "event_desc", "event_vol", "ref_country_code"),
     to_records=_legal_records,

@@ -58,8 +58,8 @@ class PatsnapBatchOperator(BaseOperator):
         a template, or an XComArg from an upstream task. (templated)
     :param patent_ids: PatSnap patent ids, in the same forms. (templated)
     :param patsnap_conn_id: The PatSnap connection. (templated)
-    :param sql_conn_id: A database connection (any common.sql hook: SQLite, Postgres, ...) to upsert
-        the rows into. (templated)
+    :param sql_conn_id: A database connection (a common.sql hook; SQLite and PostgreSQL are tested, other
+        databases are listed in docs/compatibility.md) to upsert the rows into. (templated)
     :param table: The table for ``sql_conn_id``, created if missing; defaults to the endpoint's table,
         for example ``patsnap_award``. (templated)
     :param output_path: An object storage path (``file://``, ``s3://``, ...) for newline-delimited JSON.
