@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,14 +28,18 @@ class DeadlineExceeded(TimeoutError):
 
 
 @contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Bound every socket operation of this thread's calls inside the block to ``seconds`` in all."""
-    previous = getattr(_current, "at", None)
-    _current.at = time.monotonic() + seconds
+def deadline(seconds: float, watch: Callable[[Any], None] | None = None) -> Iterator[None]:
+    """Bound every socket operation of this thread's calls inside the block to ``seconds`` in all.
+
+    ``watch`` is told each socket the block uses, so a canceller can shut it down from another thread
+    (which ends a read blocked on it at once).
+    """
+    previous = getattr(_current, "at", None), getattr(_current, "watch", None)
+    _current.at, _current.watch = time.monotonic() + seconds, watch
     try:
         yield
     finally:
-        _current.at = previous
+        _current.at, _current.watch = previous
 
 
 def remaining() -> float | None:
@@ -50,11 +54,16 @@ class _DeadlineSocket:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._timeout: float | None = sock.gettimeout()
+        self._watched_by: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
     def arm(self) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None and watch is not self._watched_by:
+            watch(self._sock)
+            self._watched_by = watch
         left = remaining()
         if left is None:
             self._sock.settimeout(self._timeout)

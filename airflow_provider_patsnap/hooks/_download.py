@@ -13,7 +13,7 @@ from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks._deadline import deadline
 from airflow_provider_patsnap.hooks._envelope import int_or_none
-from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT
+from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Cancellation
 
 
 def _is_private(host: str) -> bool:
@@ -51,14 +51,20 @@ def check_download_url(url: str, settings: ConnectionSettings) -> None:
 
 
 def stream_download(
-    session: requests.Session, url: str, target: IO[bytes], settings: ConnectionSettings, chunk_size: int
+    session: requests.Session,
+    url: str,
+    target: IO[bytes],
+    settings: ConnectionSettings,
+    chunk_size: int,
+    cancellation: Cancellation,
 ) -> tuple[int, int | None]:
     """Write the link's body to ``target``; return (bytes written, Content-Length). Each chunk has
-    ``settings.timeout`` seconds to arrive."""
+    ``settings.timeout`` seconds to arrive; ``cancellation`` stops it between or within chunks."""
     check_download_url(url, settings)
+    cancellation.check()
     timeouts = (min(CONNECT_TIMEOUT, settings.timeout), settings.timeout)
     try:
-        with deadline(settings.timeout):
+        with deadline(settings.timeout, cancellation.watch):
             response = session.get(
                 url, stream=True, timeout=timeouts, headers={"Accept-Encoding": "identity"}
             )
@@ -66,7 +72,7 @@ def stream_download(
         raise PatsnapTransientError(f"report download failed: {type(err).__name__}") from None
     with response:
         if not response.ok:
-            with deadline(settings.timeout):
+            with deadline(settings.timeout, cancellation.watch):
                 head = response.raw.read(4096, decode_content=True) or b""
             if response.status_code in (400, 403) and b"expired" in head.lower():
                 raise PatsnapReportError(
@@ -77,10 +83,11 @@ def stream_download(
         chunks = response.iter_content(chunk_size)
         try:
             while True:
-                with deadline(settings.timeout):
+                with deadline(settings.timeout, cancellation.watch):
                     chunk = next(chunks, None)
                 if chunk is None:
                     break
+                cancellation.check()
                 target.write(chunk)
                 written += len(chunk)
         except requests.RequestException as err:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,9 +67,24 @@ class Cancellation:
     def __init__(self, clock: Any) -> None:
         self._event = threading.Event()
         self._clock = clock
+        self._lock = threading.Lock()
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Remember a socket a call uses, to shut it down on :meth:`cancel`."""
+        with self._lock:
+            self._sockets.add(sock)
 
     def cancel(self) -> None:
+        """No new call or wait; calls in flight end now (their sockets are shut down under them)."""
         self._event.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
     @property
     def cancelled(self) -> bool:
@@ -286,7 +303,7 @@ class Transport:
         """One HTTP exchange within ``settings.timeout`` in all; body read; errors scrubbed and typed."""
         self.cancellation.check()
         failure: PatsnapError
-        with deadline(self.settings.timeout):
+        with deadline(self.settings.timeout, self.cancellation.watch):
             try:
                 response = self.session.request(method, url, timeout=self.timeouts(), **kwargs)
                 response.content  # noqa: B018 - the body is read inside the deadline

@@ -339,7 +339,7 @@ class PatsnapHook(BaseHook):
         within the connection's timeout.
         """
         with self.transport.new_session() as bare:
-            return stream_download(bare, url, target, self.settings, chunk_size)
+            return stream_download(bare, url, target, self.settings, chunk_size, self.transport.cancellation)
 
     # --- connection test -----------------------------------------------------------------------------
 
