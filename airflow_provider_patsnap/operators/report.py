@@ -24,10 +24,12 @@ from airflow_provider_patsnap._compat import (
 )
 from airflow_provider_patsnap.exceptions import (
     PatsnapFailFastError,
+    PatsnapInputError,
     PatsnapRateLimitError,
     PatsnapReportError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.ids import normalise_ids
 from airflow_provider_patsnap.links import DOWNLOAD_URL_KEY, PatsnapReportJobLink, keep_download_url
 from airflow_provider_patsnap.report import (
     REPORT_TYPES,
@@ -114,6 +116,19 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         self.timeout = timeout
         self.tolerated_errors = tolerated_errors
         self.recreate_after_lost_answer = recreate_after_lost_answer
+        self._check_patent(literal_only=True)
+
+    def _check_patent(self, literal_only: bool) -> None:
+        """One valid id of one kind; a template is checked once rendered, before the paid call."""
+        for kind, value in (("patent_number", self.patent_number), ("patent_id", self.patent_id)):
+            if value is None or (literal_only and isinstance(value, str) and "{{" in value):
+                continue
+            if not isinstance(value, str):
+                raise PatsnapInputError(
+                    f"{kind} must be one id as a string, got {type(value).__name__} {value!r}"
+                )
+            if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
+                raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
 
     @cached_property
     def hook(self) -> PatsnapHook:
@@ -124,6 +139,7 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         return str(self.patent_number or self.patent_id)
 
     def execute(self, context: Context) -> str:
+        self._check_patent(literal_only=False)
         state = _task_state(context)
         job_id = self._earlier_job(state) or self._create(state)
         context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_patsnap import links as links_module
 from airflow_provider_patsnap._compat import AIRFLOW_V_3, AirflowSensorTimeout
-from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.operators.report import (
     PatsnapCreateValueReportOperator,
     PatsnapDownloadReportOperator,
@@ -132,6 +132,20 @@ def test_create_validates_its_arguments() -> None:
         PatsnapCreateValueReportOperator(task_id="t")
     with pytest.raises(ValueError, match="report_type"):
         PatsnapCreateValueReportOperator(task_id="t", patent_number=PN, report_type="html")
+
+
+@pytest.mark.parametrize("bad", [" ", "CN1,CN2", "'CN1'", ["CN1"], "CN 1", 42])
+def test_a_bad_report_patent_fails_before_any_call(
+    sandbox: Sandbox, context: dict[str, Any], bad: Any
+) -> None:
+    with pytest.raises(PatsnapInputError) as raised:
+        PatsnapCreateValueReportOperator(task_id="t", patent_number=bad)
+    assert repr(bad)[:3] in str(raised.value) or type(bad).__name__ in str(raised.value)
+    templated = PatsnapCreateValueReportOperator(task_id="t", patent_number="{{ params.pn }}")
+    templated.patent_number = bad  # what rendering produced
+    with pytest.raises(PatsnapInputError):
+        templated.execute(context)
+    assert creates(sandbox) == 0
 
 
 # --- wait ----------------------------------------------------------------------------------------------
