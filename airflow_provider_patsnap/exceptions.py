@@ -74,6 +74,10 @@ class PatsnapReportError(PatsnapFailFastError):
     """A report job failed, or its download link can no longer be used."""
 
 
+class PatsnapRejectsError(PatsnapFailFastError):
+    """More vendor records than ``max_rejects`` could not become rows; raised after the rest landed."""
+
+
 TRANSIENT_CODES = frozenset({67200100, 68300008})
 RATE_LIMIT_CODES = frozenset({67200002})
 TOKEN_CODES = frozenset({67200003, 67200009})  # a fresh token may fix these
