@@ -212,8 +212,9 @@ class PatsnapBatchOperator(BaseOperator):
         with self.open_sink(context) as sink:  # opened (and a table checked) before any paid call
             for result in hook.lookup(self.endpoint, ids, kind, params=self.query_params()):
                 rows, rejects = self._map_batch(result.requested, result.patents, kind, tally)
-                tally.count_rejects(sink.write_batch(rows, rejects))
-                tally.rows += len(rows)
+                kept = sink.write_batch(rows, rejects)
+                tally.count_rejects(kept)
+                tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
                 tally.billed += len(result.patents)
         summary = {
             "endpoint": self.endpoint.code,
