@@ -22,7 +22,7 @@ _RESERVED_TEXT = """
     fetch for foreign freeze from full grant group having if ilike in index initially inner insert
     intersect into is isnull join lateral leading left like limit localtime localtimestamp natural not
     notnull null offset on only or order outer overlaps placing primary references returning right
-    select session_user set similar some symmetric system_user table tablesample then to trailing
+    select session_user set similar some symmetric table tablesample then to trailing
     transaction true union unique update user using values variadic verbose when where window with
 """
 RESERVED_WORDS = frozenset(_RESERVED_TEXT.split())
