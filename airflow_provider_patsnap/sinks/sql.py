@@ -72,6 +72,8 @@ class SqlSink(Sink):
         self._upsert_sql = self._replace_sql(self.table, self._names, KEY)
         self._reject_names = [column.name for column in REJECT_COLUMNS]
         self._reject_sql = self._replace_sql(self.rejects_table, self._reject_names, REJECT_KEY)
+        # PostgreSQL through psycopg 3: COPY into a temporary table, then one upsert of the batch.
+        self._bulk = hook.dialect_name == "postgresql"
         self._tables = TableKeeper(hook)
         self._connection: Any = hook.get_conn()
         try:
@@ -115,7 +117,10 @@ class SqlSink(Sink):
         with closing(self._connection.cursor()) as cursor:
             if rows:
                 try:
-                    cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
+                    if self._bulk and hasattr(cursor, "copy"):
+                        self._copy_upsert(cursor, rows)
+                    else:
+                        cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
                 except Exception as error:
                     if not is_data_error(error):
                         raise
@@ -124,6 +129,21 @@ class SqlSink(Sink):
             if rejects or refused:
                 self._write_rejects(cursor, [*rejects, *refused])
         return refused
+
+    def _copy_upsert(self, cursor: Any, rows: list[Record]) -> None:
+        names = ", ".join(self._names)
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS patsnap_stage (LIKE {self.table} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY patsnap_stage ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(self._values(row))
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in self._names if name != KEY)
+        cursor.execute(
+            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM patsnap_stage ORDER BY {KEY} "
+            f"ON CONFLICT ({KEY}) DO UPDATE SET {updates}"
+        )
 
     def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[Reject]:
         """Find the rows the database refuses, each in a savepoint so the others still land."""
