@@ -58,6 +58,10 @@ class PatsnapQuotaError(PatsnapFailFastError):
     """Total, balance, expiry or daily limits reached: no retry will help today."""
 
 
+class PatsnapRejectsError(PatsnapFailFastError):
+    """More vendor records than ``max_rejects`` could not become rows; raised after the rest landed."""
+
+
 class PatsnapPermissionError(PatsnapFailFastError):
     """The client has no permission for this API."""
 

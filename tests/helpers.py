@@ -268,3 +268,65 @@ def envelope(data: Any = None, *, status: bool = True, error_code: int = 0, erro
     return json.dumps(
         {"data": data, "status": status, "error_code": error_code, "error_msg": error_msg}
     ).encode()
+
+
+class CannedVendor:
+    """A loopback PatSnap that answers every data call with the exact ``data`` JSON text it is given.
+
+    The connection uses an ``sk-`` key (no token step), ``qps`` 0 and ``max_retries`` 0; ``calls``
+    counts the data calls made (each one is paid).
+    """
+
+    def __init__(self, data_json: str) -> None:
+        import http.server
+        import threading
+
+        body = ('{"data": ' + data_json + ', "status": true, "error_code": 0, "error_msg": ""}').encode()
+        vendor = self
+        self.calls = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                vendor.calls += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test asserts on what matters."""
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def connection_json(self) -> str:
+        host = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return (
+            f'{{"conn_type": "patsnap", "host": "{host}", "password": "sk-canned",'
+            ' "extra": {"qps": 0, "max_retries": 0}}'
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def fresh_postgres_database(server_json: str) -> str:
+    """Create an empty database on the PostgreSQL fixture's server; return connection JSON for it."""
+    import uuid
+
+    import psycopg
+
+    settings = json.loads(server_json)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["login"],
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return json.dumps({**settings, "schema": name})

@@ -28,7 +28,7 @@ from airflow_provider_patsnap.exceptions import (
 )
 from airflow_provider_patsnap.hooks._download import stream_download
 from airflow_provider_patsnap.hooks._transport import CallStats, Transport
-from airflow_provider_patsnap.ids import chunked, match_key, normalise_ids
+from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
 from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
 
 CONNECTION_TYPE = "patsnap"
@@ -39,8 +39,9 @@ class BatchResult:
     """One chunk of a batch lookup: the per-patent objects that came back and the ids that did not."""
 
     requested: list[str]
-    patents: list[dict[str, Any]]
+    patents: list[Any]  # every object returned: what PatSnap bills
     missing: list[str]
+    match: PatentMatch  # which objects answer which requested id (and which answer none)
 
 
 class PatsnapHook(BaseHook):
@@ -197,11 +198,9 @@ class PatsnapHook(BaseHook):
                 f"PatSnap {endpoint.code} returned data of an unexpected shape for ids starting "
                 f"{ids[0]!r}: {self.scrub(str(data)[:200])}"
             )
-        patents: list[dict[str, Any]] = data or []
-        field_name = "patent_id" if id_kind == "patent_id" else "pn"
-        found = {match_key(str(item.get(field_name) or "")) for item in patents}
-        missing = [value for value in ids if match_key(value) not in found]
-        return BatchResult(requested=ids, patents=patents, missing=missing)
+        patents: list[Any] = data or []
+        match = match_patents(ids, patents, id_kind)
+        return BatchResult(requested=ids, patents=patents, missing=match.missing, match=match)
 
     def lookup(
         self,
