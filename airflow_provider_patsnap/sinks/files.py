@@ -18,6 +18,9 @@ class _StagedFile:
 
     def __init__(self, path: ObjectStoragePath) -> None:
         self.path = path
+        # A killed run never reached close(): its temporary file is garbage by now.
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         self._temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         self._file: Any = self._temp.open("w", encoding="utf-8")
 
