@@ -30,6 +30,12 @@ def _problem(value: Any) -> str | None:
 
 
 def _pieces(values: Any) -> Iterator[Any]:
+    if isinstance(values, Mapping):
+        # Iterating a dict gives its keys: an upstream task that returned a dict would send field names.
+        raise InvalidPatentIdsError(
+            f"patent ids must be a list or a comma-separated string, got a dict with keys "
+            f"{list(values)[:5]!r}: pick the list out of it (for example with a @task or .map)"
+        )
     if isinstance(values, str):
         # Text (a template, a file's lines) may end with a newline or a comma: skip empty pieces.
         yield from (piece for piece in values.replace("\n", ",").split(",") if piece.strip())
@@ -44,25 +50,26 @@ def _pieces(values: Any) -> Iterator[Any]:
 def normalise_ids(values: Any, kind: IdKind = "patent_number") -> list[str]:
     """Return the ids stripped and de-duplicated in first-seen order, or raise naming every bad value.
 
-    Accepts a comma- or newline-separated string or any iterable of strings.
+    Accepts a comma- or newline-separated string or any iterable of strings (not a dict). Ids that
+    PatSnap treats as the same (``cn1a`` and ``CN1A``: see :func:`match_key`) are sent once, as first seen.
     """
     if kind not in ID_KINDS:
         raise InvalidPatentIdsError(f"id kind must be one of {ID_KINDS}, got {kind!r}")
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}
     problems: list[str] = []
     for position, value in enumerate(_pieces(values)):
         problem = _problem(value)
         if problem:
             problems.append(f"#{position}: {problem}")
         else:
-            seen.setdefault(value.strip(), None)
+            seen.setdefault(match_key(value), value.strip())
     if problems:
         shown = "; ".join(problems[:_SHOWN])
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
         raise InvalidPatentIdsError(f"{len(problems)} invalid {kind} value(s): {shown}{more}")
     if not seen:
         raise InvalidPatentIdsError(f"no {kind} values given: {values!r}")
-    return list(seen)
+    return list(seen.values())
 
 
 def chunked(ids: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:

@@ -13,6 +13,7 @@ from airflow_provider_patsnap.ids import InvalidPatentIdsError, chunked, match_p
         ("CN1A\nCN2A\n", ["CN1A", "CN2A"]),  # a file's lines
         ("CN1A, CN2A,", ["CN1A", "CN2A"]),  # a trailing comma from a template
         (["CN2A", "CN1A", "CN2A"], ["CN2A", "CN1A"]),  # first-seen order, once each
+        (["cn1a", "CN1A", "CN2A"], ["cn1a", "CN2A"]),  # PatSnap matches case-insensitively: sent once
     ],
 )
 def test_accepted_input(given: object, expected: list[str]) -> None:
@@ -26,6 +27,7 @@ def test_accepted_input(given: object, expected: list[str]) -> None:
         (["CN1A", "'CN2A'"], "\"'CN2A'\""),
         (["CN1A", ""], "'' is blank"),
         (" , ", "no patent_number values"),
+        ({"patents": ["CN1A"], "count": 1}, "got a dict with keys ['patents', 'count']"),
     ],
 )
 def test_rejected_input_names_the_bad_value(given: object, named: str) -> None:
