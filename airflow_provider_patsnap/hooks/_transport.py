@@ -261,7 +261,7 @@ def retry_wait(state: RetryCallState) -> float:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return float(min(retry_after, MAX_RETRY_WAIT))
-    return float(wait_exponential_jitter(initial=0.5, max=MAX_RETRY_WAIT, jitter=0.5)(state))
+    return float(wait_exponential_jitter(multiplier=0.5, max=MAX_RETRY_WAIT, jitter=0.5)(state))
 
 
 class Transport:

@@ -14,6 +14,21 @@ BASE_URL = "https://patsnap.test"
 TOKEN_URL = f"{BASE_URL}/oauth/token"
 
 
+@pytest.fixture(autouse=True)
+def _no_sockets_no_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit tier's promise, enforced: a test that opens a socket or sleeps fails."""
+    import socket
+    import time
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a unit test must not open a socket or sleep: use requests-mock / the fake clock")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    monkeypatch.setattr(time, "sleep", refuse)
+
+
 @pytest.fixture
 def clock() -> Iterator[FakeClock]:
     from airflow_provider_patsnap.hooks._transport import reset_shared_state
