@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+import yaml
 
 from airflow_provider_patsnap import __version__
 from scripts.airflow_env import airflow_env
@@ -367,3 +368,26 @@ def test_version_is_written_once_and_the_changelog_has_its_section() -> None:
     assert re.search(rf"^## \[{re.escape(__version__)}\]", changelog, re.M), (
         f"CHANGELOG.md has no {__version__} section"
     )
+
+
+def test_release_workflow_checks_the_tag_builds_tests_and_publishes_with_trusted_publishing() -> None:
+    workflow = yaml.safe_load(
+        (REPO_ROOT / ".github" / "workflows" / "release.yml").read_text(encoding="utf-8")
+    )
+    assert workflow[True] == {"push": {"tags": ["v*"]}}  # YAML 1.1 reads the key `on` as True
+    jobs = workflow["jobs"]
+    build_script = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
+    assert "python -m build" in build_script
+    assert any(step.get("run") == "bash .ci/run" for step in jobs["test"]["steps"])
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == {"build", "test"}
+    assert publish["permissions"] == {"id-token": "write"}
+    assert any(step.get("uses", "").startswith("pypa/gh-action-pypi-publish@") for step in publish["steps"])
+    assert not any("password" in step.get("with", {}) for step in publish["steps"]), (
+        "trusted publishing: no token"
+    )
+    # The tag check reads the version the way the workflow does; run that code here.
+    version_code = re.search(r"version=\$\(python -c '(.+?)'\)", build_script)
+    assert version_code, build_script
+    read = _run([sys.executable, "-c", version_code.group(1)], timeout=60, cwd=REPO_ROOT)
+    assert read.stdout.strip() == __version__
