@@ -89,7 +89,7 @@ pytest: $(STAMP) ## pytest only (PYTEST_ARGS=... passed through); exit 5 (no tes
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
 
-test: ## ruff check, mypy, then pytest (AIRFLOW=2 for Airflow 2.11)
+test: ## ruff check + format check, mypy, then pytest (AIRFLOW=2 for Airflow 2.11)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory pytest
 
@@ -103,9 +103,10 @@ test-fast: ## the unit tier only (pytest -m unit): no lint, no sockets, seconds
 package: $(STAMP) ## build the sdist and the wheel into dist/
 	rm -rf dist
 	"$$(bash $(BOOTSTRAP) uv)" build --out-dir dist
+	rm -rf build *.egg-info
 
 package-check: ## build both artifacts from the tracked files, check them, pip-install the wheel in a fresh venv
-	@$(MAKE) --no-print-directory pytest PYTEST_ARGS="tests/system/test_packaging.py $(PYTEST_ARGS)"
+	@$(MAKE) --no-print-directory pytest PYTEST_ARGS="tests/system/test_packaging.py tests/system/test_release_artifacts.py $(PYTEST_ARGS)"
 
 # ---- things other engineers own; these targets only make sure the venv exists ---------------------
 demo: $(STAMP) ## bash scripts/demo.sh (its own fresh AIRFLOW_HOME, .airflow-home/demo)
