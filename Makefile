@@ -1,7 +1,9 @@
 # airflow-provider-patsnap: build / test tooling.
 #
-#   make test              ruff + mypy + pytest on Airflow 3 (.venv)
+#   make test              ruff (lint + format check) + mypy + pytest on Airflow 3 (.venv)
 #   make test AIRFLOW=2    the same on Airflow 2.11 (.venv-af2); alias: make test-af2
+#   make test-fast         the unit tier only (pytest -m unit), for the inner loop
+#   make format            ruff format + ruff check --fix
 #
 # Venvs are created on demand (uv when available) and pinned by constraints.txt /
 # constraints-airflow2.txt; a stamp file (<venv>/.installed) keeps re-runs quick. It is
@@ -35,18 +37,17 @@ PYTEST_ARGS ?=
 SOAK_ARGS   ?=
 
 # ---- environment for everything that runs Airflow code ---------------------------------------
-export AIRFLOW_HOME := $(CURDIR)/.airflow-home/$(LINE)
-export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/airflow_provider_patsnap/example_dags
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db
-export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY := True
+# Airflow's settings live in scripts/airflow_env.py (shared with tests, the demo and the benchmarks);
+# commands that run Airflow code start through it with this line's AIRFLOW_HOME.
+AIRFLOW_HOME     := $(CURDIR)/.airflow-home/$(LINE)
+WITH_AIRFLOW_ENV := $(PY) scripts/airflow_env.py $(AIRFLOW_HOME) --
 export UV_COMPILE_BYTECODE := 1
-unexport AIRFLOW__CORE__UNIT_TEST_MODE
+unexport AIRFLOW_HOME
 unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
-.PHONY: help venv venv-af2 test test-af2 lint lint-af2 ruff mypy pytest demo bench soak sandbox \
-        constraints clean distclean ci docs
+.PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
+        package-check demo bench soak sandbox constraints clean distclean ci docs
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -65,46 +66,60 @@ help: ## list the targets
 venv: .venv/.installed ## create/update .venv (Airflow 3) with the dev extra
 venv-af2: .venv-af2/.installed ## create/update .venv-af2 (Airflow 2.11) with the dev extra
 
-$(AIRFLOW_HOME):
-	@mkdir -p $@
-
 # ---- checks ---------------------------------------------------------------------------------------
-ruff: $(STAMP) ## ruff check .
+ruff: $(STAMP) ## ruff check . and ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff format . then ruff check --fix . (what `make ruff` checks)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 mypy: $(STAMP) ## mypy on the package (cache kept per Airflow line)
 	$(VENV)/bin/mypy --cache-dir .mypy_cache/$(LINE)
 
-lint: ruff mypy ## ruff + mypy
+lint: ruff mypy ## ruff (lint + format check) + mypy
 
 lint-af2: ## ruff + mypy against Airflow 2.11
 	@$(MAKE) --no-print-directory lint AIRFLOW=2
 
-pytest: $(STAMP) | $(AIRFLOW_HOME) ## pytest only (PYTEST_ARGS=... passed through); exit 5 (no tests) fails
+pytest: $(STAMP) ## pytest only (PYTEST_ARGS=... passed through); exit 5 (no tests) fails
 	@echo "== pytest on Airflow $$($(PY) -c 'import importlib.metadata as m; print(m.version("apache-airflow"))') ($(VENV), AIRFLOW_HOME=$(AIRFLOW_HOME))"
-	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(WITH_AIRFLOW_ENV) $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests (exit 5): failing" >&2; exit 1; fi; \
 	exit $$rc
 
-test: ## ruff check, mypy, then pytest (AIRFLOW=2 for Airflow 2.11)
+test: ## ruff check + format check, mypy, then pytest (AIRFLOW=2 for Airflow 2.11)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory pytest
 
 test-af2: ## make test AIRFLOW=2
 	@$(MAKE) --no-print-directory test AIRFLOW=2
 
+test-fast: ## the unit tier only (pytest -m unit): no lint, no sockets, seconds
+	@$(MAKE) --no-print-directory pytest PYTEST_ARGS="-m unit $(PYTEST_ARGS)"
+
+# ---- packaging --------------------------------------------------------------------------------------
+package: $(STAMP) ## build the sdist and the wheel into dist/
+	rm -rf dist
+	"$$(bash $(BOOTSTRAP) uv)" build --out-dir dist
+	rm -rf build *.egg-info
+
+package-check: ## build both artifacts from the tracked files, check them, pip-install the wheel in a fresh venv
+	@$(MAKE) --no-print-directory pytest PYTEST_ARGS="tests/system/test_packaging.py tests/system/test_release_artifacts.py $(PYTEST_ARGS)"
+
 # ---- things other engineers own; these targets only make sure the venv exists ---------------------
-demo: $(STAMP) | $(AIRFLOW_HOME) ## bash scripts/demo.sh
+demo: $(STAMP) ## bash scripts/demo.sh (its own fresh AIRFLOW_HOME, .airflow-home/demo)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
-bench: $(STAMP) | $(AIRFLOW_HOME) ## bash benchmarks/run.sh
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash benchmarks/run.sh
+bench: $(STAMP) ## bash benchmarks/run.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
 
-soak: $(STAMP) | $(AIRFLOW_HOME) ## python benchmarks/soak.py $(SOAK_ARGS)
-	$(PY) benchmarks/soak.py $(SOAK_ARGS)
+soak: $(STAMP) ## python benchmarks/soak.py $(SOAK_ARGS)
+	$(WITH_AIRFLOW_ENV) $(PY) benchmarks/soak.py $(SOAK_ARGS)
 
-sandbox: $(STAMP) | $(AIRFLOW_HOME) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
-	$(PY) -m airflow_provider_patsnap.sandbox
+sandbox: $(STAMP) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
+	$(WITH_AIRFLOW_ENV) $(PY) -m airflow_provider_patsnap.sandbox
 
 # ---- documentation site ---------------------------------------------------------------------------
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh

@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the benchmarks run as scripts: `python benchmarks/x.py`
+    sys.path.insert(0, str(REPO))
+
+from scripts.airflow_env import airflow_env as repository_airflow_env  # noqa: E402
+
 PATENTS_PER_CALL = 100
 
 
@@ -235,13 +240,7 @@ def airflow_env(
     """
     home = Path(workdir or tempfile.mkdtemp(prefix="patsnap-bench-")) / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
-    env = {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-    }
+    env = {**repository_airflow_env(home), "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level}
     for conn_id, conn in (connections or {}).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn if isinstance(conn, str) else json.dumps(conn)
     if apply:

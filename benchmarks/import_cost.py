@@ -19,7 +19,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import dump_json, print_check
+from common import airflow_env, dump_json, print_check
 
 TARGET_MS = 50.0
 MODULE = "airflow_provider_patsnap.operators.patsnap"
@@ -56,9 +56,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
 
-    env = dict(os.environ)
-    env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="patsnap-import-"))
-    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    env = {**os.environ, **airflow_env(tempfile.mkdtemp(prefix="patsnap-import-"), apply=False)}
     sample(env)  # warm the OS page cache and write any missing bytecode once; not counted
     samples = [sample(env) for _ in range(args.runs)]
     best_airflow = min(s[0] for s in samples)

@@ -8,13 +8,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
 PY=$(command -v python)
 
-export AIRFLOW_HOME="$REPO/.airflow-home/demo"
+# A fresh AIRFLOW_HOME of its own each run; the rest of Airflow's settings come from scripts/airflow_env.py.
+AIRFLOW_EXPORTS=$("$PY" scripts/airflow_env.py "$REPO/.airflow-home/demo" --shell)
+eval "$AIRFLOW_EXPORTS"
 rm -rf "$AIRFLOW_HOME"
 mkdir -p "$AIRFLOW_HOME"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/airflow_provider_patsnap/example_dags"
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
-export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY=True
 WAREHOUSE="$AIRFLOW_HOME/warehouse.db"
 SANDBOX_LOG="$AIRFLOW_HOME/sandbox.log"
 QPS=5

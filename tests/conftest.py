@@ -25,29 +25,20 @@ if "airflow" in sys.modules:  # pragma: no cover - only if a plugin imported Air
         stacklevel=1,
     )
 
+# Tests import example_dags, benchmarks and scripts from the repository root.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from scripts.airflow_env import airflow_env  # noqa: E402  (stdlib only; REPO_ROOT is on sys.path now)
+
+# A given AIRFLOW_HOME (make pytest sets one) is kept; otherwise a private one for this session.
 if not os.environ.get("AIRFLOW_HOME"):
     _session_home = tempfile.mkdtemp(prefix="patsnap-airflow-home-")
     atexit.register(shutil.rmtree, _session_home, ignore_errors=True)
     os.environ["AIRFLOW_HOME"] = _session_home
-
-AIRFLOW_HOME = Path(os.environ["AIRFLOW_HOME"]).resolve()
+os.environ.update(airflow_env(os.environ["AIRFLOW_HOME"]))
+AIRFLOW_HOME = Path(os.environ["AIRFLOW_HOME"])
 AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
-
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.setdefault(
-    "AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "airflow_provider_patsnap" / "example_dags")
-)
-# The metadata DB must be a file: in-memory sqlite breaks `dags test` / dag.test().
-os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}")
-# Airflow 2.11 warns on every start unless timer metrics use the Airflow 3 unit; harmless on 3.x.
-os.environ.setdefault("AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY", "True")
-# Unit-test mode changes Airflow's behaviour (config defaults, DB handling); we test the real thing.
-os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
-
-# Let tests import benchmarks as a top-level package.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 # --- fixtures ---
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
+from scripts.airflow_env import airflow_env as repository_airflow_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Shipped inside the package (as Apache providers do), but never imported by it: only Airflow's DAG
@@ -136,10 +137,7 @@ def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **repository_airflow_env(home, dags_folder=dags),
         "PYTHONPATH": str(REPO_ROOT),
         **extra,
     }

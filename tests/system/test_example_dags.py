@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox import Sandbox
+from scripts.airflow_env import airflow_env
 from tests.helpers import EXAMPLE_DAGS
 
 
@@ -48,10 +49,7 @@ def test_airflow_dags_test_succeeds(sandbox: Sandbox, tmp_path: Path, dag_id: st
     home, warehouse = tmp_path / "airflow-home", tmp_path / "warehouse.db"
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        **airflow_env(home, dags_folder=EXAMPLE_DAGS),
         "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(qps=20),
         "AIRFLOW_CONN_PATSNAP_WAREHOUSE": f'{{"conn_type": "sqlite", "host": "{warehouse}"}}',
     }

@@ -9,10 +9,8 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -155,54 +153,6 @@ def test_distribution_metadata(distribution: importlib.metadata.Distribution) ->
 def test_py_typed_is_in_installed_package() -> None:
     marker = importlib.resources.files(PACKAGE).joinpath("py.typed")
     assert marker.is_file(), f"py.typed missing from the installed {PACKAGE}"
-
-
-# --------------------------------------------------------------------------- wheel contents
-
-
-def _find_uv() -> str | None:
-    for candidate in (shutil.which("uv"), REPO_ROOT / ".venv-tools" / "bin" / "uv", VENV_BIN / "uv"):
-        if candidate and Path(candidate).is_file():
-            return str(candidate)
-    return None
-
-
-@pytest.mark.timeout(240)
-def test_wheel_contains_whole_package_and_nothing_else(tmp_path: Path) -> None:
-    uv = _find_uv()
-    if uv is None:
-        pytest.skip("uv not available to build a wheel (make venv installs it into .venv-tools)")
-    src = tmp_path / "src"
-    src.mkdir()
-    shutil.copy2(REPO_ROOT / "pyproject.toml", src / "pyproject.toml")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-    shutil.copytree(REPO_ROOT / PACKAGE, src / PACKAGE, ignore=ignore)
-    for extra in ("README.md", "LICENSE", "MANIFEST.in"):
-        if (REPO_ROOT / extra).is_file():
-            shutil.copy2(REPO_ROOT / extra, src / extra)
-    out = tmp_path / "dist"
-    proc = subprocess.run(
-        [uv, "build", "--quiet", "--wheel", "--out-dir", str(out), str(src)],
-        capture_output=True,
-        text=True,
-        timeout=230,
-        env={**os.environ, "UV_NO_PROGRESS": "1"},
-    )
-    assert proc.returncode == 0, f"uv build failed:\n{proc.stdout}\n{proc.stderr}"
-    wheels = list(out.glob("airflow_provider_patsnap-*.whl"))
-    assert len(wheels) == 1, list(out.iterdir())
-    with zipfile.ZipFile(wheels[0]) as zf:
-        names = set(zf.namelist())
-        entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
-    top = {n.split("/", 1)[0] for n in names}
-    assert {t for t in top if not t.endswith(".dist-info")} == {PACKAGE}, sorted(top)
-
-    expected = {p.relative_to(src).as_posix() for p in (src / PACKAGE).rglob("*") if p.is_file()}
-    missing = sorted(expected - names)
-    assert not missing, f"files of the package missing from the wheel: {missing}"
-    assert f"{PACKAGE}/py.typed" in names
-    assert f"[{ENTRY_POINT_GROUP}]" in entry_points
-    assert f"provider_info = {PACKAGE}:get_provider_info" in entry_points
 
 
 # --------------------------------------------------------------------------- Airflow CLI

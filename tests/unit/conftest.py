@@ -21,7 +21,9 @@ def _no_sockets_no_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a unit test must not open a socket or sleep: use requests-mock / the fake clock")
+        raise AssertionError(
+            "a unit test must not open a socket or sleep: use requests-mock / the fake clock"
+        )
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)

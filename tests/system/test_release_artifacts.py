@@ -1,0 +1,393 @@
+"""The release as a user gets it: `python -m build` on a clean copy of the project, the contents of the
+sdist and the wheel, and the wheel installed with plain pip into a fresh venv (no uv, not editable),
+where `airflow providers list` shows it and the sandbox runs from the installed package.
+
+The fresh venv gets the Airflow version this suite runs on, pinned by the matching constraints file, so
+`make test` proves the wheel on Airflow 3.3.2 and `make test AIRFLOW=2` on 2.11.2.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+import yaml
+
+from airflow_provider_patsnap import __version__
+from scripts.airflow_env import airflow_env
+from tests.helpers import REPO_ROOT
+
+PACKAGE = "airflow_provider_patsnap"
+DIST_NAME = "airflow-provider-patsnap"
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+# Made by the build in the copied tree, not project files.
+SDIST_BUILD_OUTPUT = re.compile(rf"^(PKG-INFO|setup\.cfg|{PACKAGE}\.egg-info/.*)$")
+# Local state of a checkout, used only when there is no git to ask (an unpacked sdist).
+LOCAL_STATE = re.compile(r"(^|/)(__pycache__|\.[^/]+|build|dist|[^/]+\.egg-info)(/|$)|\.py[cod]$")
+
+
+# Building and a plain-pip install of Airflow take minutes on a busy runner; the first test pays for both.
+pytestmark = pytest.mark.timeout(900)
+
+
+class Artifacts(NamedTuple):
+    sdist: Path
+    wheel: Path
+    project_files: frozenset[str]  # what the sdist must hold: the copied project minus dot-files
+
+
+class FreshVenv(NamedTuple):
+    python: Path
+    env: dict[str, str]  # no PYTHONPATH, the venv's bin first on PATH, a private AIRFLOW_HOME
+    workdir: Path  # outside the repository, so nothing imports the checkout by accident
+
+
+def _checkout_files() -> list[str]:
+    """What a clean clone holds: git's tracked and new unignored files, with the working tree's content."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        listed = [p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.rglob("*") if p.is_file()]
+        listed = [name for name in listed if not LOCAL_STATE.search(name)]
+    return sorted(name for name in listed if (REPO_ROOT / name).is_file())
+
+
+def _run(
+    cmd: list[str | Path], timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(part) for part in cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, (
+        f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return proc
+
+
+def _outside_checkout_env() -> dict[str, str]:
+    """This process's environment without what points at the checkout: with PYTHONPATH, pip and Python
+    see the repository's package (and any egg-info in it) instead of the wheel."""
+    return {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def _report(request: pytest.FixtureRequest, line: str) -> None:
+    """A timing line in pytest's output even when output is captured (CI keeps an eye on the budget)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Artifacts:
+    start = time.monotonic()
+    root = tmp_path_factory.mktemp("build")
+    src = root / "clone"
+    files = _checkout_files()
+    for name in files:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, src / name)
+    builder, env = root / "builder", _outside_checkout_env()
+    _run([sys.executable, "-m", "venv", builder], timeout=120, env=env, cwd=root)
+    _run(
+        [builder / "bin" / "python", "-m", "pip", "install", "--quiet", "build"],
+        timeout=300,
+        env=env,
+        cwd=root,
+    )
+    # With no --sdist/--wheel, build makes the sdist and then the wheel from the unpacked sdist.
+    _run(
+        [builder / "bin" / "python", "-m", "build", "--outdir", root / "dist", src],
+        timeout=600,
+        env=env,
+        cwd=root,
+    )
+    sdists = list((root / "dist").glob(f"{PACKAGE}-*.tar.gz"))
+    wheels = list((root / "dist").glob(f"{PACKAGE}-*-py3-none-any.whl"))
+    assert len(sdists) == 1 and len(wheels) == 1, sorted((root / "dist").iterdir())
+    _report(request, f"release artifacts: python -m build in {time.monotonic() - start:.0f} s")
+    not_dotted = frozenset(name for name in files if not re.search(r"(^|/)\.", name))
+    return Artifacts(sdists[0], wheels[0], not_dotted)
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(
+    artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> FreshVenv:
+    start = time.monotonic()
+    root = tmp_path_factory.mktemp("fresh")
+    venv = root / "venv"
+    airflow_version = importlib.metadata.version("apache-airflow")
+    constraints = REPO_ROOT / (
+        "constraints.txt" if airflow_version.startswith("3.") else "constraints-airflow2.txt"
+    )
+    env = _outside_checkout_env()
+    env.update(airflow_env(root / "airflow-home", dags_folder=root / "dags"))
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    (root / "dags").mkdir()
+    _run([sys.executable, "-m", "venv", venv], timeout=120, env=env, cwd=root)
+    python = venv / "bin" / "python"
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            constraints,
+            f"apache-airflow=={airflow_version}",
+            artifacts.wheel,
+        ],
+        timeout=900,
+        env=env,
+        cwd=root,
+    )
+    _report(
+        request,
+        f"release artifacts: pip install of the wheel with apache-airflow=={airflow_version} into a fresh venv "
+        f"in {time.monotonic() - start:.0f} s",
+    )
+    return FreshVenv(python, env, root)
+
+
+# --------------------------------------------------------------------------- artifact contents
+
+
+def test_sdist_holds_every_project_file_and_nothing_else(artifacts: Artifacts) -> None:
+    with tarfile.open(artifacts.sdist) as sdist:
+        prefix = f"{PACKAGE}-{__version__}/"
+        members = [m.name for m in sdist.getmembers() if m.isfile()]
+    assert all(name.startswith(prefix) for name in members), members[:5]
+    held = {name.removeprefix(prefix) for name in members}
+    held = {name for name in held if not SDIST_BUILD_OUTPUT.match(name)}
+    assert sorted(artifacts.project_files - held) == [], "project files missing from the sdist"
+    assert sorted(held - artifacts.project_files) == [], "files in the sdist that are not project files"
+    assert {"tests/conftest.py", "LICENSE", "NOTICE", "CHANGELOG.md"} <= held
+
+
+def test_wheel_holds_the_package_license_and_notice(artifacts: Artifacts) -> None:
+    with zipfile.ZipFile(artifacts.wheel) as wheel:
+        names = set(wheel.namelist())
+        dist_info = f"{PACKAGE}-{__version__}.dist-info"
+        licenses = {name: wheel.read(f"{dist_info}/licenses/{name}") for name in ("LICENSE", "NOTICE")}
+        entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
+    assert {name.split("/", 1)[0] for name in names} == {PACKAGE, dist_info}
+    package_files = {name for name in artifacts.project_files if name.startswith(f"{PACKAGE}/")}
+    assert sorted(package_files - names) == [], "package files missing from the wheel"
+    assert f"{PACKAGE}/py.typed" in names
+    for name, content in licenses.items():
+        assert content == (REPO_ROOT / name).read_bytes(), (
+            f"{name} in the wheel differs from the repository's"
+        )
+    assert b"Apache License" in licenses["LICENSE"] and b"END OF TERMS AND CONDITIONS" in licenses["LICENSE"]
+    assert f"provider_info = {PACKAGE}:get_provider_info" in entry_points
+
+
+def test_wheel_metadata_describes_the_release(artifacts: Artifacts) -> None:
+    with zipfile.ZipFile(artifacts.wheel) as wheel:
+        raw = wheel.read(f"{PACKAGE}-{__version__}.dist-info/METADATA").decode()
+    meta = email.parser.Parser().parsestr(raw)
+    assert meta["Name"] == DIST_NAME
+    assert meta["Version"] == __version__
+    assert meta["License-Expression"] == "Apache-2.0"
+    assert sorted(meta.get_all("License-File") or []) == ["LICENSE", "NOTICE"]
+    assert meta["Description-Content-Type"] == "text/markdown"
+    assert meta.get_payload().strip() == README.strip()
+    urls = dict(entry.split(", ", 1) for entry in meta.get_all("Project-URL") or [])
+    assert set(urls) == {"Documentation", "Source", "Changelog", "Issues"}
+    classifiers = meta.get_all("Classifier") or []
+    assert {"Framework :: Apache Airflow", "Framework :: Apache Airflow :: Provider"} <= set(classifiers)
+    pythons = {
+        c.rsplit(" :: ", 1)[1]
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert running in pythons, f"tests run on Python {running}, which the classifiers do not list"
+    assert pythons == {"3.11"}, f"classifiers list {sorted(pythons)}; CI tests Python 3.11 only (.ci/run)"
+
+
+# --------------------------------------------------------------------------- the installed wheel
+
+
+def test_wheel_is_a_plain_install_outside_the_checkout(fresh_venv: FreshVenv) -> None:
+    probe = (
+        "import importlib.metadata as m, airflow_provider_patsnap as p; "
+        "d = m.distribution('airflow-provider-patsnap'); "
+        "print(p.__file__); print(d.version); print(d.read_text('direct_url.json') or '{}')"
+    )
+    out = _run([fresh_venv.python, "-c", probe], timeout=60, env=fresh_venv.env, cwd=fresh_venv.workdir)
+    module_file, version, direct_url = out.stdout.splitlines()
+    assert Path(module_file).is_relative_to(fresh_venv.python.parent.parent), module_file
+    assert version == __version__
+    assert not json.loads(direct_url).get("dir_info", {}).get("editable", False)
+
+
+def test_airflow_providers_list_in_the_fresh_venv_shows_the_provider(fresh_venv: FreshVenv) -> None:
+    airflow = fresh_venv.python.parent / "airflow"
+    out = _run(
+        [airflow, "providers", "list", "--output", "json"],
+        timeout=300,
+        env=fresh_venv.env,
+        cwd=fresh_venv.workdir,
+    )
+    listed = json.loads(out.stdout[out.stdout.find("[") :])
+    ours = [provider for provider in listed if provider.get("package_name") == DIST_NAME]
+    assert [provider.get("version") for provider in ours] == [__version__], out.stdout + out.stderr
+
+
+@pytest.fixture
+def installed_sandbox(fresh_venv: FreshVenv) -> Iterator[str]:
+    """The sandbox started from the fresh venv's copy of the package; yields its base URL."""
+    proc = subprocess.Popen(
+        [
+            fresh_venv.python,
+            "-u",
+            "-m",
+            f"{PACKAGE}.sandbox",
+            "--port",
+            "0",
+            "--client-id",
+            "fresh-client",
+            "--client-secret",
+            "fresh-secret",
+        ],
+        env=fresh_venv.env,
+        cwd=fresh_venv.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first_line = proc.stdout.readline()  # the sandbox's first line says where it listens
+        found = re.search(r"listening on (http://\S+)", first_line)
+        assert found, (
+            f"the installed sandbox did not start: {first_line}{proc.stdout.read() if proc.poll() is not None else ''}"
+        )
+        yield found.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_airflow_connections_test_passes_against_the_installed_sandbox(
+    fresh_venv: FreshVenv, installed_sandbox: str
+) -> None:
+    conn = {
+        "conn_type": "patsnap",
+        "host": installed_sandbox,
+        "login": "fresh-client",
+        "password": "fresh-secret",
+    }
+    env = {
+        **fresh_venv.env,
+        "AIRFLOW_CONN_PATSNAP_DEFAULT": json.dumps(conn),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the CLI refuses to test connections otherwise
+    }
+    airflow = fresh_venv.python.parent / "airflow"
+    out = _run(
+        [airflow, "connections", "test", "patsnap_default"], timeout=300, env=env, cwd=fresh_venv.workdir
+    )
+    assert "Connection success!" in out.stdout, out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------- what the README and pyproject promise
+
+
+def test_readme_install_section_shows_the_commands_these_tests_run() -> None:
+    section = README[README.index("## Install") : README.index("\n## ", README.index("## Install") + 1)]
+    commands = [
+        line.split("#", 1)[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+    ]
+    assert [c for c in commands if c] == [
+        "python -m pip install build",
+        "python -m build",
+        f"python -m pip install dist/{PACKAGE}-*.whl",
+        "airflow providers list",
+    ]
+    # Not on an index yet: naming the index install as a command to run would show one that fails.
+    assert not any("pip install airflow-provider-patsnap" in c for c in commands)
+
+
+def test_readme_links_are_absolute_and_point_at_files_that_exist() -> None:
+    source = PYPROJECT["project"]["urls"]["Source"].rstrip("/")
+    in_repo = f"{source}/blob/main/"
+    targets = re.findall(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", README, flags=re.S))
+    assert targets
+    relative = [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t) and not t.startswith("#")]
+    assert relative == [], "relative links break on a package index"
+    missing = [
+        t
+        for t in targets
+        if t.startswith(in_repo) and not (REPO_ROOT / t.removeprefix(in_repo).split("#")[0]).exists()
+    ]
+    assert missing == []
+    for label in ("Documentation", "Changelog"):
+        url = PYPROJECT["project"]["urls"][label]
+        assert url.startswith(in_repo) and (REPO_ROOT / url.removeprefix(in_repo)).is_file(), url
+
+
+def test_version_is_written_once_and_the_changelog_has_its_section() -> None:
+    project = PYPROJECT["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{PACKAGE}.__version__"}
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## \[{re.escape(__version__)}\]", changelog, re.M), (
+        f"CHANGELOG.md has no {__version__} section"
+    )
+
+
+def test_release_workflow_checks_the_tag_builds_tests_and_publishes_with_trusted_publishing() -> None:
+    workflow = yaml.safe_load(
+        (REPO_ROOT / ".github" / "workflows" / "release.yml").read_text(encoding="utf-8")
+    )
+    assert workflow[True] == {"push": {"tags": ["v*"]}}  # YAML 1.1 reads the key `on` as True
+    jobs = workflow["jobs"]
+    build_script = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
+    assert "python -m build" in build_script
+    assert any(step.get("run") == "bash .ci/run" for step in jobs["test"]["steps"])
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == {"build", "test"}
+    assert publish["permissions"] == {"id-token": "write"}
+    assert any(step.get("uses", "").startswith("pypa/gh-action-pypi-publish@") for step in publish["steps"])
+    assert not any("password" in step.get("with", {}) for step in publish["steps"]), (
+        "trusted publishing: no token"
+    )
+    # The tag check reads the version the way the workflow does; run that code here.
+    version_code = re.search(r"version=\$\(python -c '(.+?)'\)", build_script)
+    assert version_code, build_script
+    read = _run([sys.executable, "-c", version_code.group(1)], timeout=60, cwd=REPO_ROOT)
+    assert read.stdout.strip() == __version__
