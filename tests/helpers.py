@@ -108,15 +108,23 @@ class FakeTaskStateStore:
         self.values.pop(key, None)
 
 
-def wait_until_finished(job_id: str, timeout: float = 20.0) -> None:
-    """Poll (as a test, not through the code under test's waiting) until the job is done or failed."""
-    from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+def finish_report_jobs(sandbox: Sandbox) -> None:
+    """Move the sandbox's clock past ``report_delay``: every job created so far is done (or failed)."""
+    sandbox.advance(sandbox.config.report_delay)
 
-    hook = PatsnapHook()
-    deadline = time.monotonic() + timeout
-    while hook.get_report_status(job_id)["job_status"] not in (2, 3):
-        assert time.monotonic() < deadline, f"job {job_id} did not finish in {timeout} s"
-        time.sleep(0.1)
+
+def finish_report_jobs_once_polled(sandbox: Sandbox, polls: int = 1) -> threading.Thread:
+    """Finish the report jobs once the sandbox has answered ``polls`` status requests, so the code under
+    test sees "not ready" first and "done" on a later poll, however fast or slow the machine is."""
+
+    def finish_after_polls() -> None:
+        while len(business(sandbox, STATUS_PATH)) < polls:
+            time.sleep(0.01)  # waiting for an event (a request), not for time to pass
+        finish_report_jobs(sandbox)
+
+    thread = threading.Thread(target=finish_after_polls, daemon=True)
+    thread.start()
+    return thread
 
 
 def airflow(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -69,9 +69,7 @@ def patsnap_sandbox(
 @pytest.fixture
 def patsnap_conn(patsnap_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
     """``patsnap_default`` pointing at ``patsnap_sandbox`` (client id + secret, no client rate limit,
-    no retries); returns the connection id."""
+    the connection's default retries); returns the connection id."""
     _reset_shared_client_state()
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}", patsnap_sandbox.connection_json(qps=0, max_retries=0)
-    )
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", patsnap_sandbox.connection_json(qps=0))
     return CONN_ID

@@ -28,6 +28,7 @@ from airflow_provider_patsnap.sandbox.data import (
     patent_id_for_number,
     patent_object,
 )
+from airflow_provider_patsnap.sandbox.http import IDLE_TIMEOUT_SECONDS
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -375,8 +376,8 @@ def test_latency_is_slept_per_call_so_calls_overlap() -> None:
             replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(8)))
         elapsed = time.monotonic() - started
         assert all(reply.status == 200 for reply in replies)
-        assert 0.3 <= elapsed < 8 * 0.3  # faster than one call after another
-        assert sandbox.stats()["max_in_flight"] >= 4
+        assert elapsed >= 0.3
+        assert sandbox.stats()["max_in_flight"] >= 4  # calls overlapped: not one after another
 
 
 @pytest.mark.parametrize(
@@ -804,7 +805,8 @@ def test_stop_is_fast_even_with_open_keep_alive_connections() -> None:
     started = time.monotonic()
     sandbox.stop()
     sandbox.stop()
-    assert time.monotonic() - started < 1.0
+    # Far below the idle timeout a keep-alive connection would otherwise hold a handler for.
+    assert time.monotonic() - started < IDLE_TIMEOUT_SECONDS / 4
     connection.close()
     with pytest.raises(RuntimeError):
         _ = sandbox.base_url

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.timeout(900)
 class Artifacts(NamedTuple):
     sdist: Path
     wheel: Path
-    project_files: frozenset[str]  # what the sdist must hold: the copied project minus dot-files
+    project_files: frozenset[str]  # what the sdist must hold: the copied project minus dot-files, evidence/
 
 
 class FreshVenv(NamedTuple):
@@ -134,8 +134,11 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     wheels = list((root / "dist").glob(f"{PACKAGE}-*-py3-none-any.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, sorted((root / "dist").iterdir())
     _report(request, f"release artifacts: python -m build in {time.monotonic() - start:.0f} s")
-    not_dotted = frozenset(name for name in files if not re.search(r"(^|/)\.", name))
-    return Artifacts(sdists[0], wheels[0], not_dotted)
+    # Dot-files (CI, editor, git settings) and evidence/ (screenshots for reviewers) are not source.
+    source = frozenset(
+        name for name in files if not re.search(r"(^|/)\.", name) and not name.startswith("evidence/")
+    )
+    return Artifacts(sdists[0], wheels[0], source)
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,10 @@ def test_injected_faults_are_retried_without_loss(monkeypatch: pytest.MonkeyPatc
         ids = numbers(1000)
         hook = PatsnapHook()
         results = list(hook.lookup(AWARD, ids))
-        time.sleep(0.6)  # a slow answer is recorded when it finally completes, after the client gave up
+        while sb.stats()[
+            "in_flight"
+        ]:  # a slow answer is recorded when it completes, after the client gave up
+            time.sleep(0.05)
         injected = [r for r in sb.requests if r.fault == fault]
     assert injected, f"no {fault} fault was injected"
     assert hook.stats.retries >= len(injected)

@@ -17,8 +17,8 @@ def start_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., San
     running: list[Sandbox] = []
 
     def start(max_retries: int = 0, **config: Any) -> Sandbox:
-        # 1.5 s: long enough that "not done yet" holds on a loaded machine, short enough to wait for.
-        sandbox = Sandbox(SandboxConfig(**{"report_delay": 1.5, **config})).start()
+        # A job never finishes by itself: a test moves the sandbox's clock (finish_report_jobs*).
+        sandbox = Sandbox(SandboxConfig(**{"report_delay": 60, **config})).start()
         running.append(sandbox)
         monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", sandbox.connection_json(max_retries=max_retries))
         return sandbox

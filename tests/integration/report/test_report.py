@@ -27,7 +27,13 @@ from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
-from tests.helpers import FakeTaskInstance, FakeTaskStateStore, creates, wait_until_finished
+from tests.helpers import (
+    FakeTaskInstance,
+    FakeTaskStateStore,
+    creates,
+    finish_report_jobs,
+    finish_report_jobs_once_polled,
+)
 
 try:
     from airflow.sdk.exceptions import AirflowRescheduleException, TaskDeferred
@@ -83,6 +89,7 @@ def test_job_id_stays_an_exact_19_digit_string(sandbox: Sandbox, context: dict[s
     assert context["ti"].xcom["job_id"] == job_id
     statuses = [record for record in sandbox.requests if record.path.endswith("/status")]
     assert statuses == []  # wait_for_completion defaults to False
+    finish_report_jobs(sandbox)
     assert sensor(job_id).execute(context)["job_id"] == job_id
 
 
@@ -110,6 +117,7 @@ def test_deferred_retry_reconnects_to_the_same_job(sandbox: Sandbox) -> None:
 
 
 def test_create_can_wait_on_the_worker(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    finish_report_jobs_once_polled(sandbox)
     job_id = create(context, wait_for_completion=True, deferrable=False, poll_interval=0.1)
     assert context["ti"].xcom["job_id"] == job_id
     assert context["ti"].xcom["download_url"].startswith(sandbox.download_base_url)
@@ -121,6 +129,7 @@ def test_create_waits_deferred(sandbox: Sandbox, context: dict[str, Any]) -> Non
         wait_for_completion=True, deferrable=True, poll_interval=0.1,
     )  # fmt: skip
     trigger = deferred_trigger(lambda: operator.execute(context))
+    finish_report_jobs(sandbox)
     [event] = events_of(round_trip(trigger))
     assert operator.execute_complete(context, event) == trigger.job_id == context["ti"].xcom["job_id"]
 
@@ -152,7 +161,9 @@ def test_a_bad_report_patent_fails_before_any_call(
 
 
 def test_sensor_poke_mode(sandbox: Sandbox, context: dict[str, Any]) -> None:
-    report = sensor(create(context)).execute(context)
+    job_id = create(context)
+    finish_report_jobs_once_polled(sandbox)
+    report = sensor(job_id).execute(context)
     assert report["job_status"] == 2 and report["download_url"].startswith(sandbox.download_base_url)
     assert context["ti"].xcom["download_url"] == report["download_url"]
 
@@ -172,7 +183,7 @@ def test_sensor_reschedule_mode(
             break
         except AirflowRescheduleException:
             reschedules += 1
-            time.sleep(0.2)
+            sandbox.advance(sandbox.config.report_delay / 3)  # time passes between reschedules
     assert reschedules >= 1
     assert report["job_status"] == 2
 
@@ -194,6 +205,7 @@ def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
     task = sensor(job_id, deferrable=True)
     trigger = deferred_trigger(lambda: task.execute(context))
     assert trigger.job_id == job_id
+    finish_report_jobs(sandbox)
     events = events_of(round_trip(trigger))
     assert [event["status"] for event in events] == ["success"]
     report = task.execute_complete(context, events[0])
@@ -202,18 +214,22 @@ def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
 
 def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
-    wait_until_finished(job_id)
+    finish_report_jobs(sandbox)
     assert sensor(job_id, deferrable=True).execute(context)["job_status"] == 2
 
 
 def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    first = create(context, patent_number="CN1FAIL")
+    finish_report_jobs(sandbox)
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
-        sensor(create(context, patent_number="CN1FAIL")).execute(context)
+        sensor(first).execute(context)
     task = sensor(
         create({"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN2FAIL"),
         deferrable=True,
     )
-    [event] = events_of(deferred_trigger(lambda: task.execute(context)))
+    trigger = deferred_trigger(lambda: task.execute(context))
+    finish_report_jobs(sandbox)
+    [event] = events_of(trigger)
     assert event["status"] == "failed" and FAILURE_CAUSE in event["message"]
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE) as failed:
         task.execute_complete(context, event)
@@ -234,7 +250,7 @@ def test_timeout_is_a_sensor_timeout(start_sandbox: Callable[..., Sandbox], cont
 
 def test_trigger_checks_once_more_before_a_timeout(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
-    wait_until_finished(job_id)
+    finish_report_jobs(sandbox)
     late = PatsnapReportTrigger(job_id=job_id, end_time=time.time() - 60, poll_interval=0.1)
     assert [event["status"] for event in events_of(late)] == ["success"]
 
@@ -245,6 +261,7 @@ def test_sensor_tolerates_a_few_transient_poll_errors(
     sandbox = start_sandbox(faults=("busy", "http502"))
     job_id = create(context)
     sandbox.set_fault_rate(0.5)
+    finish_report_jobs_once_polled(sandbox)
     assert sensor(job_id, tolerated_errors=10).execute(context)["job_status"] == 2
     trigger = PatsnapReportTrigger(
         job_id=job_id, end_time=time.time() + 20, poll_interval=0.1, tolerated_errors=10
@@ -279,8 +296,11 @@ def test_trigger_kwargs_are_json() -> None:
 # --- download ------------------------------------------------------------------------------------------
 
 
-def ready_job(context: dict[str, Any], patent_number: str = PN, report_type: str = "pdf") -> str:
+def ready_job(
+    sandbox: Sandbox, context: dict[str, Any], patent_number: str = PN, report_type: str = "pdf"
+) -> str:
     job_id = create(context, patent_number=patent_number, report_type=report_type)
+    finish_report_jobs(sandbox)
     sensor(job_id).execute(context)
     return job_id
 
@@ -289,7 +309,7 @@ def ready_job(context: dict[str, Any], patent_number: str = PN, report_type: str
 def test_download_writes_the_exact_bytes(
     sandbox: Sandbox, context: dict[str, Any], tmp_path: Path, report_type: str, suffix: str
 ) -> None:
-    job_id = ready_job(context, report_type=report_type)
+    job_id = ready_job(sandbox, context, report_type=report_type)
     target = tmp_path / "reports"
     path = PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=str(target)).execute(
         context
@@ -300,6 +320,7 @@ def test_download_writes_the_exact_bytes(
 
 def test_download_takes_the_sensor_payload(sandbox: Sandbox, context: dict[str, Any], tmp_path: Path) -> None:
     job_id = create(context)
+    finish_report_jobs(sandbox)
     payload = sensor(job_id).execute(context)
     operator = PatsnapDownloadReportOperator(
         task_id="download", job_id=payload, target=tmp_path, file_name="mine.pdf"
@@ -310,9 +331,9 @@ def test_download_takes_the_sensor_payload(sandbox: Sandbox, context: dict[str, 
 def test_expired_link_says_to_create_a_new_report(
     start_sandbox: Callable[..., Sandbox], context: dict[str, Any], tmp_path: Path
 ) -> None:
-    start_sandbox(link_ttl=0.5)
-    job_id = ready_job(context)
-    time.sleep(0.7)
+    sandbox = start_sandbox(link_ttl=3600)
+    job_id = ready_job(sandbox, context)
+    sandbox.advance(3600)
     with pytest.raises(PatsnapReportError, match=r"expired.*create a new report"):
         PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=tmp_path).execute(context)
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
@@ -322,7 +343,7 @@ def test_traversal_file_name_stays_in_the_target(
     sandbox: Sandbox, context: dict[str, Any], tmp_path: Path
 ) -> None:
     pn = "CN1TRAVERSAL"
-    job_id = ready_job(context, patent_number=pn)
+    job_id = ready_job(sandbox, context, patent_number=pn)
     target = tmp_path / "a" / "b" / "c"
     path = Path(
         PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=target).execute(context)
@@ -339,7 +360,7 @@ def test_download_of_an_unfinished_or_failed_job(sandbox: Sandbox, tmp_path: Pat
     failed = create(
         {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()}, patent_number="CN3FAIL"
     )
-    wait_until_finished(failed)
+    finish_report_jobs(sandbox)
     with pytest.raises(PatsnapReportError, match=FAILURE_CAUSE):
         PatsnapDownloadReportOperator(task_id="download", job_id=failed, target=tmp_path).execute({})
 
@@ -374,6 +395,7 @@ def test_extra_link_opens_the_download_url(
     sandbox: Sandbox, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     task = sensor(create(context))
+    finish_report_jobs(sandbox)
     report = task.execute(context)
     assert context["ti"].xcom["download_url"] == report["download_url"]
     # Airflow 2 asks in the webserver (from XCom); Airflow 3 asks on the worker, of the operator that ran.
