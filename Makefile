@@ -46,7 +46,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 lint lint-af2 ruff mypy pytest demo bench soak sandbox \
-        constraints clean distclean ci
+        e2e constraints clean distclean ci
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -105,6 +105,12 @@ soak: $(STAMP) | $(AIRFLOW_HOME) ## python benchmarks/soak.py $(SOAK_ARGS)
 
 sandbox: $(STAMP) | $(AIRFLOW_HOME) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
 	$(PY) -m airflow_provider_patsnap.sandbox
+
+e2e: $(STAMP) ## a real Airflow 3 deployment on loopback, checked end to end (artifacts: .e2e-artifacts/)
+ifeq ($(AIRFLOW),2)
+	$(error make e2e runs Airflow 3 only (LocalExecutor on SQLite needs Airflow 3))
+endif
+	VENV=$(VENV) bash scripts/e2e/run.sh
 
 # ---- maintenance ----------------------------------------------------------------------------------
 constraints: ## re-resolve constraints.txt and constraints-airflow2.txt from PyPI (then: make venv venv-af2)
