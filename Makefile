@@ -37,7 +37,7 @@ SOAK_ARGS   ?=
 # ---- environment for everything that runs Airflow code ---------------------------------------
 export AIRFLOW_HOME := $(CURDIR)/.airflow-home/$(LINE)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
-export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/example_dags
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/airflow_provider_patsnap/example_dags
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(AIRFLOW_HOME)/airflow.db
 export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY := True
 export UV_COMPILE_BYTECODE := 1
@@ -46,7 +46,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 lint lint-af2 ruff mypy pytest demo bench soak sandbox \
-        e2e constraints clean distclean ci
+        e2e constraints clean distclean ci docs
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -112,6 +112,13 @@ ifeq ($(AIRFLOW),2)
 endif
 	VENV=$(VENV) bash scripts/e2e/run.sh
 
+# ---- documentation site ---------------------------------------------------------------------------
+.venv-docs/.installed: constraints-docs.txt scripts/docs.sh
+	bash scripts/docs.sh venv
+
+docs: .venv-docs/.installed ## build the docs site into site/ (mkdocs build --strict, own venv .venv-docs)
+	bash scripts/docs.sh build
+
 # ---- maintenance ----------------------------------------------------------------------------------
 constraints: ## re-resolve constraints.txt and constraints-airflow2.txt from PyPI (then: make venv venv-af2)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints.txt
@@ -121,9 +128,9 @@ ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
 clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .mypy_cache .ruff_cache .pytest_cache build dist *.egg-info
-	find . -path ./.venv -prune -o -path ./.venv-af2 -prune -o -path ./.venv-tools -prune -o \
+	rm -rf .airflow-home .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+	find . -path ./.venv -prune -o -path ./.venv-af2 -prune -o -path ./.venv-tools -prune -o -path ./.venv-docs -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-tools
+	rm -rf .venv .venv-af2 .venv-tools .venv-docs

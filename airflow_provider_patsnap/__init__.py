@@ -1,40 +1,19 @@
 """Apache Airflow provider for the PatSnap Open API.
 
-This module is imported on every DAG parse: it must not import Airflow or requests.
+This module is imported on every DAG parse: it must not import Airflow or requests (only the
+stdlib-only :mod:`connection` module, for the connection form).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_patsnap.connection import UI_FIELD_BEHAVIOUR, provider_connection_fields
+
 __version__ = "0.1.0"
 
 CONNECTION_TYPE = "patsnap"
 HOOK_CLASS = "airflow_provider_patsnap.hooks.patsnap.PatsnapHook"
-
-# Shared by get_provider_info() (read by Airflow 3.2+) and the hook's form methods (Airflow 2.11-3.1).
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema", "port"],
-    "relabeling": {
-        "host": "Base URL",
-        "login": "Client ID",
-        "password": "Client secret or API key (sk-...)",
-    },
-    "placeholders": {
-        "host": "https://connect.patsnap.com",
-        "login": "client id (leave empty when using an sk- API key)",
-        "password": "client secret, or an sk- API key",
-    },
-}
-
-# name -> (label, description, JSON-schema type, default)
-CONN_FIELDS: dict[str, tuple[str, str, str, Any]] = {
-    "qps": ("Requests per second", "Client-side rate limit; ask PatSnap for your quota.", "number", 5),
-    "timeout": ("Read timeout (s)", "Seconds to wait for one response.", "number", 30),
-    "max_retries": ("Max retries", "Retries of a transient failure per call.", "integer", 5),
-    "verify": ("Verify TLS", "Keep on unless you know why.", "boolean", True),
-    "proxies": ("Proxies (JSON)", 'For example {"https": "http://proxy:3128"}.', "string", ""),
-}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -77,15 +56,8 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": {
                     key.replace("_", "-"): value for key, value in UI_FIELD_BEHAVIOUR.items()
                 },
-                "conn-fields": {
-                    name: {
-                        "label": label,
-                        "description": description,
-                        "schema": {"type": [json_type, "null"], "default": default},
-                    }
-                    for name, (label, description, json_type, default) in CONN_FIELDS.items()
-                },
+                "conn-fields": provider_connection_fields(),
             }
         ],
-        "extra-links": ["airflow_provider_patsnap.operators.report.PatsnapReportJobLink"],
+        "extra-links": ["airflow_provider_patsnap.links.PatsnapReportJobLink"],
     }

@@ -58,6 +58,10 @@ class PatsnapQuotaError(PatsnapFailFastError):
     """Total, balance, expiry or daily limits reached: no retry will help today."""
 
 
+class PatsnapRejectsError(PatsnapFailFastError):
+    """More vendor records than ``max_rejects`` could not become rows; raised after the rest landed."""
+
+
 class PatsnapPermissionError(PatsnapFailFastError):
     """The client has no permission for this API."""
 
@@ -72,6 +76,10 @@ class PatsnapInvalidInputError(PatsnapInvalidRequestError):
 
 class PatsnapReportError(PatsnapFailFastError):
     """A report job failed, or its download link can no longer be used."""
+
+
+class PatsnapCancelledError(PatsnapError):
+    """The task is being stopped (``on_kill``): no further call is made."""
 
 
 TRANSIENT_CODES = frozenset({67200100, 68300008})

@@ -1,9 +1,9 @@
-"""Validation of patent ids and numbers, before anything goes on the wire."""
+"""Patent ids and numbers: validated before anything goes on the wire, matched when answers come back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind
 from airflow_provider_patsnap.exceptions import PatsnapInputError
@@ -75,3 +75,39 @@ def chunked(ids: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:
 def match_key(value: str | None) -> str:
     """PatSnap may echo a number in another case or spacing: compare on letters and digits only."""
     return "".join(ch for ch in (value or "").upper() if ch.isalnum() or ch == "-")
+
+
+class PatentMatch(NamedTuple):
+    """The per-patent objects of one batch, sorted out against the ids that were asked for."""
+
+    matched: list[Mapping[str, Any]]  # one object per requested id that came back, first one kept
+    missing: list[str]  # requested ids no object answered
+    unmatched: list[Any]  # objects without a usable id: they cannot be told apart, so never written
+    unrequested: list[Mapping[str, Any]]  # objects for ids nobody asked for
+    duplicates: int  # further objects for an id already matched
+
+
+def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdKind) -> PatentMatch:
+    """Match the objects PatSnap returned to the requested ids on ``pn`` or ``patent_id``.
+
+    Comparison uses :func:`match_key`, so an id echoed in another case still matches.
+    """
+    field_name = "patent_id" if id_kind == "patent_id" else "pn"
+    wanted = {match_key(value) for value in requested}
+    found: dict[str, Mapping[str, Any]] = {}
+    unmatched: list[Any] = []
+    unrequested: list[Mapping[str, Any]] = []
+    duplicates = 0
+    for patent in patents:
+        value = patent.get(field_name) if isinstance(patent, Mapping) else None
+        key = match_key(value) if isinstance(value, str) else ""
+        if not key:
+            unmatched.append(patent)
+        elif key not in wanted:
+            unrequested.append(patent)
+        elif key in found:
+            duplicates += 1
+        else:
+            found[key] = patent
+    missing = [value for value in requested if match_key(value) not in found]
+    return PatentMatch(list(found.values()), missing, unmatched, unrequested, duplicates)

@@ -13,7 +13,7 @@ export AIRFLOW_HOME="$REPO/.airflow-home/demo"
 rm -rf "$AIRFLOW_HOME"
 mkdir -p "$AIRFLOW_HOME"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/example_dags"
+export AIRFLOW__CORE__DAGS_FOLDER="$REPO/airflow_provider_patsnap/example_dags"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY=True
 WAREHOUSE="$AIRFLOW_HOME/warehouse.db"

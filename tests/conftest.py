@@ -35,7 +35,9 @@ AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "example_dags"))
+os.environ.setdefault(
+    "AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "airflow_provider_patsnap" / "example_dags")
+)
 # The metadata DB must be a file: in-memory sqlite breaks `dags test` / dag.test().
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}")
 # Airflow 2.11 warns on every start unless timer metrics use the Airflow 3 unit; harmless on 3.x.
@@ -43,7 +45,7 @@ os.environ.setdefault("AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY", "True")
 # Unit-test mode changes Airflow's behaviour (config defaults, DB handling); we test the real thing.
 os.environ.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 
-# Let tests import example_dags / benchmarks as top-level packages.
+# Let tests import benchmarks as a top-level package.
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -69,7 +71,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _fresh_process_wide_hook_state() -> None:
     """Tokens and rate limiters are shared per (base URL, apikey) for the whole process. A loopback port
     can be reused by a later test's server with the same credentials: start every test without them."""
-    from airflow_provider_patsnap.hooks import patsnap
+    from airflow_provider_patsnap.hooks._transport import reset_shared_state
 
-    patsnap._TOKEN_CACHES.clear()
-    patsnap._RATE_LIMITERS.clear()
+    reset_shared_state()

@@ -5,19 +5,26 @@ Imported by test modules (never by a conftest), so a fixture file never hides wh
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Shipped inside the package (as Apache providers do), but never imported by it: only Airflow's DAG
+# processor reads them, from a DAGS_FOLDER pointed here.
+EXAMPLE_DAGS = REPO_ROOT / "airflow_provider_patsnap" / "example_dags"
 CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
@@ -96,6 +103,9 @@ class FakeTaskStateStore:
         assert value is not None
         self.values[key] = value
 
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
 
 def wait_until_finished(job_id: str, timeout: float = 20.0) -> None:
     """Poll (as a test, not through the code under test's waiting) until the job is done or failed."""
@@ -136,3 +146,187 @@ def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
     migrated = airflow(["db", "migrate"], env)
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     return env
+
+
+class FakeClock:
+    """A clock for the hook's waits (see ``reset_shared_state``): waiting moves time, nothing sleeps."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        with self._lock:
+            self.waits.append(seconds)
+            self.now += seconds
+        return event.is_set()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+class RawRequest(NamedTuple):
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+Answer = Callable[[socket.socket, RawRequest], None]
+
+
+class RawServer:
+    """A loopback HTTP peer we control byte by byte: each request on a path gets the next scripted
+    answer (the last one repeats); an answer is raw bytes, or a function that writes to the socket
+    (to trickle, cut a body short or hang up). One request per connection."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[bytes | Answer]] = {}
+        self.seen: list[RawRequest] = []
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def script(self, path: str, *answers: bytes | Answer) -> None:
+        self.answers[path] = list(answers)
+
+    def requests_to(self, path: str) -> list[RawRequest]:
+        with self._lock:
+            return [request for request in self.seen if request.path == path]
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            request = _read_request(connection)
+            if request is None:
+                return
+            with self._lock:
+                self.seen.append(request)
+                script = self.answers.get(request.path) or [http_response(404, b"{}")]
+                answer = script.pop(0) if len(script) > 1 else script[0]
+            try:
+                if callable(answer):
+                    answer(connection, request)
+                else:
+                    connection.sendall(answer)
+            except OSError:
+                pass  # the client hung up: that is what some tests are about
+
+    def close(self) -> None:
+        self.stopped.set()
+        self._listener.close()
+
+
+def _read_request(connection: socket.socket) -> RawRequest | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = request_line.split(" ", 2)
+    headers = dict(line.split(": ", 1) for line in header_lines if ": " in line)
+    length = int(headers.get("Content-Length", "0"))
+    while len(body) < length:
+        body += connection.recv(65536)
+    parts = urlsplit(target)
+    return RawRequest(method, parts.path, dict(parse_qsl(parts.query)), headers, body)
+
+
+def http_response(status: int, body: bytes, **headers: str) -> bytes:
+    """A complete HTTP/1.1 answer with a correct Content-Length (unless given) and Connection: close."""
+    lines = [
+        f"HTTP/1.1 {status} X",
+        "Connection: close",
+        *(f"{k.replace('_', '-')}: {v}" for k, v in headers.items()),
+    ]
+    if "Content-Length" not in {key.replace("_", "-") for key in headers}:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def envelope(data: Any = None, *, status: bool = True, error_code: int = 0, error_msg: str = "") -> bytes:
+    return json.dumps(
+        {"data": data, "status": status, "error_code": error_code, "error_msg": error_msg}
+    ).encode()
+
+
+class CannedVendor:
+    """A loopback PatSnap that answers every data call with the exact ``data`` JSON text it is given.
+
+    The connection uses an ``sk-`` key (no token step), ``qps`` 0 and ``max_retries`` 0; ``calls``
+    counts the data calls made (each one is paid).
+    """
+
+    def __init__(self, data_json: str) -> None:
+        import http.server
+        import threading
+
+        body = ('{"data": ' + data_json + ', "status": true, "error_code": 0, "error_msg": ""}').encode()
+        vendor = self
+        self.calls = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                vendor.calls += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test asserts on what matters."""
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def connection_json(self) -> str:
+        host = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return (
+            f'{{"conn_type": "patsnap", "host": "{host}", "password": "sk-canned",'
+            ' "extra": {"qps": 0, "max_retries": 0}}'
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def fresh_postgres_database(server_json: str) -> str:
+    """Create an empty database on the PostgreSQL fixture's server; return connection JSON for it."""
+    import uuid
+
+    import psycopg
+
+    settings = json.loads(server_json)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["login"],
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return json.dumps({**settings, "schema": name})

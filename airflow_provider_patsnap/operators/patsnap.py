@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
-from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint, IdKind, Record
-from airflow_provider_patsnap.exceptions import PatsnapInputError
+from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint, IdKind, Record, Reject, raw_json
+from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
+from airflow_provider_patsnap.ids import InvalidPatentIdsError, PatentMatch, normalise_ids
 from airflow_provider_patsnap.sinks import (
     ObjectStorageSink,
     Sink,
@@ -28,6 +29,7 @@ from airflow_provider_patsnap.sinks import (
 )
 
 MISSING_SHOWN = 10
+REJECTS_SHOWN = 5
 
 
 def _is_literal(value: Any) -> bool:
@@ -58,8 +60,8 @@ class PatsnapBatchOperator(BaseOperator):
         a template, or an XComArg from an upstream task. (templated)
     :param patent_ids: PatSnap patent ids, in the same forms. (templated)
     :param patsnap_conn_id: The PatSnap connection. (templated)
-    :param sql_conn_id: A database connection (any common.sql hook: SQLite, Postgres, ...) to upsert
-        the rows into. (templated)
+    :param sql_conn_id: A database connection (a common.sql hook; SQLite and PostgreSQL are tested, other
+        databases are listed in docs/compatibility.md) to upsert the rows into. (templated)
     :param table: The table for ``sql_conn_id``, created if missing; defaults to the endpoint's table,
         for example ``patsnap_award``. (templated)
     :param output_path: An object storage path (``file://``, ``s3://``, ...) for newline-delimited JSON.
@@ -67,6 +69,10 @@ class PatsnapBatchOperator(BaseOperator):
         template a file name with ``{{ ds }}`` for one file per run. (templated)
     :param xcom_row_limit: Most rows returned to XCom when no destination is set.
     :param fail_on_missing: Fail, after every row is written, when some patents have no data.
+    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, a payload
+        of a shape the mapping does not know, an object matching no requested id). Rejects are kept
+        in ``<table>_rejects`` or ``<file>.rejects.jsonl`` and the load goes on; with more than this
+        the task fails after everything else has landed.
     :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
         share of the vendor's QPS per mapped shard).
     :param emit_asset: Declare the table (``patsnap://<sql_conn_id>/<table>``) or the file as an
@@ -95,6 +101,7 @@ class PatsnapBatchOperator(BaseOperator):
         output_path: str | None = None,
         xcom_row_limit: int = 10_000,
         fail_on_missing: bool = False,
+        max_rejects: int = 10,
         qps: float | None = None,
         emit_asset: bool = False,
         **kwargs: Any,
@@ -110,10 +117,13 @@ class PatsnapBatchOperator(BaseOperator):
         self.output_path = output_path
         self.xcom_row_limit = xcom_row_limit
         self.fail_on_missing = fail_on_missing
+        self.max_rejects = max_rejects
         self.qps = qps
         self.emit_asset = emit_asset
         if xcom_row_limit < 0:
             raise ValueError(f"xcom_row_limit must be >= 0, got {xcom_row_limit!r}")
+        if max_rejects < 0:
+            raise ValueError(f"max_rejects must be >= 0, got {max_rejects!r}")
         if qps is not None and qps <= 0:
             raise ValueError(f"qps must be > 0, got {qps!r}")
         self.validate(literal_only=True)
@@ -173,7 +183,12 @@ class PatsnapBatchOperator(BaseOperator):
 
     def open_sink(self, context: Context) -> Sink:
         if self.sql_conn_id:
-            return SqlSink(self.sql_conn_id, self.table or self.endpoint.default_table, self.endpoint.columns)
+            return SqlSink(
+                self.sql_conn_id,
+                self.table or self.endpoint.default_table,
+                self.endpoint.columns,
+                endpoint=self.endpoint.code,
+            )
         if self.output_path:
             ti = context.get("ti")
             path = output_file(
@@ -192,42 +207,128 @@ class PatsnapBatchOperator(BaseOperator):
             raise
         except ValueError as err:  # a retry would fail the same way: fail without retrying
             raise PatsnapInputError(str(err)) from None
-        hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
-        summary: dict[str, Any] = {"endpoint": self.endpoint.code, "requested": len(ids), "rows": 0}
-        billed = missing = 0
-        missing_shown: list[str] = []
-        with self.open_sink(context) as sink:
-            for result in hook.lookup(self.endpoint, ids, kind, params=self.query_params()):
-                fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
-                rows: list[Record] = [
-                    row for patent in result.patents for row in self.endpoint.rows(patent, fetched_at)
-                ]
-                sink.write_batch(rows)
-                summary["rows"] += len(rows)
-                billed += len(result.patents)
-                missing += len(result.missing)
-                missing_shown.extend(result.missing[: MISSING_SHOWN - len(missing_shown)])
-        summary.update(
-            found=len(ids) - missing,
-            missing=missing,
-            billed_units=billed,
-            calls=hook.stats.calls,
-            retries=hook.stats.retries,
-            destination=sink.location,
-        )
+        hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
+        tally = _Tally()
+        with self.open_sink(context) as sink:  # opened (and a table checked) before any paid call
+            batches = hook.lookup(self.endpoint, ids, kind, params=self.query_params(), validated=True)
+            for result in batches:
+                rows, rejects = self._map_batch(result.match, kind, tally)
+                kept = sink.write_batch(rows, rejects)
+                tally.count_rejects(kept)
+                tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
+                tally.billed += len(result.patents)
+        summary = {
+            "endpoint": self.endpoint.code,
+            "requested": len(ids),
+            "found": len(ids) - tally.missing,
+            "missing": tally.missing,
+            "rows": tally.rows,
+            "rejects": tally.rejects,
+            "unrequested": tally.unrequested,
+            "duplicates": tally.duplicates,
+            "billed_units": tally.billed,
+            "calls": hook.stats.calls,
+            "retries": hook.stats.retries,
+            "write_retries": getattr(sink, "write_retries", 0),
+            "destination": sink.location,
+            "rejects_destination": sink.rejects_location,
+        }
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, summary)
-        if missing:
-            self.log.warning(
-                "%d patent(s) had no %s data, first: %s", missing, self.endpoint.code, missing_shown
-            )
-        if missing and self.fail_on_missing:
-            raise PatsnapInputError(
-                f"{missing} of {len(ids)} patent(s) had no {self.endpoint.code} data (fail_on_missing=True); "
-                f"rows for the others were written to {sink.location}. First missing: {missing_shown}"
-            )
+        self._check_outcome(tally, len(ids), sink)
         if isinstance(sink, XComSink):
             return sink.rows
         return summary
+
+    def on_kill(self) -> None:
+        """Stop at once: no new call, waits abandoned, calls in flight cut; what was written stays."""
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.cancel()
+
+    def _map_batch(
+        self, match: PatentMatch, kind: IdKind, tally: _Tally
+    ) -> tuple[list[Record], list[Reject]]:
+        """Rows and rejects of one batch; only objects matching a requested id, each once, become rows."""
+        fetched_at = datetime.now(UTC).isoformat(timespec="seconds")
+        tally.missing += len(match.missing)
+        tally.missing_shown.extend(match.missing[: MISSING_SHOWN - len(tally.missing_shown)])
+        tally.duplicates += match.duplicates
+        tally.unrequested += len(match.unrequested)
+        if match.unrequested or match.duplicates:
+            self.log.warning(
+                "PatSnap %s returned %d object(s) for patents not requested (dropped, first: %s) and %d "
+                "duplicate object(s) (one kept per patent)",
+                self.endpoint.code,
+                len(match.unrequested),
+                [patent.get("pn") or patent.get("patent_id") for patent in match.unrequested[:3]],
+                match.duplicates,
+            )
+        field_name = "patent_id" if kind == "patent_id" else "pn"
+        rejects = [
+            Reject(
+                self.endpoint.code,
+                None,
+                None,
+                f"{self.endpoint.code} object without a usable {field_name}: cannot be matched to a "
+                "requested patent",
+                raw_json(patent),
+            )
+            for patent in match.unmatched
+        ]
+        rows: list[Record] = []
+        for patent in match.matched:
+            mapped = self.endpoint.map_patent(patent, fetched_at)
+            rows.extend(mapped.rows)
+            rejects.extend(mapped.rejects)
+        return rows, rejects
+
+    def _check_outcome(self, tally: _Tally, requested: int, sink: Sink) -> None:
+        if tally.missing:
+            self.log.warning(
+                "%d patent(s) had no %s data, first: %s",
+                tally.missing,
+                self.endpoint.code,
+                tally.missing_shown,
+            )
+        if tally.rejects:
+            self.log.warning(
+                "%d record(s) rejected, kept in %s; first reasons: %s",
+                tally.rejects,
+                sink.rejects_location,
+                tally.rejects_shown,
+            )
+        if tally.rejects > self.max_rejects:
+            raise PatsnapRejectsError(
+                f"{tally.rejects} {self.endpoint.code} record(s) rejected, more than max_rejects="
+                f"{self.max_rejects}; every other row was written to {sink.location} and the rejects, with "
+                f"their reasons and raw values, to {sink.rejects_location}. First: {tally.rejects_shown}"
+            )
+        if tally.missing and self.fail_on_missing:
+            raise PatsnapInputError(
+                f"{tally.missing} of {requested} patent(s) had no {self.endpoint.code} data "
+                f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
+                f"First missing: {tally.missing_shown}"
+            )
+
+
+@dataclass
+class _Tally:
+    """What a run has counted so far, across batches."""
+
+    rows: int = 0
+    billed: int = 0
+    missing: int = 0
+    rejects: int = 0
+    unrequested: int = 0
+    duplicates: int = 0
+    missing_shown: list[str] = field(default_factory=list)
+    rejects_shown: list[str] = field(default_factory=list)
+
+    def count_rejects(self, rejects: list[Reject]) -> None:
+        self.rejects += len(rejects)
+        self.rejects_shown.extend(
+            reject.reason for reject in rejects[: REJECTS_SHOWN - len(self.rejects_shown)]
+        )
 
 
 class PatsnapSeicClassificationOperator(PatsnapBatchOperator):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -15,71 +16,55 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from airflow_provider_patsnap._compat import (
-    AIRFLOW_V_3,
     BaseOperator,
-    BaseOperatorLink,
     Context,
     ObjectStoragePath,
-    ResumableJobMixin,
     VariableTaskState,
-    XCom,
     conf_getboolean,
 )
-from airflow_provider_patsnap.endpoints import VALUE_REPORT
-from airflow_provider_patsnap.exceptions import PatsnapReportError
-from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
-from airflow_provider_patsnap.triggers.patsnap import (
-    PatsnapReportTrigger,
-    failure_message,
-    report_from_event,
-    report_outcome,
-    wait_for_report,
+from airflow_provider_patsnap.exceptions import (
+    PatsnapFailFastError,
+    PatsnapInputError,
+    PatsnapRateLimitError,
+    PatsnapReportError,
 )
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.ids import normalise_ids
+from airflow_provider_patsnap.links import DOWNLOAD_URL_KEY, PatsnapReportJobLink, keep_download_url
+from airflow_provider_patsnap.report import (
+    REPORT_TYPES,
+    JobId,
+    ReportStatus,
+    lost_create_message,
+    validate_trigger_event,
+)
+from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
+
+__all__ = [
+    "DOWNLOAD_URL_KEY",
+    "PatsnapCreateValueReportOperator",
+    "PatsnapDownloadReportOperator",
+    "PatsnapReportJobLink",
+]
 
 JOB_ID_KEY = "job_id"
-DOWNLOAD_URL_KEY = "download_url"
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ]")
 _MAX_NAME = 200
 
 
-class PatsnapReportJobLink(BaseOperatorLink):
-    """Opens the finished report: the presigned download link the task saw (valid for 7 days)."""
-
-    name = "PatSnap report"
-
-    def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        if AIRFLOW_V_3:  # evaluated on the worker as the task ends, by the operator that ran
-            return getattr(operator, DOWNLOAD_URL_KEY, None) or ""
-        return XCom.get_value(key=DOWNLOAD_URL_KEY, ti_key=ti_key) or ""
-
-
-def keep_download_url(task: Any, context: Context, report: Mapping[str, Any]) -> None:
-    """Keep the finished job's download link on the task and in XCom, for :class:`PatsnapReportJobLink`."""
-    url = report.get("download_url")
-    if not url:
-        return
-    setattr(task, DOWNLOAD_URL_KEY, url)
-    ti = context.get("ti")
-    if ti is not None:
-        ti.xcom_push(key=DOWNLOAD_URL_KEY, value=url)
-
-
-class _NotResumable:
-    """Stands in for ResumableJobMixin before Airflow 3.3."""
-
-
-_ResumableBase: Any = ResumableJobMixin if ResumableJobMixin is not None else _NotResumable
-
-
-class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
+class PatsnapCreateValueReportOperator(BaseOperator):
     """
     Create a PatSnap patent value report job (R002) for one patent; return its ``job_id`` string.
 
     The job is created in ``execute`` on the worker and its id pushed to XCom (key ``job_id``) at once.
-    Each job is paid for, so a retry must not create a second one: on Airflow 3.3+ the job id is kept
-    in the task state store (``ResumableJobMixin``) and a retry reconnects to the job; on older Airflow
-    the job id is kept in an Airflow Variable named after the task instance until the task is done
-    (XCom cannot carry it: Airflow clears a task's XComs at every new try).
+    Each job is paid for, so no retry may create a second one. Before the create call is sent, the
+    attempt is recorded in the task's state (Airflow 3.3's task state store, or before 3.3 an Airflow
+    Variable named after the task instance); the job id replaces it once PatSnap answers. A retry that
+    finds the job id reconnects to the job (a failed job is replaced by a new one). A create whose answer
+    was lost (timeout, dropped connection, gateway error) has an unknown outcome: the task fails at once,
+    without Airflow retries, and a new create needs ``recreate_after_lost_answer=True``. The state is
+    kept by Airflow 3.3's store after success (clearing the task reconnects to the paid job); before
+    3.3 the Variable is deleted on success (clearing the task asks for a new report).
 
     :param patent_number: The patent's publication number (templated); give this or ``patent_id``.
     :param patent_id: The PatSnap patent id (templated); give this or ``patent_number``.
@@ -91,11 +76,14 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
     :param poll_interval: Seconds between status checks while waiting.
     :param timeout: Seconds to wait for the report before the task fails with a sensor timeout.
     :param tolerated_errors: Transient status-check failures in a row tolerated while waiting.
+    :param recreate_after_lost_answer: Create a new (paid) report even though an earlier create of this
+        task instance may have succeeded unseen. Set it only after checking your PatSnap account.
     """
 
     template_fields: Sequence[str] = ("patent_number", "patent_id", "report_type", "patsnap_conn_id")
     operator_extra_links = (PatsnapReportJobLink(),)
     external_id_key = "patsnap_report_job_id"
+    attempt_key = "patsnap_report_create_attempt"
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -110,17 +98,14 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
         poll_interval: float = 30.0,
         timeout: float = 3600.0,
         tolerated_errors: int = 3,
+        recreate_after_lost_answer: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if bool(patent_number) == bool(patent_id):
             raise ValueError("give exactly one of patent_number or patent_id")
-        if (
-            isinstance(report_type, str)
-            and "{{" not in report_type
-            and report_type not in VALUE_REPORT.report_types
-        ):
-            raise ValueError(f"report_type must be one of {VALUE_REPORT.report_types}, got {report_type!r}")
+        if isinstance(report_type, str) and "{{" not in report_type and report_type not in REPORT_TYPES:
+            raise ValueError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
         self.patent_number = patent_number
         self.patent_id = patent_id
         self.report_type = report_type
@@ -130,87 +115,117 @@ class PatsnapCreateValueReportOperator(_ResumableBase, BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.tolerated_errors = tolerated_errors
+        self.recreate_after_lost_answer = recreate_after_lost_answer
+        self._check_patent(literal_only=True)
+
+    def _check_patent(self, literal_only: bool) -> None:
+        """One valid id of one kind; a template is checked once rendered, before the paid call."""
+        for kind, value in (("patent_number", self.patent_number), ("patent_id", self.patent_id)):
+            if value is None or (literal_only and isinstance(value, str) and "{{" in value):
+                continue
+            if not isinstance(value, str):
+                raise PatsnapInputError(
+                    f"{kind} must be one id as a string, got {type(value).__name__} {value!r}"
+                )
+            if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
+                raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
 
     @cached_property
     def hook(self) -> PatsnapHook:
         return PatsnapHook(self.patsnap_conn_id)
 
-    def execute(self, context: Context) -> str:
-        if ResumableJobMixin is not None:
-            return self.execute_resumable(context)
-        # Before Airflow 3.3: the same reconnect-on-retry, with the job id kept in a Variable.
-        state = _task_state(context)
-        job_id = state.get(self.external_id_key)
-        if job_id and self.get_job_status(job_id, context) != str(VALUE_REPORT.failed):
-            self.log.info("Reconnecting to PatSnap report job %s created by an earlier try", job_id)
-            context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
-        else:
-            job_id = self.submit_job(context)
-            state.set(self.external_id_key, job_id)
-        result = self.poll_until_complete(job_id, context)
-        _forget_job(context, self.external_id_key)
-        return result
+    @property
+    def patent(self) -> str:
+        return str(self.patent_number or self.patent_id)
 
-    def submit_job(self, context: Context) -> str:
-        """Create the (paid) report job and push its id to XCom straight away."""
-        job_id = self.hook.create_value_report(
-            patent_id=self.patent_id, patent_number=self.patent_number, report_type=self.report_type
-        )
-        self.log.info("Created PatSnap report job %s", job_id)
+    def execute(self, context: Context) -> str:
+        self._check_patent(literal_only=False)
+        state = _task_state(context)
+        job_id = self._earlier_job(state) or self._create(state)
         context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
+        self.poll_until_complete(job_id, context)
+        _forget(state, self.external_id_key, self.attempt_key)
         return job_id
 
-    def get_job_status(self, external_id: Any, context: Context) -> str:
-        return str(self.hook.get_report_status(job_id_text(external_id))["job_status"])
-
-    def is_job_active(self, status: str) -> bool:
-        return status in (str(VALUE_REPORT.waiting), str(VALUE_REPORT.exporting))
-
-    def is_job_succeeded(self, status: str) -> bool:
-        return status == str(VALUE_REPORT.done)
-
-    def poll_until_complete(self, external_id: Any, context: Context) -> Any:
-        """Wait for the job if asked to (deferring when ``deferrable``); return the job id.
-
-        The return value matters: ``ResumableJobMixin`` returns it as the task's result when it
-        reconnects to a running job.
-        """
-        job_id = job_id_text(external_id)
+    def poll_until_complete(self, job_id: JobId, context: Context) -> None:
+        """Wait for the job if asked to: in the triggerer when ``deferrable``, else on this worker."""
         if not self.wait_for_completion:
-            return job_id
-        trigger = PatsnapReportTrigger(
-            job_id=job_id,
-            end_time=time.time() + self.timeout,
-            patsnap_conn_id=self.patsnap_conn_id,
+            return
+        if self.deferrable:
+            trigger = PatsnapReportTrigger(
+                job_id=job_id,
+                end_time=time.time() + self.timeout,
+                patsnap_conn_id=self.patsnap_conn_id,
+                poll_interval=self.poll_interval,
+                tolerated_errors=self.tolerated_errors,
+            )
+            self.defer(trigger=trigger, method_name="execute_complete")
+        done = self.hook.wait_for_report(
+            job_id,
             poll_interval=self.poll_interval,
+            timeout=self.timeout,
             tolerated_errors=self.tolerated_errors,
         )
-        if self.deferrable:
-            self.defer(trigger=trigger, method_name="execute_complete")
-        keep_download_url(self, context, wait_for_report(trigger))
+        keep_download_url(self, context, done)
+
+    def _earlier_job(self, state: Any) -> JobId | None:
+        """The job an earlier try created, if it can still serve; None when a new one is needed."""
+        stored = state.get(self.external_id_key)
+        if not stored:
+            return None
+        job = self.hook.get_report_state(JobId.parse(stored))  # an undocumented status raises
+        if job.status is ReportStatus.FAILED:
+            self.log.warning(
+                "Report job %s of an earlier try failed (%s): creating a new one", stored, job.abnormal_cause
+            )
+            state.delete(self.external_id_key)
+            return None
+        self.log.info("Reconnecting to PatSnap report job %s created by an earlier try", job.job_id)
+        return job.job_id
+
+    def _create(self, state: Any) -> JobId:
+        """Create the job, with the attempt recorded first: a lost answer is never a reason to pay twice."""
+        if state.get(self.attempt_key) and not self.recreate_after_lost_answer:
+            raise PatsnapReportError(lost_create_message(self.patent, "recreate_after_lost_answer"))
+        state.set(self.attempt_key, self.patent)
+        try:
+            job_id = self.hook.create_value_report(
+                patent_id=self.patent_id, patent_number=self.patent_number, report_type=self.report_type
+            )
+        except (PatsnapFailFastError, PatsnapRateLimitError):
+            state.delete(self.attempt_key)  # PatSnap answered "no": nothing was created
+            raise
+        except Exception as err:
+            raise PatsnapReportError(
+                f"{lost_create_message(self.patent, 'recreate_after_lost_answer')} (cause: {err})"
+            ) from None
+        self.log.info("Created PatSnap report job %s", job_id)
+        state.set(self.external_id_key, str(job_id))
+        state.delete(self.attempt_key)
         return job_id
 
-    def get_job_result(self, external_id: Any, context: Context) -> str:
-        return job_id_text(external_id)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the job id, or raise the event's error."""
-        report = report_from_event(event)
-        keep_download_url(self, context, report)
-        if ResumableJobMixin is None:
-            _forget_job(context, self.external_id_key)
-        return job_id_text(report["job_id"])
+        done = validate_trigger_event(event)
+        keep_download_url(self, context, done)
+        _forget(_task_state(context), self.external_id_key, self.attempt_key)
+        return str(done.job_id)
+
+    def on_kill(self) -> None:
+        self.hook.cancel()
 
 
 def _task_state(context: Context) -> Any:
     return context.get("task_state_store") or VariableTaskState(context["ti"])
 
 
-def _forget_job(context: Context, key: str) -> None:
-    """The task is done: a later clear-and-rerun is a new request for a new report."""
-    state = _task_state(context)
-    if hasattr(state, "delete"):
-        state.delete(key)
+def _forget(state: Any, *keys: str) -> None:
+    """The task is done. Airflow 3.3's task state store keeps the job id (its own retention applies, and
+    a clear-and-rerun reconnects to the paid job); the Variables used before 3.3 are deleted, so none is
+    left behind (a clear-and-rerun there asks for a new report)."""
+    if isinstance(state, VariableTaskState):
+        for key in keys:
+            state.delete(key)
 
 
 def link_file_name(url: str) -> str:
@@ -273,31 +288,36 @@ class PatsnapDownloadReportOperator(BaseOperator):
         return self.target if isinstance(self.target, ObjectStoragePath) else Path(self.target)
 
     def execute(self, context: Context) -> str:
-        job_id = job_id_text(self.job_id["job_id"] if isinstance(self.job_id, Mapping) else self.job_id)
-        report = self.hook.get_report_status(job_id)
-        outcome = report_outcome(report)
-        if outcome == "failed":
-            raise PatsnapReportError(failure_message(report))
-        if outcome is None or not report.get("download_url"):
+        raw = self.job_id.get("job_id") if isinstance(self.job_id, Mapping) else self.job_id
+        job = self.hook.get_report_state(JobId.parse(raw))
+        if job.outcome == "failed":
+            raise PatsnapReportError(job.failure_message())
+        if job.outcome is None or not job.download_url:
             raise PatsnapReportError(
-                f"PatSnap report job {job_id} is not ready (job_status={report['job_status']}): "
+                f"PatSnap report job {job.job_id} is not ready (job_status={job.status.name}): "
                 "wait for it with PatsnapReportSensor first"
             )
-        url = report["download_url"]
+        url = job.download_url
         directory = self._directory()
         directory.mkdir(parents=True, exist_ok=True)
-        fallback = f"patsnap_report_{job_id}{PurePosixPath(urlsplit(url).path).suffix}"
+        fallback = f"patsnap_report_{job.job_id}{PurePosixPath(urlsplit(url).path).suffix}"
         path = directory / safe_file_name(self.file_name or link_file_name(url), fallback)
+        # Written beside the target and moved into place: a failed download never destroys a report
+        # an earlier run saved under the same name.
+        partial = directory / f".{path.name}.{uuid.uuid4().hex}.part"
         try:
-            with path.open("wb") as handle:
-                written, length = self.hook.download(url, handle)
-            if written == 0 or (length is not None and written != length):
+            with partial.open("wb") as handle:
+                written, _ = self.hook.download(url, handle)
+            if written == 0:
                 raise PatsnapReportError(
-                    f"download of report job {job_id} is incomplete: {written} of {length} bytes; "
-                    "rerun the task"
+                    f"report job {job.job_id} downloaded as an empty file; rerun the task"
                 )
+            partial.rename(path)  # type: ignore[arg-type]
         except BaseException:
-            path.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
-        self.log.info("Wrote %d bytes of report job %s to %s", written, job_id, path)
+        self.log.info("Wrote %d bytes of report job %s to %s", written, job.job_id, path)
         return str(path)
+
+    def on_kill(self) -> None:
+        self.hook.cancel()

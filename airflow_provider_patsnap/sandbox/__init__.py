@@ -17,15 +17,11 @@ import json
 from types import TracebackType
 from typing import Any, Literal
 
-from airflow_provider_patsnap.sandbox.server import (
-    FAULT_KINDS,
-    RequestRecord,
-    RunningServers,
-    SandboxApp,
-    SandboxConfig,
-    start_servers,
-    url_host,
-)
+from airflow_provider_patsnap.sandbox.app import SandboxApp, url_host
+from airflow_provider_patsnap.sandbox.config import SandboxConfig
+from airflow_provider_patsnap.sandbox.contract import FAULT_KINDS
+from airflow_provider_patsnap.sandbox.http import RunningServers, start_servers
+from airflow_provider_patsnap.sandbox.state import RequestRecord, SandboxClock
 
 __all__ = ["FAULT_KINDS", "RequestRecord", "Sandbox", "SandboxConfig"]
 
@@ -35,6 +31,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self._config = config or SandboxConfig()
+        self._clock = SandboxClock()
         self._app: SandboxApp | None = None
         self._servers: RunningServers | None = None
 
@@ -43,7 +40,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         if self._servers is not None:
             raise RuntimeError("the sandbox is already running")
-        app = SandboxApp(self._config)
+        app = SandboxApp(self._config, self._clock)
         self._servers = start_servers(app)
         self._app = app
         return self
@@ -115,6 +112,23 @@ class Sandbox:
 
     def set_fault_rate(self, rate: float) -> None:
         self._state().faults.set_rate(rate)
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox's clock forward: tokens, links and the rate limit age, report jobs progress.
+
+        Latency and ``slow`` faults still take real time: they stand for the network.
+        """
+        self._clock.advance(seconds)
+
+    def lose_create_answers(self, count: int) -> None:
+        """The next ``count`` successful report creates make and bill their job, then drop the connection
+        without an answer (``0`` cancels what is left)."""
+        self._state().lost_creates.arm(count)
+
+    @property
+    def report_jobs_created(self) -> int:
+        """Report jobs created so far, answered or not: each one is billed."""
+        return int(self._state().stats()["reports_created"])
 
     def stats(self) -> dict[str, Any]:
         return self._state().stats()

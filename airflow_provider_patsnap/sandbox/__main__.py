@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
-from airflow_provider_patsnap.sandbox.server import EXTRA_FAULT_KINDS, FAULT_KINDS
+from airflow_provider_patsnap.sandbox.contract import EXTRA_FAULT_KINDS, FAULT_KINDS
 
 ENV_PREFIX = "PATSNAP_SANDBOX_"
 CLI_DEFAULT_PORT = 8085

@@ -1,21 +1,20 @@
-"""R002 patent value report jobs, their presigned download links and the (small, real) report files.
+"""R002 patent value report jobs and their presigned download links (the files are in ``files.py``).
 
 Nothing here speaks HTTP directly: :class:`ReportJobs` turns requests into plain results and
-:meth:`ReportJobs.download` into an :class:`HttpReply`; ``server.py`` does the wiring. Invalid input is
-raised as :class:`InvalidReportRequest`, which the server answers with 68300004.
+:meth:`ReportJobs.download` into an :class:`HttpReply`; ``app.py`` does the wiring. Invalid input is
+raised as :class:`InvalidReportRequest`, which the app answers with 68300004. Job progress and link
+expiry read the sandbox clock they are given, so ``Sandbox.advance()`` moves them on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import math
 import re
 import secrets
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,12 +22,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from airflow_provider_patsnap.sandbox.data import IdKind, resolve
+from airflow_provider_patsnap.sandbox.files import REPORT_FORMATS
+from airflow_provider_patsnap.sandbox.files import report_bytes as report_bytes  # public here too
 
 ReportType = Literal["word", "pdf"]
-
-PDF_MIME = "application/pdf"
-DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-REPORT_FORMATS: dict[str, tuple[str, str]] = {"pdf": (".pdf", PDF_MIME), "word": (".docx", DOCX_MIME)}
 
 # The vendor's example job id; ours count up from it, skipping the few that a double holds exactly.
 JOB_ID_BASE = 1579434053399036000
@@ -69,7 +66,7 @@ class IssuedLink:
     disposition: str
     expires: str
     amz_date: str
-    issued: float  # monotonic seconds
+    issued: float  # on the sandbox clock
     url: str
 
 
@@ -80,7 +77,7 @@ class ReportJob:
     value: str
     pn: str
     report_type: ReportType
-    created: float  # monotonic seconds
+    created: float  # on the sandbox clock
     link: IssuedLink | None = None
 
     @property
@@ -89,7 +86,7 @@ class ReportJob:
 
     @property
     def file_name(self) -> str:
-        extension, _ = REPORT_FORMATS[self.report_type]
+        extension = REPORT_FORMATS[self.report_type].extension
         if TRAVERSAL_MARKER in self.value.upper():
             # Deliberately hostile, so clients prove they never use a server-given name as a path.
             return f"../../../etc/passwd_{self.pn}{extension}"
@@ -155,8 +152,8 @@ class ReportJobs:
         *,
         report_delay: float,
         link_ttl: float,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
     ) -> None:
         self._report_delay = report_delay
         self._link_ttl = link_ttl
@@ -219,13 +216,13 @@ class ReportJobs:
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
-        if self._clock() - job.link.issued > self._link_ttl:
+        if self._clock() - job.link.issued >= self._link_ttl:  # dead at issued + ttl, like a token
             return _s3_error(403, "AccessDenied", "Request has expired")
         body = report_bytes(str(job.job_id), job.pn, job.report_type)
         return HttpReply(
             200,
             body,
-            REPORT_FORMATS[job.report_type][1],
+            REPORT_FORMATS[job.report_type].mime_type,
             (
                 ("Content-Disposition", _header_safe(job.link.disposition)),
                 ("ETag", f'"{hashlib.md5(body).hexdigest()}"'),
@@ -249,7 +246,7 @@ class ReportJobs:
             return (JOB_FAILED if job.fails else JOB_DONE), 0
         waiting_for = delay / 3
         if elapsed < waiting_for:
-            return JOB_WAITING, 1 + math.floor(3 * (waiting_for - elapsed) / waiting_for)
+            return JOB_WAITING, math.ceil(3 * (waiting_for - elapsed) / waiting_for)  # 3, 2, then 1
         return JOB_EXPORTING, 0
 
     def _issue_link(self, job: ReportJob, base_url: str) -> IssuedLink:
@@ -310,98 +307,3 @@ def _s3_error(status: int, code: str, message: str) -> HttpReply:
         f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message></Error>"
     )
     return HttpReply(status, body.encode("utf-8"), "application/xml")
-
-
-# ----------------------------------------------------------------------------------------- files
-
-
-def report_bytes(job_id: str, pn: str, report_type: str) -> bytes:
-    """The exact bytes the download host serves for a job: a one-page PDF or a one-page .docx."""
-    lines = (
-        "PatSnap sandbox - patent value report (synthetic)",
-        f"Patent: {pn}",
-        f"Job: {job_id}",
-        f"Format: {report_type}",
-    )
-    if report_type == "pdf":
-        return _pdf(lines)
-    if report_type == "word":
-        return _docx(lines)
-    raise ValueError(f"report_type must be 'word' or 'pdf', got {report_type!r}")
-
-
-def _pdf_text(text: str) -> str:
-    ascii_text = text.encode("ascii", "replace").decode("ascii")  # Helvetica/WinAnsi: keep it ASCII
-    return ascii_text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-def _pdf(lines: tuple[str, ...]) -> bytes:
-    """A hand-written PDF 1.4: catalog, pages, page, content stream, font; xref offsets computed."""
-    text_ops = "".join(
-        f"BT /F1 {14 if index == 0 else 11} Tf 72 {760 - 24 * index} Td ({_pdf_text(line)}) Tj ET\n"
-        for index, line in enumerate(lines)
-    ).encode("ascii")
-    objects = (
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length " + str(len(text_ops)).encode("ascii") + b" >>\nstream\n" + text_ops + b"endstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-    )
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode("ascii") + body + b"\nendobj\n"
-    xref_at = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
-    out += b"".join(f"{offset:010d} 00000 n \n".encode("ascii") for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref_at}\n%%EOF\n".encode(
-        "ascii"
-    )
-    return bytes(out)
-
-
-_CONTENT_TYPES = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-    '<Default Extension="xml" ContentType="application/xml"/>'
-    '<Override PartName="/word/document.xml" '
-    'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
-    "</Types>"
-)
-_RELS = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-    '<Relationship Id="rId1" '
-    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
-    'Target="word/document.xml"/>'
-    "</Relationships>"
-)
-
-
-def _docx_document(lines: tuple[str, ...]) -> str:
-    paragraphs = "".join(f"<w:p><w:r><w:t>{xml_escape(line)}</w:t></w:r></w:p>" for line in lines)
-    return (
-        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
-        f"<w:body>{paragraphs}</w:body></w:document>"
-    )
-
-
-def _docx(lines: tuple[str, ...]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in (
-            ("[Content_Types].xml", _CONTENT_TYPES),
-            ("_rels/.rels", _RELS),
-            ("word/document.xml", _docx_document(lines)),
-        ):
-            # A fixed timestamp keeps the bytes identical from run to run.
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, text.encode("utf-8"))
-    return buffer.getvalue()

@@ -9,14 +9,10 @@ from typing import Any
 
 from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
-from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
-from airflow_provider_patsnap.operators.report import PatsnapReportJobLink, keep_download_url
-from airflow_provider_patsnap.triggers.patsnap import (
-    PatsnapReportTrigger,
-    failure_message,
-    report_from_event,
-    report_outcome,
-)
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.links import PatsnapReportJobLink, keep_download_url
+from airflow_provider_patsnap.report import JobId, JobState, validate_trigger_event
+from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 
 class PatsnapReportSensor(BaseSensorOperator):
@@ -54,7 +50,7 @@ class PatsnapReportSensor(BaseSensorOperator):
         self.tolerated_errors = tolerated_errors
         self.deferrable = deferrable
         self._errors = 0
-        self._report: dict[str, Any] | None = None
+        self._state: JobState | None = None
 
     @cached_property
     def hook(self) -> PatsnapHook:
@@ -62,7 +58,7 @@ class PatsnapReportSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         try:
-            report = self.hook.get_report_status(job_id_text(self.job_id))
+            state = self.hook.get_report_state(JobId.parse(self.job_id))
         except PatsnapTransientError as err:
             self._errors += 1
             if self._errors > self.tolerated_errors:
@@ -70,22 +66,24 @@ class PatsnapReportSensor(BaseSensorOperator):
             self.log.warning("Status check failed (%d tolerated so far): %s", self._errors, err)
             return False
         self._errors = 0
-        outcome = report_outcome(report)
-        if outcome == "failed":
-            raise PatsnapReportError(failure_message(report))
-        self.log.info("Job %s: job_status=%s", report["job_id"], report["job_status"])
-        if outcome == "success":
-            self._report = report
-            keep_download_url(self, context, report)
+        if state.outcome == "failed":
+            raise PatsnapReportError(state.failure_message())
+        self.log.info("Job %s: job_status=%s", state.job_id, state.status.name)
+        if state.outcome == "success":
+            self._state = state
+            keep_download_url(self, context, state)
             return True
         return False
+
+    def _result(self) -> dict[str, Any] | None:
+        return self._state.as_payload() if self._state else None
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             super().execute(context)
-            return self._report
+            return self._result()
         if self.poke(context):
-            return self._report
+            return self._result()
         self.defer(
             trigger=PatsnapReportTrigger(
                 job_id=self.job_id,
@@ -97,8 +95,11 @@ class PatsnapReportSensor(BaseSensorOperator):
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the status payload or raise the event's error."""
-        report = report_from_event(event)
-        keep_download_url(self, context, report)
-        return report
+        state = validate_trigger_event(event)
+        keep_download_url(self, context, state)
+        return state.as_payload()
+
+    def on_kill(self) -> None:
+        self.hook.cancel()

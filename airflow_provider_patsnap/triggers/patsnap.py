@@ -8,42 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_patsnap._compat import AirflowSensorTimeout
-from airflow_provider_patsnap.endpoints import VALUE_REPORT
-from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapReportError, PatsnapTransientError
-from airflow_provider_patsnap.hooks.patsnap import PatsnapHook, job_id_text
-
-
-def report_outcome(report: Mapping[str, Any]) -> str | None:
-    """``success`` or ``failed`` for a finished job, ``None`` while it waits or exports."""
-    if report["job_status"] == VALUE_REPORT.done:
-        return "success"
-    if report["job_status"] == VALUE_REPORT.failed:
-        return "failed"
-    return None
-
-
-def failure_message(report: Mapping[str, Any]) -> str:
-    cause = report.get("abnormal_cause") or "no cause given"
-    return f"PatSnap report job {report['job_id']} failed: {cause}"
-
-
-def report_from_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the status payload of a ``success`` event; raise the matching error for any other."""
-    status = event.get("status")
-    if status == "success":
-        return dict(event["report"])
-    message = str(event.get("message") or f"unexpected trigger event {event!r}")
-    if status == "failed":
-        raise PatsnapReportError(message)
-    if status == "timeout":
-        raise AirflowSensorTimeout(message)
-    raise PatsnapError(message)
+from airflow_provider_patsnap.exceptions import PatsnapTransientError
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.report import JobId, JobState, TriggerStatus, trigger_event
 
 
 class PatsnapReportTrigger(BaseTrigger):
@@ -51,9 +24,10 @@ class PatsnapReportTrigger(BaseTrigger):
     Poll a PatSnap value report job until it is done, has failed, or the deadline passes.
 
     Yields exactly one event, ``{"status": ..., "job_id": ..., "message": ..., "report": ...}`` with
-    status ``success`` (``report`` holds the status payload, with ``download_url``), ``failed``,
-    ``timeout`` or ``error``. The hook's blocking calls run in a thread so the triggerer's event loop
-    never waits on the network. The status is checked once more before a timeout is declared.
+    status ``success`` (``report`` holds the status payload), ``failed``, ``timeout`` or ``error``. Each
+    status call runs on this trigger's own thread (never the triggerer's shared executor) and is bounded
+    by the connection's timeout; cancelling the trigger closes its connections, which ends a call in
+    flight. The status is checked once more before a timeout is declared.
 
     :param job_id: The report job id, as a string of digits.
     :param end_time: Wall-clock deadline in seconds since the epoch (survives a triggerer restart).
@@ -71,7 +45,7 @@ class PatsnapReportTrigger(BaseTrigger):
         tolerated_errors: int = 3,
     ) -> None:
         super().__init__()
-        self.job_id = job_id_text(job_id)
+        self.job_id = JobId.parse(job_id)
         self.end_time = float(end_time)
         self.patsnap_conn_id = patsnap_conn_id
         self.poll_interval = float(poll_interval)
@@ -81,7 +55,7 @@ class PatsnapReportTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "job_id": self.job_id,
+                "job_id": str(self.job_id),
                 "end_time": self.end_time,
                 "patsnap_conn_id": self.patsnap_conn_id,
                 "poll_interval": self.poll_interval,
@@ -89,25 +63,27 @@ class PatsnapReportTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, report: Mapping[str, Any] | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "job_id": self.job_id, "message": message, "report": report and dict(report)}
-        )
+    def _event(self, status: TriggerStatus, message: str, state: JobState | None = None) -> TriggerEvent:
+        return TriggerEvent(trigger_event(status, self.job_id, message, state))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = PatsnapHook(self.patsnap_conn_id)
+        executor = ThreadPoolExecutor(1, thread_name_prefix=f"patsnap-report-{self.job_id}")
         try:
-            async for event in self._poll(hook):
+            async for event in self._poll(hook, executor):
                 yield event
                 return
         finally:
-            hook.close()  # the triggerer lives long: don't leave pooled sockets behind
+            hook.cancel()
+            hook.close()  # a status call still in flight fails at once on its closed socket
+            executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _poll(self, hook: PatsnapHook) -> AsyncIterator[TriggerEvent]:
+    async def _poll(self, hook: PatsnapHook, executor: ThreadPoolExecutor) -> AsyncIterator[TriggerEvent]:
+        loop = asyncio.get_running_loop()
         errors = 0
         while True:
             try:
-                report = await asyncio.to_thread(hook.get_report_status, self.job_id)
+                state = await loop.run_in_executor(executor, hook.get_report_state, self.job_id)
             except PatsnapTransientError as err:
                 errors += 1
                 self.log.warning("Status check %d of job %s failed: %s", errors, self.job_id, err)
@@ -119,32 +95,17 @@ class PatsnapReportTrigger(BaseTrigger):
                 return
             else:
                 errors = 0
-                outcome = report_outcome(report)
-                if outcome == "success":
-                    yield self._event("success", f"PatSnap report job {self.job_id} is ready", report)
+                if state.outcome == "success":
+                    yield self._event("success", f"PatSnap report job {self.job_id} is ready", state)
                     return
-                if outcome == "failed":
-                    yield self._event("failed", failure_message(report), report)
+                if state.outcome == "failed":
+                    yield self._event("failed", state.failure_message(), state)
                     return
                 self.log.info(
-                    "Job %s: job_status=%s queue_num=%s",
-                    self.job_id,
-                    report["job_status"],
-                    report.get("queue_num"),
+                    "Job %s: job_status=%s queue_num=%s", self.job_id, state.status.name, state.queue_num
                 )
             remaining = self.end_time - time.time()
             if remaining <= 0:  # the check above came after the deadline: it was the last one
                 yield self._event("timeout", f"PatSnap report job {self.job_id} not ready by the deadline")
                 return
             await asyncio.sleep(min(self.poll_interval, remaining))
-
-
-def wait_for_report(trigger: PatsnapReportTrigger) -> dict[str, Any]:
-    """Run ``trigger`` in this thread (a worker that waits without deferring); return the report."""
-
-    async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise PatsnapError(f"trigger for job {trigger.job_id} ended without an event")
-
-    return report_from_event(asyncio.run(first_event()))

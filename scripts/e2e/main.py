@@ -30,6 +30,7 @@ from rest import TERMINAL_RUN_STATES, AirflowApi, wait_for
 from stack import (
     ADMIN_PASSWORD,
     ADMIN_USER,
+    DAGS_FOLDER,
     VENDOR_QPS,
     AirflowSettings,
     VendorSandbox,
@@ -215,7 +216,7 @@ class EndToEnd:
 
     def check_data(self, runs: dict[str, str]) -> None:
         self.step("checking the warehouse, the pool and the vendor's ledger")
-        patents = patent_list(REPO / "example_dags" / "data" / "patents.csv")
+        patents = patent_list(DAGS_FOLDER / "data" / "patents.csv")
         counts = warehouse_tables(self.home / "warehouse.db", patents)
         self.record(
             "warehouse rows exactly once",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import airflow_provider_patsnap
 from airflow_provider_patsnap.sandbox.server import (
     RunningServers,
     SandboxApp,
@@ -23,6 +24,7 @@ from airflow_provider_patsnap.sandbox.server import (
     start_servers,
 )
 
+DAGS_FOLDER = Path(airflow_provider_patsnap.__file__).parent / "example_dags"  # the shipped examples
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 VENDOR_QPS = 5.0  # the sandbox's server-side limit; the connection's qps (hook_meta's default) must match
@@ -126,7 +128,7 @@ class AirflowSettings:
                 "AIRFLOW_HOME": str(self.home),
                 "PATH": f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONPATH": str(self.repo),
-                "AIRFLOW__CORE__DAGS_FOLDER": str(self.repo / "example_dags"),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import report_bytes
-from tests.helpers import REPO_ROOT, STATUS_PATH, airflow, airflow_env, creates
+from tests.helpers import EXAMPLE_DAGS, STATUS_PATH, airflow, airflow_env, creates
 
 PN = "CN108977442B"
 
@@ -25,7 +25,7 @@ def report_env(tmp_path: Path, dags: Path, sandbox: Sandbox) -> dict[str, str]:
 
 def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
     sandbox = start_sandbox(report_delay=3.0)  # long enough for the sensor to defer
-    env = report_env(tmp_path, REPO_ROOT / "example_dags", sandbox)
+    env = report_env(tmp_path, EXAMPLE_DAGS, sandbox)
     conf = json.dumps({"patent_number": PN, "report_dir": str(tmp_path / "reports")})
     run = airflow(["dags", "test", "patsnap_value_report", "-c", conf], env)
     output = run.stdout + run.stderr

@@ -6,7 +6,8 @@ import importlib.util
 
 import pytest
 
-from airflow_provider_patsnap import CONN_FIELDS, get_provider_info
+from airflow_provider_patsnap import get_provider_info
+from airflow_provider_patsnap.connection import CONN_FIELDS
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 
 

@@ -1,24 +1,44 @@
-"""The docs stay true: links resolve, the error table matches exceptions.py, the README's two commands."""
+"""The docs stay true: links resolve, the generated tables match the code, snippets include and compile.
+
+`make docs` (mkdocs build --strict) checks links, anchors and includes on the built site too; these
+tests run without the docs venv and check what the site generator reads against the imported code.
+"""
 
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_patsnap import exceptions
+from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.operators import patsnap as data_operators
+from scripts import docs_hooks
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 INDEX = DOCS / "index.md"
 README = REPO / "README.md"
 # Pages whose anchors (#section) are checked too; every page's file links are checked.
-ANCHOR_CHECKED = ("index.md", "connection.md", "errors.md", "performance.md")
+ANCHOR_CHECKED = (
+    "index.md",
+    "connection.md",
+    "errors.md",
+    "performance.md",
+    "operators.md",
+    "compatibility.md",
+)
+
+# Pages whose python blocks must compile (sandbox.md sketches its API with signatures, not code).
+COMPILED = (*ANCHOR_CHECKED, "performance.md", "report.md", "destinations.md")
 
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 CODE_FENCE = re.compile(r"```.*?```", re.DOTALL)
-PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+# ```python, or ``` { .python title="..." } for an included file (ruff format leaves those alone).
+PYTHON_BLOCK = re.compile(r"```(?:python| ?\{ \.python[^}]*\})\n(.*?)```", re.DOTALL)
+SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::(\w+))?"$', re.MULTILINE)
 
 CODE_SETS = {
     "RATE_LIMIT_CODES": exceptions.RATE_LIMIT_CODES,
@@ -33,23 +53,38 @@ CODE_SETS = {
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
 
+def rendered(page: Path) -> str:
+    """The page as the site shows it: generated tables in place (snippets are code, not links)."""
+    return docs_hooks.render_generated(page.read_text(encoding="utf-8"))
+
+
+def snippet(target: str, section: str | None) -> str:
+    """What pymdownx.snippets includes for ``--8<-- "target:section"`` (markers dropped, dedented)."""
+    lines = (REPO / target).read_text(encoding="utf-8").splitlines()
+    if section is None:
+        return "\n".join(line for line in lines if "--8<-- [" not in line) + "\n"
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"# --8<-- [start:{section}]")
+    end = next(i for i, line in enumerate(lines) if line.strip() == f"# --8<-- [end:{section}]")
+    return textwrap.dedent("\n".join(lines[start + 1 : end])) + "\n"
+
+
 def anchors(page: Path) -> set[str]:
-    text = CODE_FENCE.sub("", page.read_text(encoding="utf-8"))
+    text = CODE_FENCE.sub("", rendered(page))
     return {slug(match) for match in re.findall(r"^#{1,6}\s+(.+)$", text, re.MULTILINE)}
 
 
 def links(page: Path) -> list[str]:
-    text = CODE_FENCE.sub("", page.read_text(encoding="utf-8"))
+    text = CODE_FENCE.sub("", rendered(page))
     return LINK.findall(text)
 
 
 def markdown_pages() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
+    return [README, *sorted(DOCS.rglob("*.md"))]
 
 
 def test_index_links_every_page_in_docs() -> None:
@@ -58,7 +93,7 @@ def test_index_links_every_page_in_docs() -> None:
     assert pages <= linked, f"docs/index.md does not link {sorted(pages - linked)}"
 
 
-@pytest.mark.parametrize("page", markdown_pages(), ids=lambda page: page.name)
+@pytest.mark.parametrize("page", markdown_pages(), ids=lambda page: str(page.relative_to(REPO)))
 def test_relative_links_resolve(page: Path) -> None:
     broken = []
     for target in links(page):
@@ -78,10 +113,8 @@ def test_relative_links_resolve(page: Path) -> None:
 
 
 def error_table() -> dict[int, str]:
-    """code -> exception class name, from the rows of docs/errors.md's error-code table."""
-    rows = re.findall(
-        r"^\|\s*(\d{8})\s*\|\s*`(\w+)`\s*\|", (DOCS / "errors.md").read_text(encoding="utf-8"), re.M
-    )
+    """code -> exception class name, from the rows of docs/errors.md's error-code table as built."""
+    rows = re.findall(r"^\|\s*(\d{8})\s*\|\s*`(\w+)`\s*\|", rendered(DOCS / "errors.md"), re.M)
     codes = [int(code) for code, _ in rows]
     assert len(codes) == len(set(codes)), "a code appears twice in docs/errors.md"
     return {int(code): name for code, name in rows}
@@ -130,9 +163,92 @@ def test_readme_has_the_two_commands_up_front() -> None:
     assert "benchmarks/RESULTS.md" in text and "docs/index.md" in text
 
 
-@pytest.mark.parametrize(
-    "page", [README, *(DOCS / name for name in ANCHOR_CHECKED)], ids=lambda page: page.name
-)
+@pytest.mark.parametrize("page", [README, *(DOCS / name for name in COMPILED)], ids=lambda page: page.name)
 def test_python_snippets_compile(page: Path) -> None:
     for number, block in enumerate(PYTHON_BLOCK.findall(page.read_text(encoding="utf-8")), start=1):
-        compile(block, f"{page.name} python block {number}", "exec")
+        code = SNIPPET.sub(lambda match: snippet(match[1], match[2]), block)
+        compile(code, f"{page.name} python block {number}", "exec")
+
+
+def included_snippets() -> list[tuple[str, str, str | None]]:
+    return [
+        (page.name, target, section)
+        for page in markdown_pages()
+        for target, section in SNIPPET.findall(page.read_text(encoding="utf-8"))
+    ]
+
+
+def test_example_snippets_come_from_the_shipped_dags() -> None:
+    dags = {
+        (target, section)
+        for _, target, section in included_snippets()
+        if target.startswith("airflow_provider_patsnap/example_dags/")
+    }
+    shipped = {
+        f"airflow_provider_patsnap/example_dags/{path.name}"
+        for path in docs_hooks.PACKAGE.glob("example_dags/*.py")
+    }
+    assert {target for target, _ in dags} == shipped, "every shipped example DAG is shown in the docs"
+    for target, section in dags:
+        assert snippet(target, section or None).strip(), f"{target}:{section} includes nothing"
+
+
+# --------------------------------------------------------------------------- generated tables
+
+
+def test_generated_tables_are_not_also_written_by_hand() -> None:
+    for name, pattern in (("errors.md", r"^\|\s*\d{8}\s*\|"), ("destinations.md", r"^\| `record_key` \|")):
+        text = (DOCS / name).read_text(encoding="utf-8")
+        assert "<!-- generated: " in text and not re.search(pattern, text, re.M), (
+            f"docs/{name} should ask for its table (<!-- generated: ... -->), not copy it"
+        )
+
+
+def test_unknown_generated_table_fails_the_build() -> None:
+    with pytest.raises(ValueError, match="unknown generated table 'nope'"):
+        docs_hooks.render_generated("<!-- generated: nope -->")
+
+
+def test_code_sets_read_from_source_are_the_imported_ones() -> None:
+    """The docs venv has no Airflow, so the generator reads exceptions.py with ast: check that reading."""
+    read = docs_hooks.code_sets()
+    assert {code_set.name: code_set.codes for code_set in read} == CODE_SETS
+    for code_set in read:
+        for code in code_set.codes:
+            assert exceptions.error_class_for(code, None).__name__ == code_set.error_class
+
+
+def test_operator_classes_read_from_source_are_the_imported_ones() -> None:
+    imported = {
+        cls.endpoint.code: name
+        for name, cls in vars(data_operators).items()
+        if isinstance(cls, type)
+        and issubclass(cls, data_operators.PatsnapBatchOperator)
+        and "endpoint" in vars(cls)
+    }
+    assert docs_hooks.operator_classes() == imported and set(imported) == set(ENDPOINTS)
+
+
+def test_docs_list_every_column_and_key_of_every_table() -> None:
+    text = rendered(DOCS / "destinations.md")
+    for endpoint in ENDPOINTS.values():
+        section = text.split(f"### `{endpoint.default_table}`")[1].split("\n### ")[0]
+        documented = re.findall(r"^\| `(\w+)` \| ([^|]+) \| (.*) \|$", section, flags=re.MULTILINE)
+        assert [(name, sql_type.strip()) for name, sql_type, _ in documented] == [
+            (column.name, column.sql_type) for column in endpoint.columns
+        ]
+        assert all(description.strip() for _, _, description in documented), "a column has no description"
+        key_line = next(line for line in section.splitlines() if "Natural key" in line)
+        assert all(f"`{name}`" in key_line for name in endpoint.key_columns)
+
+
+def test_operator_table_names_each_endpoints_operator_and_table() -> None:
+    text = rendered(DOCS / "operators.md")
+    for code, endpoint in ENDPOINTS.items():
+        row = next(
+            line
+            for line in text.splitlines()
+            if line.startswith(f"| `{docs_hooks.operator_classes()[code]}`")
+        )
+        assert f"`{endpoint.default_table}`" in row and code in row
+        assert all(f"`{name}`" in row for name in endpoint.params)

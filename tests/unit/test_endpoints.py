@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.endpoints import ENDPOINTS, record_key
+from airflow_provider_patsnap.endpoints import ENDPOINTS, PatentRows, record_key
 
 FETCHED = "2026-11-25T00:00:00+00:00"
 
@@ -81,6 +81,72 @@ def test_a_patent_without_payload_gives_no_rows() -> None:
     assert rows("P032", '{"pn": "CN1", "patent_id": "x"}') == []
 
 
-def test_a_date_that_is_not_a_date_is_an_error_not_a_null() -> None:
+def test_a_date_that_is_not_a_date_is_an_error_not_a_null() -> None:  # map_patent makes it a reject
     with pytest.raises(ValueError, match="YYYYMMDD"):
         rows("P031", '{"pn": "CN1", "patent_id": "x", "patent_customs_record_data": [{"end_date": "soon"}]}')
+
+
+def mapped(code: str, patent_json: str) -> PatentRows:
+    return ENDPOINTS[code].map_patent(json.loads(patent_json, parse_float=str), FETCHED)
+
+
+@pytest.mark.parametrize(
+    "code, payload, words",
+    [
+        ("P032", '{"award_name": "Gold"}', "expected a list of objects, got an object"),
+        ("P032", '["Gold"]', "a list holding a string"),
+        ("P026", '[{"event_code": "B350"}]', "expected an object with inpadoc_legal_data"),
+        ("P026", '{"inpadoc_legal_data": {"event_code": "B350"}}', "inpadoc_legal_data as a list"),
+        ("P022", '"A01"', "got a string"),
+    ],
+)
+def test_a_payload_shape_the_mapping_does_not_know_is_a_reject_naming_endpoint_and_patent(
+    code: str, payload: str, words: str
+) -> None:
+    key = ENDPOINTS[code].payload_key
+    result = mapped(code, f'{{"pn": "CN7A", "patent_id": "p7", "{key}": {payload}}}')
+    assert result.rows == []
+    [reject] = result.rejects
+    assert reject.reason.startswith(f"{code} {key} of 'CN7A'") and words in reject.reason
+    assert json.loads(reject.raw_value) == json.loads(payload, parse_float=str)
+
+
+@pytest.mark.parametrize(
+    "written", ["2021/12/07", "2021-12-07", "2021.12.7", "20211207", 20211207, "20211207.0"]
+)
+def test_dates_with_other_separators_are_normalised(written: object) -> None:
+    record = {"record_number": "R1", "start_date": written}
+    [row] = rows("P031", json.dumps({"pn": "CN1A", "patent_id": "x", "patent_customs_record_data": [record]}))
+    assert row["start_date"] == 20211207
+
+
+def test_one_bad_value_rejects_its_record_only() -> None:
+    records = [
+        {"record_number": "R1", "start_date": "20211207"},
+        {"record_number": "R2", "start_date": "20211207000000000000"},  # 20 digits: no BIGINT holds it
+        {"record_number": "R3", "start_date": "2021/13/01"},
+        {"record_number": {"nested": 1}, "start_date": "20211207"},
+    ]
+    result = mapped(
+        "P031", json.dumps({"pn": "CN1A", "patent_id": "x", "patent_customs_record_data": records})
+    )
+    assert [row["record_number"] for row in result.rows] == ["R1"]
+    reasons = [reject.reason for reject in result.rejects]
+    assert "start_date: expected a YYYYMMDD date, got '20211207000000000000'" in reasons[0]
+    assert "start_date" in reasons[1] and "record_number: expected text" in reasons[2]
+    assert [json.loads(reject.raw_value) for reject in result.rejects] == records[1:]
+
+
+def test_nul_and_lone_surrogates_are_cleaned_and_the_raw_value_keeps_them() -> None:
+    text = (
+        '{"pn": "CN1A\\u0000", "patent_id": "x", "patent_award_data": [{"award_name": "A\\u0000B\\ud800C"}]}'
+    )
+    [row] = rows("P032", text)
+    assert row["award_name"] == "AB\ufffdC" and row["pn"] == "CN1A"
+    row["award_name"].encode("utf-8")  # storable anywhere
+
+
+def test_patents_without_patent_id_never_share_record_keys() -> None:
+    first = rows("P032", '{"pn": "CN1A", "patent_award_data": [{"award_name": "Gold"}]}')
+    second = rows("P032", '{"pn": "CN2A", "patent_award_data": [{"award_name": "Gold"}]}')
+    assert first[0]["record_key"] != second[0]["record_key"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_patsnap.ids import InvalidPatentIdsError, chunked, normalise_ids
+from airflow_provider_patsnap.ids import InvalidPatentIdsError, chunked, match_patents, normalise_ids
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,23 @@ def test_chunks_never_exceed_100() -> None:
     assert sizes == [100, 100, 50]
     with pytest.raises(ValueError, match="between 1 and 100"):
         list(chunked(["a"], 101))
+
+
+def test_match_patents_sorts_out_what_came_back() -> None:
+    first, again = {"pn": "cn1a", "n": 1}, {"pn": "CN1A", "n": 2}
+    no_pn, blank_pn, odd_pn = {"patent_id": "x"}, {"pn": " "}, {"pn": ["CN2A"]}
+    stranger = {"pn": "US9B2"}
+    match = match_patents(
+        ["CN1A", "CN2A", "CN3A"], [first, no_pn, again, stranger, blank_pn, odd_pn, "text"], "patent_number"
+    )
+    assert match.matched == [first]  # the echo in another case matches; the first object is kept
+    assert match.duplicates == 1
+    assert match.missing == ["CN2A", "CN3A"]
+    assert match.unmatched == [no_pn, blank_pn, odd_pn, "text"]
+    assert match.unrequested == [stranger]
+
+
+def test_match_patents_by_patent_id_ignores_pn() -> None:
+    patent = {"pn": "CN9A", "patent_id": "abc-1"}
+    match = match_patents(["abc-1", "abc-2"], [patent, {"pn": "CN8A"}], "patent_id")
+    assert (match.matched, match.missing, match.unmatched) == ([patent], ["abc-2"], [{"pn": "CN8A"}])

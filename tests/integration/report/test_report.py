@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import AIRFLOW_V_3
-from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
-from airflow_provider_patsnap.operators import report as report_module
+from airflow_provider_patsnap import links as links_module
+from airflow_provider_patsnap._compat import AIRFLOW_V_3, AirflowSensorTimeout
+from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.operators.report import (
     PatsnapCreateValueReportOperator,
     PatsnapDownloadReportOperator,
@@ -26,7 +26,7 @@ from airflow_provider_patsnap.operators.report import (
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
-from airflow_provider_patsnap.triggers.patsnap import AirflowSensorTimeout, PatsnapReportTrigger
+from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 from tests.helpers import FakeTaskInstance, FakeTaskStateStore, creates, wait_until_finished
 
 try:
@@ -132,6 +132,20 @@ def test_create_validates_its_arguments() -> None:
         PatsnapCreateValueReportOperator(task_id="t")
     with pytest.raises(ValueError, match="report_type"):
         PatsnapCreateValueReportOperator(task_id="t", patent_number=PN, report_type="html")
+
+
+@pytest.mark.parametrize("bad", [" ", "CN1,CN2", "'CN1'", ["CN1"], "CN 1", 42])
+def test_a_bad_report_patent_fails_before_any_call(
+    sandbox: Sandbox, context: dict[str, Any], bad: Any
+) -> None:
+    with pytest.raises(PatsnapInputError) as raised:
+        PatsnapCreateValueReportOperator(task_id="t", patent_number=bad)
+    assert repr(bad)[:3] in str(raised.value) or type(bad).__name__ in str(raised.value)
+    templated = PatsnapCreateValueReportOperator(task_id="t", patent_number="{{ params.pn }}")
+    templated.patent_number = bad  # what rendering produced
+    with pytest.raises(PatsnapInputError):
+        templated.execute(context)
+    assert creates(sandbox) == 0
 
 
 # --- wait ----------------------------------------------------------------------------------------------
@@ -363,10 +377,10 @@ def test_extra_link_opens_the_download_url(
     report = task.execute(context)
     assert context["ti"].xcom["download_url"] == report["download_url"]
     # Airflow 2 asks in the webserver (from XCom); Airflow 3 asks on the worker, of the operator that ran.
-    monkeypatch.setattr(report_module.XCom, "get_value", lambda *, key, ti_key: context["ti"].xcom.get(key))
+    monkeypatch.setattr(links_module.XCom, "get_value", lambda *, key, ti_key: context["ti"].xcom.get(key))
     assert PatsnapReportJobLink().get_link(task, ti_key=None) == report["download_url"]
     idle = sensor("1579434053399036001")
-    monkeypatch.setattr(report_module.XCom, "get_value", lambda *, key, ti_key: None)
+    monkeypatch.setattr(links_module.XCom, "get_value", lambda *, key, ti_key: None)
     assert PatsnapReportJobLink().get_link(idle, ti_key=None) == ""
 
 

@@ -55,6 +55,7 @@ with DAG(
         with PATENT_LIST.open(encoding="utf-8", newline="") as handle:
             return [row["patent_number"].strip() for row in csv.DictReader(handle) if row["patent_number"]]
 
+    # --8<-- [start:operators]
     patent_numbers = read_patent_list()
     common = {
         "patent_numbers": patent_numbers,
@@ -68,6 +69,7 @@ with DAG(
         PatsnapCustomsRecordOperator(task_id="customs_record", **common),
         PatsnapLegalInformationOperator(task_id="legal_information", **common),
     ]
+    # --8<-- [end:operators]
     # SQLCheckOperator fails when any value of the first row is falsy: here, any empty table.
     counts = ", ".join(
         f"(SELECT COUNT(*) FROM {code.default_table}) AS {code.name}" for code in ENDPOINTS.values()

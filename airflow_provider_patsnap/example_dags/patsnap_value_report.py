@@ -33,6 +33,7 @@ with DAG(
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):
+    # --8<-- [start:report_tasks]
     create_report = PatsnapCreateValueReportOperator(
         task_id="create_report",
         patent_number="{{ params.patent_number }}",
@@ -51,3 +52,4 @@ with DAG(
         job_id=wait_for_report.output,
         target="{{ params.report_dir }}",
     )
+    # --8<-- [end:report_tasks]

@@ -59,9 +59,11 @@ with DAG(
             numbers = [row["patent_number"].strip() for row in csv.DictReader(handle) if row["patent_number"]]
         return [numbers[start : start + SHARD_SIZE] for start in range(0, len(numbers), SHARD_SIZE)]
 
+    # --8<-- [start:shards]
     PatsnapLegalInformationOperator.partial(
         task_id="legal_information",
         sql_conn_id="patsnap_warehouse",
         pool=POOL,
         qps=VENDOR_QPS / POOL_SLOTS,
     ).expand(patent_numbers=shard_patent_list())
+    # --8<-- [end:shards]

@@ -1,0 +1,232 @@
+"""The PatSnap connection: its form fields, UI behaviour and the parsed settings the hook runs on.
+
+Standard library only: ``get_provider_info()`` reads the field table on every Airflow start, and the hook's
+form methods read the same table, so both connection forms (Airflow 2.11-3.1 and 3.2+) always agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+DEFAULT_BASE_URL = "https://connect.patsnap.com"
+#: The vendor's worst documented latency per call (seconds): concurrency is sized from it.
+MAX_VENDOR_LATENCY = 10.0
+MAX_CONCURRENCY = 64
+#: A ``concurrency`` extra above this is a mistake (threads and sockets are not free).
+CONCURRENCY_LIMIT = 1024
+#: What Airflow 3 shows in place of a value it considers sensitive; never a real setting.
+MASKED = "***"
+
+
+class ConnectionField(NamedTuple):
+    """One extra of the connection form, described once for both Airflow form systems."""
+
+    label: str
+    description: str
+    json_type: str  # "number", "integer", "boolean" or "string" (JSON schema)
+    default: Any  # None for any field whose name Airflow may treat as sensitive (it masks non-None)
+
+
+CONN_FIELDS: dict[str, ConnectionField] = {
+    "qps": ConnectionField(
+        "Requests per second", "Client-side rate limit; ask PatSnap for your quota.", "number", 5
+    ),
+    "timeout": ConnectionField(
+        "Timeout (s)", "Seconds one call may take in all: connect, headers and body.", "number", 30
+    ),
+    "max_retries": ConnectionField("Max retries", "Retries of a transient failure per call.", "integer", 5),
+    "verify": ConnectionField("Verify TLS", "Keep on unless you know why.", "boolean", True),
+    # Airflow 3 masks any field named like a proxy whenever its value is not None: a "" default was
+    # shown and saved as "***". None keeps the form empty.
+    "proxies": ConnectionField(
+        "Proxies (JSON)", 'For example {"https": "http://proxy:3128"}.', "string", None
+    ),
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema", "port"],
+    "relabeling": {
+        "host": "Base URL",
+        "login": "Client ID",
+        "password": "Client secret or API key (sk-...)",
+    },
+    "placeholders": {
+        "host": DEFAULT_BASE_URL,
+        "login": "client id (leave empty when using an sk- API key)",
+        "password": "client secret, or an sk- API key",
+    },
+}
+
+
+def provider_connection_fields() -> dict[str, Any]:
+    """The ``conn-fields`` entry of ``get_provider_info()`` (read by Airflow 3.2+)."""
+    return {
+        name: {
+            "label": spec.label,
+            "description": spec.description,
+            "schema": {"type": [spec.json_type, "null"], "default": spec.default},
+        }
+        for name, spec in CONN_FIELDS.items()
+    }
+
+
+class ConnectionSettingsError(ValueError):
+    """A connection's host, credentials or extras are unusable; the message names the bad value."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything the hook needs from an Airflow connection, validated. ``repr`` shows no secret."""
+
+    base_url: str
+    client_id: str | None = field(repr=False)
+    client_secret: str | None = field(repr=False)
+    api_key: str | None = field(repr=False)
+    qps: float
+    timeout: float
+    max_retries: int
+    concurrency: int
+    verify: bool | str
+    proxies: dict[str, str] | None = field(repr=False)
+    allow_private_downloads: bool = False
+
+    @property
+    def apikey(self) -> str:
+        """The ``apikey`` query value: the client id, or the key itself in the sk- model."""
+        return self.api_key or self.client_id or ""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be printed: the secret, the sk- key and the client id (the apikey)."""
+        return tuple(value for value in (self.client_secret, self.api_key, self.client_id) if value)
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Who PatSnap counts calls against: token cache and rate limiter are shared per identity."""
+        return (self.base_url, self.apikey)
+
+
+def _as_bool(name: str, value: Any, default: bool, conn_id: str) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConnectionSettingsError(
+        f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}"
+    )
+
+
+def default_concurrency(qps: float) -> int:
+    """Enough batches in flight to use the whole QPS at the vendor's worst documented latency (10 s)."""
+    if qps <= 0:
+        return MAX_CONCURRENCY
+    return min(MAX_CONCURRENCY, max(2, math.ceil(qps * MAX_VENDOR_LATENCY)))
+
+
+def _extras(conn: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    extra = conn.extra_dejson or {}
+    if not isinstance(extra, Mapping):
+        raise ConnectionSettingsError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+    # A masked placeholder saved by a UI is not a value: it means "not set".
+    merged = {key: value for key, value in extra.items() if value != MASKED}
+    merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return merged
+
+
+def _number(conn_id: str, extra: Mapping[str, Any], name: str, cast: type, low: float, high: float) -> Any:
+    raw = extra.get(name)
+    if (raw is None or raw == "") and name in CONN_FIELDS:
+        raw = CONN_FIELDS[name].default
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConnectionSettingsError(
+            f"connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}"
+        ) from None
+    if not math.isfinite(value):
+        raise ConnectionSettingsError(f"connection {conn_id!r}: extra {name!r} must be finite, got {raw!r}")
+    if cast is int:
+        if not value.is_integer():
+            raise ConnectionSettingsError(
+                f"connection {conn_id!r}: extra {name!r} must be a whole number, got {raw!r}"
+            )
+        value = int(value)
+    if not low <= value <= high:
+        raise ConnectionSettingsError(
+            f"connection {conn_id!r}: extra {name!r} must be >= {low} and <= {high}, got {raw!r}"
+        )
+    return value
+
+
+def _proxies(conn_id: str, raw: Any) -> dict[str, str] | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConnectionSettingsError(f"connection {conn_id!r}: extra 'proxies' is not JSON") from None
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in raw.items()
+    ):
+        raise ConnectionSettingsError(
+            f"connection {conn_id!r}: extra 'proxies' must be a JSON object of scheme to proxy URL, "
+            f'for example {{"https": "http://proxy:3128"}}; got a {type(raw).__name__}'
+        )
+    return dict(raw) or None
+
+
+def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> ConnectionSettings:
+    """Read host, credentials and extras of an Airflow connection; every bad value is named."""
+    conn_id = conn.conn_id
+    extra = _extras(conn, overrides)
+    host = (conn.host or "").strip() or DEFAULT_BASE_URL
+    if "://" not in host:
+        host = f"https://{host}"
+    if conn.port:
+        host = f"{host.rstrip('/')}:{conn.port}"
+    password = conn.password or None
+    if password == MASKED:
+        password = None
+    api_key = extra.get("api_key") or (password if password and password.startswith("sk-") else None)
+    client_id = conn.login or None
+    if not api_key and not (client_id and password):
+        raise ConnectionSettingsError(
+            f"connection {conn_id!r} needs a client id (login) and client secret (password), "
+            "or an sk- API key (password)"
+        )
+    qps = _number(conn_id, extra, "qps", float, 0, 10_000)
+    concurrency = (
+        _number(conn_id, extra, "concurrency", int, 1, CONCURRENCY_LIMIT)
+        if extra.get("concurrency") not in (None, "")
+        else default_concurrency(qps)
+    )
+    verify = extra.get("verify", True)
+    if not (isinstance(verify, str) and "/" in verify):  # a CA bundle path stays a path
+        verify = _as_bool("verify", verify, True, conn_id)
+    return ConnectionSettings(
+        base_url=host.rstrip("/"),
+        client_id=None if api_key else client_id,
+        client_secret=None if api_key else password,
+        api_key=api_key,
+        qps=qps,
+        timeout=_number(conn_id, extra, "timeout", float, 0.001, 3600),
+        max_retries=_number(conn_id, extra, "max_retries", int, 0, 100),
+        concurrency=concurrency,
+        verify=verify,
+        proxies=_proxies(conn_id, extra.get("proxies")),
+        allow_private_downloads=_as_bool(
+            "allow_private_downloads", extra.get("allow_private_downloads"), False, conn_id
+        ),
+    )

@@ -1,0 +1,103 @@
+"""Streaming a presigned report link: another host, no PatSnap credentials, a budget per chunk."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import IO
+from urllib.parse import urlsplit
+
+import requests
+
+from airflow_provider_patsnap.connection import ConnectionSettings
+from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.hooks._deadline import deadline
+from airflow_provider_patsnap.hooks._envelope import int_or_none
+from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Cancellation
+
+
+def _is_private(host: str) -> bool:
+    """True when ``host`` is or resolves to a loopback, private, link-local or reserved address."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False  # unresolvable: the request itself will fail and say so
+    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return any(
+        address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+        for address in addresses
+    )
+
+
+def check_download_url(url: str, settings: ConnectionSettings) -> None:
+    """Refuse a link we must not follow: not http(s), or an internal address of a public deployment.
+
+    A vendor's link to a loopback or private address could make the worker read internal services.
+    Private addresses are allowed when the PatSnap base URL is itself private (a private deployment or
+    the sandbox) or the connection's ``allow_private_downloads`` extra is true.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PatsnapReportError(
+            f"the report's download link is not an http(s) URL (scheme {parts.scheme!r})"
+        )
+    if settings.allow_private_downloads or _is_private(urlsplit(settings.base_url).hostname or ""):
+        return
+    if _is_private(parts.hostname):
+        raise PatsnapReportError(
+            f"the report's download link points at a private or loopback address ({parts.hostname}); "
+            "set the connection extra allow_private_downloads=true if your deployment serves reports there"
+        )
+
+
+def stream_download(
+    session: requests.Session,
+    url: str,
+    target: IO[bytes],
+    settings: ConnectionSettings,
+    chunk_size: int,
+    cancellation: Cancellation,
+) -> tuple[int, int | None]:
+    """Write the link's body to ``target``; return (bytes written, Content-Length). Each chunk has
+    ``settings.timeout`` seconds to arrive; ``cancellation`` stops it between or within chunks."""
+    check_download_url(url, settings)
+    cancellation.check()
+    timeouts = (min(CONNECT_TIMEOUT, settings.timeout), settings.timeout)
+    try:
+        with deadline(settings.timeout, cancellation.watch):
+            response = session.get(
+                url, stream=True, timeout=timeouts, headers={"Accept-Encoding": "identity"}
+            )
+    except requests.RequestException as err:
+        raise PatsnapTransientError(f"report download failed: {type(err).__name__}") from None
+    with response:
+        if not response.ok:
+            with deadline(settings.timeout, cancellation.watch):
+                head = response.raw.read(4096, decode_content=True) or b""
+            if response.status_code in (400, 403) and b"expired" in head.lower():
+                raise PatsnapReportError(
+                    "the report's download link has expired (links live 7 days): create a new report"
+                )
+            raise PatsnapReportError(f"report download failed with HTTP {response.status_code}")
+        written = 0
+        chunks = response.iter_content(chunk_size)
+        try:
+            while True:
+                with deadline(settings.timeout, cancellation.watch):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                cancellation.check()
+                target.write(chunk)
+                written += len(chunk)
+        except requests.RequestException as err:
+            raise PatsnapTransientError(
+                f"report download broke off after {written} bytes ({type(err).__name__}): rerun the task"
+            ) from None
+        length = int_or_none(response.headers.get("Content-Length"))
+        received = response.raw.tell()  # bytes on the wire: a gzip body is longer once decoded
+        if length is not None and received != length:
+            raise PatsnapTransientError(
+                f"report download is incomplete: {received} of {length} bytes arrived; rerun the task"
+            )
+        return written, length

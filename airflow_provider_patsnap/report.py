@@ -1,0 +1,184 @@
+"""The patent value report (R002) domain: every rule about a report job, in one place.
+
+A job is created once (paid), then polled until it is done (a presigned file link) or failed. Job ids are
+19-digit integers that a float would corrupt: they are parsed once, where they enter (an API answer, an
+operator argument, a trigger event), into a :class:`JobId` and stay text. Statuses are a
+:class:`ReportStatus`; a status PatSnap never documented is an error, never "finished".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from enum import IntEnum
+from typing import Any, Literal
+
+from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapReportError
+
+CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
+STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
+REPORT_TYPES: tuple[str, ...] = ("pdf", "word")
+
+Outcome = Literal["success", "failed"]
+
+
+class ReportStatus(IntEnum):
+    """``job_status`` as PatSnap documents it."""
+
+    WAITING = 0
+    EXPORTING = 1
+    DONE = 2
+    FAILED = 3
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_STATUSES
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """``success`` or ``failed`` for a finished job, ``None`` while it waits or exports."""
+        return {ReportStatus.DONE: "success", ReportStatus.FAILED: "failed"}.get(self)  # type: ignore[return-value]
+
+    @classmethod
+    def parse(cls, value: Any, job_id: str) -> ReportStatus:
+        """Read ``job_status`` (an int, or text such as "2" or "2.0"); anything else is an error."""
+        try:
+            number = Decimal(str(value).strip()) if isinstance(value, int | str) and value != "" else None
+        except InvalidOperation:
+            number = None
+        if isinstance(value, bool) or number is None or number != number.to_integral_value():
+            raise PatsnapReportError(f"PatSnap report job {job_id} has an unreadable job_status {value!r}")
+        try:
+            return cls(int(number))
+        except ValueError:
+            raise PatsnapReportError(
+                f"PatSnap report job {job_id} has job_status {value!r}, which PatSnap does not document "
+                f"({', '.join(f'{status.value} {status.name.lower()}' for status in cls)}): "
+                "check the job in PatSnap before creating another report"
+            ) from None
+
+
+ACTIVE_STATUSES = frozenset({ReportStatus.WAITING, ReportStatus.EXPORTING})
+TERMINAL_STATUSES = frozenset({ReportStatus.DONE, ReportStatus.FAILED})
+
+
+class JobId(str):
+    """A report job id: digits only, kept as text end to end."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, value: Any) -> JobId:
+        """Accept an int or a string of digits; a float, a bool or anything else is refused."""
+        if isinstance(value, JobId):
+            return value
+        text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        if not (text.isascii() and text.isdigit()):
+            raise PatsnapReportError(f"a report job_id must be an integer (as text), got {value!r}")
+        return cls(text)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One status answer about one job."""
+
+    job_id: JobId
+    status: ReportStatus
+    queue_num: Any = None
+    download_url: str | None = None
+    abnormal_cause: str | None = None
+
+    @classmethod
+    def from_api(cls, data: Any, asked_for: JobId) -> JobState:
+        """Read a status answer; it must be about ``asked_for``, with a documented status."""
+        if not isinstance(data, Mapping):
+            raise PatsnapReportError(f"PatSnap sent no status for report job {asked_for}: {str(data)[:200]}")
+        answered = JobId.parse(data.get("job_id", asked_for))
+        if answered != asked_for:
+            raise PatsnapReportError(
+                f"PatSnap answered about report job {answered} when asked about job {asked_for}"
+            )
+        status = ReportStatus.parse(data.get("job_status"), asked_for)
+        url = data.get("download_url")
+        if status is ReportStatus.DONE and not (isinstance(url, str) and url.strip()):
+            raise PatsnapReportError(f"PatSnap report job {asked_for} is done but sent no download_url")
+        cause = data.get("abnormal_cause")
+        return cls(
+            asked_for, status, data.get("queue_num"), url or None, None if cause is None else str(cause)
+        )
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> JobState:
+        """Read back :meth:`as_payload` (a trigger event, a sensor's XCom)."""
+        job_id = JobId.parse(payload.get("job_id"))
+        return cls(
+            job_id,
+            ReportStatus.parse(payload.get("job_status"), job_id),
+            payload.get("queue_num"),
+            payload.get("download_url"),
+            payload.get("abnormal_cause"),
+        )
+
+    def as_payload(self) -> dict[str, Any]:
+        """JSON-safe: ``job_id`` text, ``job_status`` an int."""
+        payload = asdict(self)
+        payload["job_id"], payload["job_status"] = str(self.job_id), int(self.status)
+        del payload["status"]
+        return payload
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.status.outcome
+
+    def failure_message(self) -> str:
+        return f"PatSnap report job {self.job_id} failed: {self.abnormal_cause or 'no cause given'}"
+
+
+def lost_create_message(patent: str, flag: str) -> str:
+    """What to do when an earlier try sent a create whose answer never came back."""
+    return (
+        f"An earlier try of this task asked PatSnap to create a value report for {patent}, and its answer "
+        "was lost (timeout, dropped connection or gateway error): a report may have been created and paid "
+        "for. No new report was requested. Check your PatSnap account's report jobs; to pay for a new "
+        f"report deliberately, set {flag}=True and clear the task."
+    )
+
+
+TriggerStatus = Literal["success", "failed", "timeout", "error"]
+TRIGGER_STATUSES: tuple[TriggerStatus, ...] = ("success", "failed", "timeout", "error")
+
+
+def trigger_event(
+    status: TriggerStatus, job_id: JobId, message: str, state: JobState | None = None
+) -> dict[str, Any]:
+    """The one event a report trigger yields."""
+    return {
+        "status": status,
+        "job_id": str(job_id),
+        "message": message,
+        "report": state and state.as_payload(),
+    }
+
+
+def validate_trigger_event(event: Any) -> JobState:
+    """The job state of a ``success`` event; the matching error for any other, or for no event at all.
+
+    A resumed task receives whatever the triggerer stored: a missing or malformed event is a clear
+    error rather than a ``KeyError``.
+    """
+    from airflow_provider_patsnap._compat import AirflowSensorTimeout
+
+    if not isinstance(event, Mapping) or event.get("status") not in TRIGGER_STATUSES:
+        raise PatsnapError(f"the report trigger resumed the task with no valid event: {str(event)[:200]!r}")
+    message = str(event.get("message") or f"report trigger event {event.get('status')}")
+    if event["status"] == "success":
+        report = event.get("report")
+        if not isinstance(report, Mapping):
+            raise PatsnapError(f"the report trigger's success event carries no report: {str(event)[:200]!r}")
+        return JobState.from_payload(report)
+    if event["status"] == "failed":
+        raise PatsnapReportError(message)
+    if event["status"] == "timeout":
+        raise AirflowSensorTimeout(message)
+    raise PatsnapError(message)

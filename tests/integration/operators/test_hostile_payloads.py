@@ -1,0 +1,216 @@
+"""Odd vendor payloads from a loopback server: nothing is silently lost, one bad value never sinks a load.
+
+Each test serves exact JSON bytes and lands them in real SQLite, the real PostgreSQL fixture or a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.exceptions import PatsnapRejectsError
+from airflow_provider_patsnap.operators.patsnap import (
+    PatsnapAwardOperator,
+    PatsnapBatchOperator,
+    PatsnapCustomsRecordOperator,
+    PatsnapLegalInformationOperator,
+)
+from airflow_provider_patsnap.sinks.sql_tables import TableMismatchError
+from tests.helpers import CONN_ENV, CannedVendor, fresh_postgres_database
+
+LONG_PN = "CN" + "1" * 70 + "A"  # 73 characters: wider than the VARCHAR(64) of the first release
+
+
+@pytest.fixture
+def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], CannedVendor]]:
+    started: list[CannedVendor] = []
+
+    def start(data_json: str) -> CannedVendor:
+        canned = CannedVendor(data_json)
+        started.append(canned)
+        monkeypatch.setenv(CONN_ENV, canned.connection_json())
+        return canned
+
+    yield start
+    for canned in started:
+        canned.close()
+
+
+@pytest.fixture
+def fresh_postgres(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A connection id to an empty PostgreSQL database of its own."""
+    monkeypatch.setenv("AIRFLOW_CONN_PG_FRESH", fresh_postgres_database(postgres_server))
+    return "pg_fresh"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request: pytest.FixtureRequest) -> str:
+    """Each SQL test runs on a fresh SQLite file and on a fresh PostgreSQL database."""
+    conn_id: str = request.getfixturevalue("sqlite_conn" if request.param == "sqlite" else "fresh_postgres")
+    return conn_id
+
+
+def records(conn_id: str, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in BaseHook.get_connection(conn_id).get_hook().get_records(sql)]
+
+
+def run(operator: type[PatsnapBatchOperator], conn_id: str, table: str, **kwargs: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = operator(task_id="t", sql_conn_id=conn_id, table=table, **kwargs).execute(
+        context={}
+    )
+    return summary
+
+
+@pytest.mark.parametrize(
+    "operator, payload_key, payload",
+    [
+        (PatsnapAwardOperator, "patent_award_data", {"award_name": "Gold", "award_session": 2018}),
+        (PatsnapLegalInformationOperator, "patsnap_legal_data", [{"event_code": "B350"}]),
+    ],
+    ids=["P032-object", "P026-list"],
+)
+def test_a_payload_of_the_wrong_shape_is_a_reject_not_zero_rows(
+    vendor: Callable[[str], CannedVendor],
+    warehouse: str,
+    operator: type[PatsnapBatchOperator],
+    payload_key: str,
+    payload: Any,
+) -> None:
+    code = operator.endpoint.code
+    vendor(json.dumps([{"pn": "CN1A", "patent_id": "p1", payload_key: payload}]))
+    summary = run(operator, warehouse, "shapes", patent_numbers=["CN1A"])
+    assert (summary["rows"], summary["rejects"], summary["found"]) == (0, 1, 1)
+    [(endpoint, pn, reason, raw)] = records(
+        warehouse, "SELECT endpoint, pn, reason, raw_value FROM shapes_rejects"
+    )
+    assert (endpoint, pn) == (code, "CN1A")
+    assert reason.startswith(f"{code} {payload_key} of 'CN1A'")
+    assert json.loads(raw) == payload
+
+    with pytest.raises(PatsnapRejectsError, match=f"1 {code} record.s. rejected, more than max_rejects=0"):
+        run(operator, warehouse, "shapes", patent_numbers=["CN1A"], max_rejects=0)
+    assert len(records(warehouse, "SELECT reason FROM shapes_rejects")) == 1  # a rerun replaces, not repeats
+
+
+def test_objects_without_an_id_are_rejects_never_one_merged_row(
+    vendor: Callable[[str], CannedVendor], warehouse: str
+) -> None:
+    nameless = [{"patent_award_data": [{"award_name": name}]} for name in ("Gold", "Gilt", "Silver")]
+    known = {"pn": "CN1A", "patent_id": "p1", "patent_award_data": [{"award_name": "Bronze"}]}
+    vendor(json.dumps([*nameless, known]))
+    summary = run(PatsnapAwardOperator, warehouse, "awards", patent_numbers=["CN1A", "CN2A"])
+    assert (summary["rows"], summary["rejects"], summary["missing"], summary["found"]) == (1, 3, 1, 1)
+    assert records(warehouse, "SELECT pn, award_name FROM awards") == [("CN1A", "Bronze")]
+    reasons = records(warehouse, "SELECT reason, raw_value FROM awards_rejects ORDER BY raw_value")
+    assert [json.loads(raw) for _, raw in reasons] == sorted(nameless, key=json.dumps)
+    assert all("without a usable pn" in reason for reason, _ in reasons)
+
+
+def test_duplicates_are_written_once_and_unrequested_patents_not_at_all(
+    vendor: Callable[[str], CannedVendor], tmp_path: Path
+) -> None:
+    award = {"pn": "CN1A", "patent_id": "p1", "patent_award_data": [{"award_name": "Gold"}]}
+    stranger = {"pn": "US9B2", "patent_id": "p9", "patent_award_data": [{"award_name": "Silver"}]}
+    vendor(json.dumps([award, award, stranger]))
+    output = tmp_path / "awards.jsonl"
+    summary = PatsnapAwardOperator(
+        task_id="t", patent_numbers=["CN1A"], output_path=f"file://{output}"
+    ).execute(context={})
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [(row["pn"], row["award_name"]) for row in lines] == [("CN1A", "Gold")]
+    assert (summary["duplicates"], summary["unrequested"], summary["billed_units"]) == (1, 1, 3)
+    assert not (tmp_path / "awards.rejects.jsonl").exists()
+
+
+def customs_patent(pn: str) -> dict[str, Any]:
+    return {
+        "pn": pn,
+        "patent_id": f"id-{len(pn)}",
+        "patent_customs_record_data": [
+            {"record_number": "R1", "start_date": "2021/12/07", "product": "电荷\u0000控制剂"},
+            {"record_number": "R2", "start_date": 20150902, "contact": "lone \ud800 half"},
+            {"record_number": "R3", "start_date": "20211207000000000000"},
+        ],
+    }
+
+
+CUSTOMS_SQL = "SELECT pn, record_number, start_date, product, contact FROM customs ORDER BY record_number"
+
+
+def test_odd_values_are_cleaned_or_rejected_and_the_load_goes_on(
+    vendor: Callable[[str], CannedVendor], warehouse: str
+) -> None:
+    vendor(json.dumps([customs_patent(LONG_PN)]))  # ASCII JSON: the lone surrogate goes as \ud800
+    summary = run(PatsnapCustomsRecordOperator, warehouse, "customs", patent_ids=["id-73"])
+    assert (summary["rows"], summary["rejects"]) == (2, 1)
+    assert records(warehouse, CUSTOMS_SQL) == [
+        (LONG_PN, "R1", 20211207, "电荷控制剂", None),
+        (LONG_PN, "R2", 20150902, None, "lone \ufffd half"),
+    ]
+    [(reason, raw)] = records(warehouse, "SELECT reason, raw_value FROM customs_rejects")
+    assert "start_date: expected a YYYYMMDD date, got '20211207000000000000'" in reason
+    assert json.loads(raw)["start_date"] == "20211207000000000000"
+
+
+def test_odd_values_in_a_file_are_cleaned_and_rejects_go_beside_it(
+    vendor: Callable[[str], CannedVendor], tmp_path: Path
+) -> None:
+    vendor(json.dumps([customs_patent(LONG_PN)]))
+    output = tmp_path / "customs.jsonl"
+    summary = PatsnapCustomsRecordOperator(
+        task_id="t", patent_ids=["id-73"], output_path=f"file://{output}"
+    ).execute(context={})
+    lines = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [row["contact"] for row in lines] == [None, "lone \ufffd half"]
+    [reject] = [json.loads(line) for line in (tmp_path / "customs.rejects.jsonl").read_text().splitlines()]
+    assert summary["rejects"] == 1 and "start_date" in reject["reason"]
+    assert summary["rejects_destination"].endswith("customs.rejects.jsonl")
+
+
+def test_a_value_an_older_table_cannot_hold_rejects_that_row_only(
+    vendor: Callable[[str], CannedVendor], fresh_postgres: str
+) -> None:
+    postgres_conn = fresh_postgres
+    hook = BaseHook.get_connection(postgres_conn).get_hook()
+    columns = ", ".join(
+        f"{c.name} {'VARCHAR(64)' if c.name in ('pn', 'patent_id') else c.sql_type}"
+        for c in PatsnapCustomsRecordOperator.endpoint.columns
+    )
+    hook.run(f"CREATE TABLE old_customs ({columns}, PRIMARY KEY (record_key))")  # as release 0.1 made it
+    vendor(json.dumps([customs_patent(LONG_PN), customs_patent("CN2A")]))
+    summary = run(PatsnapCustomsRecordOperator, postgres_conn, "old_customs", patent_ids=["id-73", "id-4"])
+    assert (summary["rows"], summary["rejects"]) == (2, 4)  # the long pn's 2 rows + the 2 bad dates
+    assert records(postgres_conn, "SELECT pn FROM old_customs") == [("CN2A",), ("CN2A",)]
+    refused = records(postgres_conn, "SELECT reason FROM old_customs_rejects WHERE reason LIKE '%refused%'")
+    assert len(refused) == 2 and all("value too long" in reason for (reason,) in refused)
+
+
+@pytest.mark.parametrize(
+    "create, words",
+    [
+        ("CREATE TABLE {table} ({columns})", "no primary key or unique index on record_key"),
+        (
+            "CREATE TABLE {table} (record_key VARCHAR(40) PRIMARY KEY, pn TEXT)",
+            "ALTER TABLE awards ADD COLUMN",
+        ),
+    ],
+    ids=["no-unique-key", "missing-columns"],
+)
+def test_an_existing_table_that_cannot_take_the_rows_fails_before_any_paid_call(
+    vendor: Callable[[str], CannedVendor], warehouse: str, create: str, words: str
+) -> None:
+    columns = ", ".join(f"{c.name} {c.sql_type}" for c in PatsnapAwardOperator.endpoint.columns)
+    BaseHook.get_connection(warehouse).get_hook().run(create.format(table="awards", columns=columns))
+    canned = vendor(
+        json.dumps([{"pn": "CN1A", "patent_id": "p1", "patent_award_data": [{"award_name": "A"}]}])
+    )
+    with pytest.raises(
+        TableMismatchError, match=f"table awards exists but cannot take these rows: .*{words}"
+    ):
+        run(PatsnapAwardOperator, warehouse, "awards", patent_numbers=["CN1A"])
+    assert canned.calls == 0

@@ -1,0 +1,157 @@
+"""Shards writing to one PostgreSQL table at once: creation races, overlapping upserts, deadlocks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.endpoints import AWARD, Record
+from airflow_provider_patsnap.sinks import SqlSink
+from airflow_provider_patsnap.sinks.names import RESERVED_WORDS
+from tests.helpers import fresh_postgres_database
+
+
+@pytest.fixture
+def fresh_postgres(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_PG_FRESH", fresh_postgres_database(postgres_server))
+    return "pg_fresh"
+
+
+def award_rows(count: int, name: str) -> list[Record]:
+    rows = []
+    for number in range(count):
+        patent = {
+            "pn": f"CN{number}A",
+            "patent_id": f"p{number}",
+            "patent_award_data": [{"award_name": "Gold"}],
+        }
+        [row] = AWARD.map_patent(patent, "2026-01-01T00:00:00+00:00").rows
+        rows.append({**row, "award_level": name})
+    return rows
+
+
+def together(workers: list[Callable[[], None]]) -> list[BaseException]:
+    """Run ``workers`` in threads released at one moment; return what they raised."""
+    start = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            work()
+        except BaseException as error:  # reported to the test, which fails on it
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return errors
+
+
+def write(conn_id: str, table: str, rows: list[Record]) -> Callable[[], None]:
+    def work() -> None:
+        with SqlSink(conn_id, table, AWARD.columns, endpoint="P032") as sink:
+            sink.write_batch(rows)
+
+    return work
+
+
+def test_four_shards_creating_one_new_table_together_all_succeed(fresh_postgres: str) -> None:
+    rows = award_rows(5, "x")
+    for round_number in range(16):
+        table = f"race_{round_number}"
+        errors = together([write(fresh_postgres, table, rows) for _ in range(4)])
+        assert errors == [], f"round {round_number}: {errors}"
+        count = BaseHook.get_connection(fresh_postgres).get_hook().get_first(f"SELECT COUNT(*) FROM {table}")
+        assert count[0] == 5
+
+
+def test_overlapping_upserts_in_opposite_orders_do_not_deadlock(fresh_postgres: str) -> None:
+    forward = award_rows(3000, "forward")
+    write(fresh_postgres, "overlap", forward[:1])()  # the table exists before the race
+    for round_number in range(5):
+        backward = [{**row, "award_level": "backward"} for row in reversed(forward)]
+        errors = together(
+            [write(fresh_postgres, "overlap", forward), write(fresh_postgres, "overlap", backward)]
+        )
+        assert errors == [], f"round {round_number}: {errors}"
+    hook = BaseHook.get_connection(fresh_postgres).get_hook()
+    assert hook.get_first("SELECT COUNT(*) FROM overlap")[0] == 3000
+
+
+def test_a_deadlock_repeats_the_write_of_the_same_rows(fresh_postgres: str) -> None:
+    connection = BaseHook.get_connection(fresh_postgres)
+    connect: dict[str, Any] = {
+        "host": connection.host,
+        "port": connection.port,
+        "user": connection.login,
+        "dbname": connection.schema,
+    }
+    rows = award_rows(3, "first")
+    keys = sorted(row["record_key"] for row in rows)
+    sink = SqlSink(fresh_postgres, "locked", AWARD.columns, endpoint="P032")
+    sink.write_batch(rows)
+    blocker = psycopg.connect(**connect)
+    watcher = psycopg.connect(**connect, autocommit=True)
+    try:
+        blocker.execute("SET deadlock_timeout = '10min'")  # so the sink, not the blocker, is the victim
+        blocker.execute("UPDATE locked SET award_level = 'blocker' WHERE record_key = %s", (keys[-1],))
+        errors = []
+        writer = threading.Thread(
+            target=lambda: errors.extend(together([lambda: sink.write_batch(award_rows(3, "second"))]))
+        )
+        writer.start()
+        deadline = time.monotonic() + 30
+        waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = %s"
+        while watcher.execute(waiting, (connect["dbname"],)).fetchone() != (1,):  # the sink waits on keys[-1]
+            assert time.monotonic() < deadline, "the sink never waited on the blocked row"
+            time.sleep(0.01)
+        # Lock the sink's first row: a deadlock PostgreSQL resolves by aborting the sink's transaction.
+        blocker.execute("UPDATE locked SET award_level = 'blocker' WHERE record_key = %s", (keys[0],))
+        blocker.commit()
+        writer.join(timeout=60)
+        assert errors == [] and sink.write_retries == 1
+        stored = (
+            BaseHook.get_connection(fresh_postgres).get_hook().get_records("SELECT award_level FROM locked")
+        )
+        assert sorted(level for (level,) in stored) == ["second"] * 3  # the repeated write landed whole
+    finally:
+        sink.close(ok=True)
+        blocker.close()
+        watcher.close()
+
+
+def fails(statement: Callable[[], Any]) -> bool:
+    try:
+        statement()
+    except (sqlite3.DatabaseError, psycopg.Error):
+        return True
+    return False
+
+
+def test_each_reserved_word_fails_as_a_table_name_in_sqlite_or_postgres(postgres_server: str) -> None:
+    settings = json.loads(postgres_server)
+    with psycopg.connect(
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["login"],
+        dbname="postgres",
+        autocommit=True,
+    ) as postgres:
+        for word in sorted(RESERVED_WORDS):
+            sql = f"CREATE TABLE {word} (record_key TEXT PRIMARY KEY)"
+            in_sqlite = fails(lambda sql=sql: sqlite3.connect(":memory:").execute(sql))
+            in_postgres = fails(lambda sql=sql: postgres.execute(sql))
+            assert in_sqlite or in_postgres, f"{word!r} works as a table name in both: not reserved"
+            if not in_postgres:
+                postgres.execute(f"DROP TABLE {word}")

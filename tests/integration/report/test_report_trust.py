@@ -1,0 +1,199 @@
+"""A report is paid for once, whatever is lost on the way; a status PatSnap never documented is an error;
+a cancelled trigger leaves nothing behind and never blocks the triggerer's shared executor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import AirflowFailException
+from airflow_provider_patsnap.exceptions import PatsnapQuotaError, PatsnapReportError
+from airflow_provider_patsnap.operators.report import PatsnapCreateValueReportOperator
+from airflow_provider_patsnap.report import STATUS_PATH
+from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
+from tests.helpers import FakeTaskInstance, FakeTaskStateStore, RawRequest, RawServer, envelope, http_response
+
+PN = "CN108977442B"
+JOB = "1579434053399036123"
+
+
+def try_create(store: FakeTaskStateStore, **kwargs: Any) -> str:
+    operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN, **kwargs)
+    return operator.execute({"ti": FakeTaskInstance(), "task_state_store": store})
+
+
+def test_a_lost_create_answer_is_an_unknown_outcome_never_a_retry(
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = start_sandbox(max_retries=3)
+    sandbox.lose_create_answers(1)
+    store = FakeTaskStateStore()
+    with pytest.raises(PatsnapReportError, match="may have been created and paid") as first:
+        try_create(store)
+    assert isinstance(first.value, AirflowFailException)  # Airflow does not retry it either
+    assert sandbox.report_jobs_created == 1
+    # A retry (or a clear) of the same task instance does not pay again...
+    with pytest.raises(PatsnapReportError, match="recreate_after_lost_answer=True"):
+        try_create(store)
+    assert sandbox.report_jobs_created == 1
+    # ...until someone decides to.
+    job_id = try_create(store, recreate_after_lost_answer=True)
+    assert sandbox.report_jobs_created == 2
+    assert store.values == {"patsnap_report_job_id": job_id}
+
+
+def test_a_definite_rejection_leaves_no_unknown_outcome(start_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = start_sandbox(fault_rate=1.0, faults=("quota",))
+    store = FakeTaskStateStore()
+    with pytest.raises(PatsnapQuotaError):
+        try_create(store)
+    assert store.values == {}  # PatSnap said no: nothing was created, a later try may create
+    sandbox.set_fault_rate(0)
+    try_create(store)
+    assert sandbox.report_jobs_created == 1
+
+
+@pytest.fixture
+def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
+    peer = RawServer()
+    peer.script("/oauth/token", http_response(200, json.dumps({"token": "t", "expires_in": 1799}).encode()))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "patsnap",
+                "host": peer.base_url,
+                "login": "c",
+                "password": "s",
+                "extra": {"qps": 0, "max_retries": 0, "timeout": 1},
+            }
+        ),
+    )
+    yield peer
+    peer.close()
+
+
+def status_answer(**data: Any) -> bytes:
+    return http_response(200, envelope({"job_id": JOB, **data}))
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"job_status": 7}, "does not document"),
+        ({}, "unreadable job_status None"),
+        ({"job_status": "done"}, "unreadable job_status 'done'"),
+        ({"job_status": "2.7"}, "unreadable job_status '2.7'"),
+        ({"job_status": 1, "job_id": "1579434053399036999"}, "when asked about job"),
+        ({"job_status": 2}, "sent no download_url"),
+    ],
+    ids=["unknown", "missing", "text", "fraction", "other-job", "done-without-link"],
+)
+def test_a_retry_that_finds_an_odd_status_fails_instead_of_paying_again(
+    vendor: RawServer, data: dict[str, Any], message: str
+) -> None:
+    vendor.script(STATUS_PATH, status_answer(**data))
+    store = FakeTaskStateStore()
+    store.set("patsnap_report_job_id", JOB)  # an earlier try created the job
+    with pytest.raises(PatsnapReportError, match=message):
+        try_create(store)
+    assert vendor.requests_to("/patent-valuation-data/patent-report/task/create-no-logo") == []
+
+
+def run_trigger(trigger: PatsnapReportTrigger) -> list[dict[str, Any]]:
+    async def collect() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_an_unknown_status_ends_the_trigger_with_an_error_at_once(vendor: RawServer) -> None:
+    vendor.script(STATUS_PATH, status_answer(job_status=7))
+    trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
+    [event] = run_trigger(trigger)
+    assert event["status"] == "error" and "does not document" in event["message"]
+    assert len(vendor.requests_to(STATUS_PATH)) == 1
+
+
+class Hang:
+    """Accepts the status request and never answers until released; tells when the client hung up."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.client_hung_up = threading.Event()
+
+    def __call__(self, connection: socket.socket, request: RawRequest) -> None:
+        self.started.set()
+        connection.settimeout(30)
+        try:
+            if connection.recv(1) == b"":
+                self.client_hung_up.set()
+        except OSError:
+            self.client_hung_up.set()
+
+
+def trigger_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("patsnap-report-")]
+
+
+def test_a_cancelled_trigger_leaves_no_thread_or_socket(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT",
+        json.dumps({"conn_type": "patsnap", "host": vendor.base_url, "login": "c", "password": "s",
+                    "extra": {"qps": 0, "max_retries": 0, "timeout": 60}}),
+    )  # fmt: skip
+    hang = Hang()
+    vendor.script(STATUS_PATH, hang)
+    trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
+
+    async def cancel_mid_poll() -> None:
+        task = asyncio.ensure_future(anext(aiter(trigger.run())))
+        await asyncio.get_running_loop().run_in_executor(None, hang.started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_mid_poll())
+    assert hang.client_hung_up.wait(10)  # the socket of the call in flight was closed
+    for thread in trigger_threads():
+        thread.join(10)
+    assert trigger_threads() == []
+
+
+def test_report_triggers_never_occupy_the_shared_executor(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty triggers hanging on the vendor, on a loop whose default executor has one thread: unrelated
+    ``to_thread`` work still runs at once."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT",
+        json.dumps({"conn_type": "patsnap", "host": vendor.base_url, "login": "c", "password": "s",
+                    "extra": {"qps": 0, "max_retries": 0, "timeout": 60}}),
+    )  # fmt: skip
+    hang = Hang()
+    vendor.script(STATUS_PATH, hang)
+
+    async def main() -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        triggers = [PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600) for _ in range(40)]
+        tasks = [asyncio.ensure_future(anext(aiter(trigger.run()))) for trigger in triggers]
+        await loop.run_in_executor(None, hang.started.wait, 10)
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "unrelated work"), 10) == "unrelated work"
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())

@@ -1,0 +1,39 @@
+"""The example DAGs ship inside the package as files for a DAGS_FOLDER; the provider never imports them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+from airflow_provider_patsnap import get_provider_info
+from tests.helpers import EXAMPLE_DAGS
+
+PROVIDER_MODULES = (
+    "airflow_provider_patsnap.hooks.patsnap",
+    "airflow_provider_patsnap.operators.patsnap",
+    "airflow_provider_patsnap.operators.report",
+    "airflow_provider_patsnap.sensors.patsnap",
+    "airflow_provider_patsnap.triggers.patsnap",
+    "airflow_provider_patsnap.testing.pytest_plugin",
+)
+
+
+def test_example_dags_and_their_data_are_in_the_package() -> None:
+    assert EXAMPLE_DAGS.parent.name == "airflow_provider_patsnap"
+    assert {path.name for path in EXAMPLE_DAGS.glob("*.py")} >= {
+        "patsnap_enrichment.py",
+        "patsnap_sharded_enrichment.py",
+        "patsnap_value_report.py",
+    }
+    assert (EXAMPLE_DAGS / "data" / "patents.csv").is_file()
+
+
+def test_importing_the_provider_does_not_import_the_example_dags() -> None:
+    for name in PROVIDER_MODULES:
+        importlib.import_module(name)
+    info = get_provider_info()
+
+    loaded = [name for name in sys.modules if name.startswith("airflow_provider_patsnap.example_dags")]
+    assert loaded == [], f"importing the provider loaded DAG files: {loaded}"
+    assert "example_dags" not in json.dumps(info), "provider info must not point Airflow at the example DAGs"

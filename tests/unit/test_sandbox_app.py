@@ -1,0 +1,184 @@
+"""``SandboxApp`` driven directly (no sockets) on a clock that only ``advance()`` moves."""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from airflow_provider_patsnap.sandbox import SandboxConfig
+from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
+from airflow_provider_patsnap.sandbox.contract import (
+    LOST_CREATE_FAULT,
+    REPORT_CREATE_PATH,
+    REPORT_STATUS_PATH,
+)
+from airflow_provider_patsnap.sandbox.http import admin_reply
+from airflow_provider_patsnap.sandbox.state import SandboxClock
+
+LEGAL = "/advanced-patent-data/legal-data"
+START_WALL = 1_700_000_000.0
+
+
+def make_app(**config: Any) -> SandboxApp:
+    clock = SandboxClock(monotonic=lambda: 0.0, wall=lambda: START_WALL)
+    return SandboxApp(SandboxConfig(**config), clock)
+
+
+def body_of(outcome: Outcome) -> Any:
+    assert outcome.reply is not None
+    return json.loads(outcome.reply.body)
+
+
+def issue_token(app: SandboxApp) -> dict[str, Any]:
+    basic = base64.b64encode(f"{app.config.client_id}:{app.config.client_secret}".encode()).decode()
+    request = ApiRequest(
+        "POST", "/oauth/token", {}, {"authorization": f"Basic {basic}"}, b"grant_type=client_credentials"
+    )
+    return dict(body_of(app.handle(request)))
+
+
+def business(
+    app: SandboxApp, token: str, path: str, method: str = "GET", body: Any = None, **params: str
+) -> Outcome:
+    headers = {"authorization": f"Bearer {token}", "host": "127.0.0.1:1"}
+    raw = json.dumps(body).encode() if body is not None else b""
+    return app.handle(ApiRequest(method, path, {"apikey": app.config.client_id, **params}, headers, raw))
+
+
+def create(app: SandboxApp, token: str, patent_number: str = "CN108977442B") -> Outcome:
+    return business(
+        app, token, REPORT_CREATE_PATH, "POST", {"patent_number": patent_number, "report_type": "pdf"}
+    )
+
+
+def status(app: SandboxApp, token: str, job_id: int) -> dict[str, Any]:
+    return dict(body_of(business(app, token, REPORT_STATUS_PATH, job_id=str(job_id)))["data"])
+
+
+def test_token_expires_when_the_clock_passes_its_ttl() -> None:
+    app = make_app(token_ttl=600)
+    token = issue_token(app)["token"]
+    app.clock.advance(599)
+    assert business(app, token, LEGAL, patent_number="CN1A").error_code == 0
+    app.clock.advance(1)
+    assert business(app, token, LEGAL, patent_number="CN1A").error_code == 67200003
+
+
+def test_token_issued_at_follows_the_clock() -> None:
+    app = make_app()
+    first = int(issue_token(app)["issued_at"])
+    app.clock.advance(3600)
+    assert (first, int(issue_token(app)["issued_at"])) == (START_WALL * 1000, (START_WALL + 3600) * 1000)
+
+
+def test_rate_limit_refills_as_the_clock_moves() -> None:
+    app = make_app(qps=2, burst=2)
+    token = issue_token(app)["token"]
+    codes = [business(app, token, LEGAL, patent_number="CN1A").error_code for _ in range(3)]
+    assert codes == [0, 0, 67200002]
+    app.clock.advance(0.5)
+    assert business(app, token, LEGAL, patent_number="CN1A").error_code == 0
+    assert business(app, token, LEGAL, patent_number="CN1A").error_code == 67200002
+
+
+def test_report_job_moves_through_its_states_as_the_clock_moves() -> None:
+    app = make_app(report_delay=300)
+    token = issue_token(app)["token"]
+    job_id = body_of(create(app, token))["data"]["job_id"]
+    seen = [status(app, token, job_id)]
+    for seconds in (34, 65, 1, 199, 1):  # waiting for the first 100 s, exporting until 300 s, then done
+        app.clock.advance(seconds)
+        seen.append(status(app, token, job_id))
+    assert [data["job_status"] for data in seen] == [0, 0, 0, 1, 1, 2]
+    assert [data["queue_num"] for data in seen] == [3, 2, 1, 0, 0, 0]
+    assert seen[-2]["download_url"] is None and seen[-1]["download_url"]
+
+
+def done_link(app: SandboxApp, token: str) -> str:
+    job_id = body_of(create(app, token))["data"]["job_id"]
+    app.clock.advance(app.config.report_delay)
+    return str(status(app, token, job_id)["download_url"])
+
+
+def test_link_expires_when_the_clock_reaches_its_ttl() -> None:
+    app = make_app(report_delay=10, link_ttl=3600)
+    url = done_link(app, issue_token(app)["token"])
+    target = url.split("127.0.0.1:0", 1)[1]  # the download port is 0: no server is bound
+    app.clock.advance(3599)
+    assert app.download("GET", target, {}).status == 200
+    app.clock.advance(1)
+    expired = app.download("GET", target, {})
+    assert expired.status == 403 and b"Request has expired" in expired.body
+
+
+def test_link_is_signed_with_the_sandbox_wall_clock() -> None:
+    app = make_app(report_delay=10)
+    app.clock.advance(86_400 - 10)
+    url = done_link(app, issue_token(app)["token"])
+    amz_date = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
+    assert calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) == START_WALL + 86_400
+
+
+def test_lost_create_answer_creates_and_bills_the_job_but_sends_nothing() -> None:
+    app = make_app()
+    token = issue_token(app)["token"]
+    app.lost_creates.arm(1)
+    rejected = create(app, token, patent_number="CN305123456S")  # a design patent: no job, no loss
+    assert rejected.error_code == 68300004 and rejected.reply is not None
+    lost = create(app, token)
+    assert (lost.reply, lost.fault, lost.billed, lost.ids) == (None, LOST_CREATE_FAULT, 1, ("CN108977442B",))
+    answered = create(app, token)
+    assert answered.reply is not None and answered.reply.status == 201 and answered.billed == 1
+    stats = app.stats()
+    assert (stats["reports_created"], stats["report_answers_lost"], stats["create_answers_to_lose"]) == (
+        2,
+        1,
+        0,
+    )
+
+
+def test_only_a_successful_create_uses_up_a_lost_answer() -> None:
+    app = make_app(qps=1, burst=1, fault_rate=1.0, faults=("busy",))
+    token = issue_token(app)["token"]
+    app.lost_creates.arm(1)
+    assert create(app, token).error_code == 67200100  # faulted: no job
+    app.faults.set_rate(0)
+    assert create(app, token).error_code == 67200002  # rate-limited: no job
+    app.clock.advance(1)
+    assert business(app, token, LEGAL, patent_number="CN1A").reply is not None  # not a create
+    app.clock.advance(1)
+    assert create(app, token).reply is None
+    assert app.stats()["reports_created"] == 1
+
+
+def test_admin_advance_and_lose_create_answers() -> None:
+    app = make_app(token_ttl=60)
+    token = issue_token(app)["token"]
+    reply = admin_reply(app, "POST", "/_sandbox/advance", {"seconds": "60"})
+    assert (reply.status, json.loads(reply.body)) == (200, {"advanced": 60.0})
+    assert business(app, token, LEGAL, patent_number="CN1A").error_code == 67200003
+    reply = admin_reply(app, "POST", "/_sandbox/lose-create-answers", {"count": "2"})
+    assert (reply.status, json.loads(reply.body)) == (200, {"create_answers_to_lose": 2})
+    assert app.stats()["create_answers_to_lose"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/_sandbox/advance", {"seconds": "-1"}),
+        ("/_sandbox/advance", {"seconds": "nan"}),
+        ("/_sandbox/advance", {}),
+        ("/_sandbox/lose-create-answers", {"count": "-1"}),
+        ("/_sandbox/lose-create-answers", {"count": "1.5"}),
+    ],
+)
+def test_admin_rejects_bad_values(path: str, params: dict[str, str]) -> None:
+    app = make_app()
+    assert admin_reply(app, "POST", path, params).status == 400
+    assert app.clock.now() == 0.0 and app.stats()["create_answers_to_lose"] == 0

@@ -1,0 +1,93 @@
+"""The sandbox's synthetic data, report files and CLI settings: pure functions, no sockets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from airflow_provider_patsnap.sandbox.__main__ import config_from_args
+from airflow_provider_patsnap.sandbox.data import (
+    ENDPOINT_CODES,
+    number_for_patent_id,
+    patent_id_for_number,
+    patent_object,
+    resolve,
+)
+from airflow_provider_patsnap.sandbox.reports import report_bytes
+
+
+def test_same_patent_same_records_by_number_or_id() -> None:
+    for n in range(40):
+        pn = f"CN{108977400 + n}B"
+        patent_id = patent_id_for_number(pn)
+        assert resolve("patent_number", pn) == (pn, patent_id)
+        for code in ENDPOINT_CODES:
+            by_number = patent_object(code, "patent_number", pn)
+            by_id = patent_object(code, "patent_id", patent_id)
+            assert (by_number is None) == (by_id is None)
+            if by_number and by_id and by_id["pn"].startswith("CN"):
+                assert {**by_id, "pn": pn} == by_number
+
+
+def test_synthetic_data_distribution_and_types() -> None:
+    values = [f"US{10000000 + n}B2" for n in range(600)]
+    for code in ENDPOINT_CODES:
+        objects = [patent_object(code, "patent_number", value) for value in values]
+        missing = sum(obj is None for obj in objects) / len(objects)
+        assert 0.05 < missing < 0.16, (code, missing)
+    assert patent_object("P026", "patent_number", "NODATA-CN1B") is None
+    seic_types = {
+        type(entry["seic_lv2"]["seic_no"])
+        for value in values[:100]
+        if (obj := patent_object("P022", "patent_number", value))
+        for entry in obj["seic_classification"]
+    }
+    assert seic_types == {str, float}
+    sessions = {
+        type(award["award_session"])
+        for value in values[:100]
+        if (obj := patent_object("P032", "patent_number", value))
+        for award in obj["patent_award_data"]
+    }
+    assert sessions == {str, int}
+    for value in values[:100]:
+        legal = patent_object("P026", "patent_number", value)
+        if legal:
+            assert 1 <= len(legal["patsnap_legal_data"]["inpadoc_legal_data"]) <= 3
+            assert 0 <= len(legal["patsnap_legal_data"]["official_legal_data"]) <= 2
+    assert re.fullmatch(
+        r"[A-Z]{2}\d{7,12}[A-Z]\d?", number_for_patent_id("1e099a74-4378-4b84-9d13-f1b4ed5cb59b")
+    )
+
+
+def test_pdf_report_has_correct_xref_offsets() -> None:
+    pdf = report_bytes("1579434053399036001", "CN108977442B", "pdf")
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+    xref_at = int(pdf.rsplit(b"startxref", 1)[1].split()[0])
+    lines = pdf[xref_at:].split(b"\n")
+    assert lines[0] == b"xref"
+    count = int(lines[1].split()[1])
+    for number, entry in enumerate(lines[3 : 2 + count], start=1):
+        offset = int(entry.split()[0])
+        assert pdf[offset:].startswith(f"{number} 0 obj".encode())
+    assert b"CN108977442B" in pdf and b"1579434053399036001" in pdf
+    assert report_bytes("1", "CN1B", "pdf") == report_bytes("1", "CN1B", "pdf")
+
+
+def test_cli_reads_environment_and_flags_win() -> None:
+    environ = {
+        "PATSNAP_SANDBOX_FAULT_RATE": "0.25",
+        "PATSNAP_SANDBOX_QPS": "9",
+        "PATSNAP_SANDBOX_ERRORS_AS_HTTP_200": "true",
+    }
+    config = config_from_args(["--qps", "4", "--faults", "busy,drop"], environ)
+    assert (config.fault_rate, config.qps, config.faults, config.error_http_status) == (
+        0.25,
+        4.0,
+        ("busy", "drop"),
+        False,
+    )
+    assert config.port == 8085 and config.burst is None
+    with pytest.raises(SystemExit):
+        config_from_args(["--faults", "meteor"], {})

@@ -1,0 +1,119 @@
+"""The sandbox's state on a clock that only moves when told: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from airflow_provider_patsnap.sandbox.state import (
+    Ledger,
+    LostCreateAnswers,
+    RequestRecord,
+    SandboxClock,
+    TokenBucket,
+    TokenStore,
+)
+
+START_MONOTONIC = 1000.0
+START_WALL = 1_700_000_000.0
+
+
+def frozen_clock() -> SandboxClock:
+    """A sandbox clock over real clocks that never tick: only advance() moves it."""
+    return SandboxClock(monotonic=lambda: START_MONOTONIC, wall=lambda: START_WALL)
+
+
+def test_advance_moves_monotonic_and_wall_time_together() -> None:
+    clock = frozen_clock()
+    assert (clock.now(), clock.wall()) == (START_MONOTONIC, START_WALL)
+    clock.advance(90.5)
+    clock.advance(0)
+    assert (clock.now(), clock.wall()) == (START_MONOTONIC + 90.5, START_WALL + 90.5)
+
+
+@pytest.mark.parametrize("seconds", [-0.001, math.nan])
+def test_the_clock_never_moves_back(seconds: float) -> None:
+    clock = frozen_clock()
+    with pytest.raises(ValueError, match="forward"):
+        clock.advance(seconds)
+    assert clock.now() == START_MONOTONIC
+
+
+def test_the_clock_follows_real_time_plus_the_offset() -> None:
+    real = [5.0]
+    clock = SandboxClock(monotonic=lambda: real[0], wall=lambda: START_WALL)
+    clock.advance(10)
+    real[0] = 7.0
+    assert clock.now() == 17.0
+
+
+def test_token_lives_exactly_its_ttl() -> None:
+    clock = frozen_clock()
+    store = TokenStore(ttl=60, clock=clock.now)
+    token = store.issue("client")
+    clock.advance(59.999)
+    assert store.client_for(token) == "client"
+    clock.advance(0.001)
+    assert store.client_for(token) is None
+
+
+def test_issuing_drops_dead_tokens() -> None:
+    clock = frozen_clock()
+    store = TokenStore(ttl=60, clock=clock.now)
+    store.issue("client")
+    clock.advance(60)
+    live = store.issue("client")
+    assert store.expire_all() == 1  # only the live one was still stored
+    assert store.client_for(live) is None
+
+
+def test_bucket_spends_its_burst_then_refills_at_its_rate() -> None:
+    clock = frozen_clock()
+    bucket = TokenBucket(rate=2, capacity=3, clock=clock.now)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.advance(0.25)  # half a token
+    assert not bucket.take()
+    clock.advance(0.25)
+    assert bucket.take() and not bucket.take()
+    clock.advance(3600)  # a long pause saves up no more than the burst
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+def test_bucket_capacity_below_one_still_lets_one_call_through() -> None:
+    clock = frozen_clock()
+    bucket = TokenBucket(rate=0.5, capacity=0.5, clock=clock.now)
+    assert bucket.take() and not bucket.take()
+    clock.advance(2)
+    assert bucket.take()
+
+
+def test_lost_create_answers_count_down_and_can_be_cancelled() -> None:
+    lost = LostCreateAnswers()
+    assert not lost.take()
+    lost.arm(2)
+    assert [lost.take(), lost.take(), lost.take()] == [True, True, False]
+    lost.arm(5)
+    lost.arm(0)
+    assert (lost.pending, lost.take()) == (0, False)
+    with pytest.raises(ValueError, match=">= 0"):
+        lost.arm(-1)
+
+
+def record(path: str, http_status: int, error_code: int = 0, fault: str | None = None) -> RequestRecord:
+    return RequestRecord(0.0, 0.0, "GET", path, {}, (), http_status, error_code, fault, True)
+
+
+def test_ledger_counts_what_it_records_and_sorts_by_arrival() -> None:
+    ledger = Ledger()
+    first, second = ledger.arrive(), ledger.arrive()
+    ledger.add(second, record("/b", 0, fault="lost_create"), "business", billed=1)
+    ledger.add(first, record("/a", 429, error_code=67200002), "business", billed=0)
+    ledger.count("reports_created")
+    stats = ledger.stats()
+    assert (stats["requests"], stats["business_calls"], stats["billed_units"]) == (2, 2, 1)
+    assert stats["errors"] == {"67200002": 1} and stats["faults"] == {"lost_create": 1}
+    assert stats["http_statuses"] == {"0": 1, "429": 1} and stats["reports_created"] == 1
+    assert [r.path for r in ledger.records()] == ["/a", "/b"]  # arrival order
+    assert [r.path for r in ledger.since(1)] == ["/a"]  # completion order cursor
+    assert ledger.clear() == 2 and ledger.records() == []
