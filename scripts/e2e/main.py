@@ -37,13 +37,12 @@ from stack import (
     patsnap_connection,
 )
 
-from airflow_provider_patsnap.endpoints import VALUE_REPORT
+from airflow_provider_patsnap.report import CREATE_PATH as CREATE_REPORT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 ENRICHMENT, SHARDED, REPORT = "patsnap_enrichment", "patsnap_sharded_enrichment", "patsnap_value_report"
 POOL, POOL_SLOTS = "patsnap_api", 2
 RATE_LIMIT_CODE = "67200002"
-CREATE_REPORT_PATH = VALUE_REPORT.create_path
 UI_CONN_ID = "patsnap_ui"
 
 

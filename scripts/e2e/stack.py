@@ -1,7 +1,7 @@
 """The pieces of the end-to-end deployment: the sandbox vendor, the Airflow environment, the settings.
 
-The sandbox runs in this process (threads) with a token store that remembers every token it issued,
-so the secrets scan can look for each of them; everything else reaches it over loopback HTTP.
+The sandbox runs in this process (threads) and remembers every token it issued, so the secrets scan can
+look for each of them; everything else reaches it over loopback HTTP.
 """
 
 from __future__ import annotations
@@ -16,13 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import airflow_provider_patsnap
-from airflow_provider_patsnap.sandbox.server import (
-    RunningServers,
-    SandboxApp,
-    SandboxConfig,
-    TokenStore,
-    start_servers,
-)
+from airflow_provider_patsnap.sandbox import RunningServers, SandboxApp, SandboxConfig, start_servers
 
 DAGS_FOLDER = Path(airflow_provider_patsnap.__file__).parent / "example_dags"  # the shipped examples
 ADMIN_USER = "admin"
@@ -30,25 +24,6 @@ ADMIN_PASSWORD = "admin"
 VENDOR_QPS = 5.0  # the sandbox's server-side limit; the connection's qps (hook_meta's default) must match
 REPORT_DELAY = 45.0  # long enough to SIGKILL the triggerer and have a new one pick the sensor up
 REPORT_POLL_SECONDS = 2
-
-
-class RecordingTokenStore(TokenStore):
-    """A TokenStore that also keeps every token it ever issued (for the secrets scan)."""
-
-    def __init__(self, ttl: float) -> None:
-        super().__init__(ttl)
-        self._issued_lock = threading.Lock()
-        self._issued: list[str] = []
-
-    def issue(self, client_id: str) -> str:
-        token = super().issue(client_id)
-        with self._issued_lock:
-            self._issued.append(token)
-        return token
-
-    def issued(self) -> list[str]:
-        with self._issued_lock:
-            return list(self._issued)
 
 
 @dataclass
@@ -59,7 +34,8 @@ class VendorSandbox:
     client_secret: str = field(default_factory=lambda: "e2e-secret-" + secrets.token_hex(12))
     servers: RunningServers | None = None
     app: SandboxApp | None = None
-    tokens: RecordingTokenStore | None = None
+    _issued: list[str] = field(default_factory=list)
+    _issued_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> VendorSandbox:
         config = SandboxConfig(
@@ -70,7 +46,15 @@ class VendorSandbox:
             client_secret=self.client_secret,
         )
         self.app = app = SandboxApp(config)
-        self.tokens = app.tokens = RecordingTokenStore(config.token_ttl)
+        issue = app.tokens.issue
+
+        def issue_and_remember(*args: Any, **kwargs: Any) -> str:
+            token = issue(*args, **kwargs)
+            with self._issued_lock:
+                self._issued.append(token)
+            return token
+
+        app.tokens.issue = issue_and_remember  # type: ignore[method-assign]
         self.servers = start_servers(app)
         return self
 
@@ -87,7 +71,9 @@ class VendorSandbox:
         return f"http://127.0.0.1:{self.servers.api.port}"
 
     def issued_tokens(self) -> list[str]:
-        return self.tokens.issued() if self.tokens else []
+        """Every OAuth token the sandbox issued (for the secrets scan)."""
+        with self._issued_lock:
+            return list(self._issued)
 
     def stop(self) -> None:
         servers, self.servers = self.servers, None
