@@ -49,6 +49,7 @@ class FormCheck:
         self.screenshots.mkdir(parents=True, exist_ok=True)
         self.pages.mkdir(parents=True, exist_ok=True)
         self.checks: list[dict[str, Any]] = []
+        self.observations: list[dict[str, str]] = []
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         self.checks.append({"name": name, "ok": ok, "detail": detail})
@@ -167,6 +168,24 @@ class FormCheck:
         )
         self.capture("5-connection-list")
         self.check("saved from the UI", row is not None, f"row {row.text.splitlines()[:1]!r} in the list")
+        self.observe_test_button(row)
+
+    def observe_test_button(self, row: WebElement) -> None:
+        """Click the row's Test button and note what the UI says (recorded for the docs, not asserted)."""
+        row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
+        toast = self.until(
+            "the Test button's answer",
+            lambda d: next(
+                (
+                    t
+                    for t in d.find_elements(By.CSS_SELECTOR, "[data-part=root]")
+                    if t.text.startswith("Test Conn")
+                ),
+                None,
+            ),
+        )
+        self.observations.append({"name": "list-row Test button", "shown": toast.text.replace("\n", " / ")})
+        self.capture("6-list-row-test-button")
 
     def _label_of(self, dialog: WebElement, field_name: str) -> str | None:
         """The text of the form label of the field named ``field_name`` (None when there is no such field)."""
@@ -218,7 +237,9 @@ def main() -> int:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-    Path(env["E2E_RESULT"]).write_text(json.dumps({"checks": form.checks}, indent=2), encoding="utf-8")
+    Path(env["E2E_RESULT"]).write_text(
+        json.dumps({"checks": form.checks, "observations": form.observations}, indent=2), encoding="utf-8"
+    )
     return code
 
 

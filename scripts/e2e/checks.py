@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -113,3 +114,28 @@ def scan_for_secrets(roots: Iterable[Path], needles: Mapping[str, list[str]]) ->
             content = path.read_bytes()
             hits.extend(SecretHit(str(path), name) for name, value in values if value in content)
     return scanned, hits
+
+
+def write_summary(
+    artifacts: Path,
+    checks: list[Check],
+    observations: Mapping[str, str],
+    steps: Mapping[str, float],
+    elapsed: float,
+) -> int:
+    """Write summary.json and summary.txt, print the text; return the exit code (1 on any failure)."""
+    failed = [check for check in checks if not check.ok]
+    payload = {
+        "passed": not failed and bool(checks),
+        "runtime_seconds": round(elapsed, 1),
+        "steps": steps,
+        "observations": observations,
+        "checks": [check.__dict__ for check in checks],
+    }
+    (artifacts / "summary.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    lines = [f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}" for check in checks]
+    lines += [f"NOTE  {name}: {seen}" for name, seen in observations.items()]
+    lines.append(f"\n{len(checks) - len(failed)}/{len(checks)} checks passed in {elapsed:.0f} s")
+    (artifacts / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n" + "\n".join(lines), flush=True)
+    return 0 if payload["passed"] else 1

@@ -24,6 +24,7 @@ from checks import (
     scan_for_secrets,
     trigger_log_files,
     warehouse_tables,
+    write_summary,
 )
 from deployment import Deployment
 from rest import TERMINAL_RUN_STATES, AirflowApi, wait_for
@@ -34,6 +35,7 @@ from stack import (
     VENDOR_QPS,
     AirflowSettings,
     VendorSandbox,
+    expected_extra_fields,
     patsnap_connection,
 )
 
@@ -66,6 +68,7 @@ class EndToEnd:
         self.rest_extra: dict[str, Any] = {}
         self.report_jobs: list[str] = []
         self.first_triggerer_jobs: set[str] = set()
+        self.observations: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------- helpers
 
@@ -282,6 +285,8 @@ class EndToEnd:
         result = json.loads(result_file.read_text()) if result_file.exists() else {"checks": []}
         for check in result["checks"]:
             self.record(f"UI: {check['name']}", check["ok"], check["detail"])
+        for seen in result.get("observations", []):
+            self.observations[f"UI: {seen['name']}"] = seen["shown"]
         if code != 0 or not result["checks"]:
             self.record("UI browser run", False, f"browser.py exit {code}; see logs/browser.log")
         saved = self.api.call("GET", f"/api/v2/connections/{UI_CONN_ID}")
@@ -296,6 +301,26 @@ class EndToEnd:
             "UI-saved connection passes airflow connections test",
             test.returncode == 0 and "Connection success!" in test.stdout,
             f"exit {test.returncode}: {test.stdout.strip().splitlines()[-1:]} {test.stderr.strip()[-300:]}",
+        )
+        self.check_rest_test()
+
+    def check_rest_test(self) -> None:
+        """POST /api/v2/connections/test with the credentials in the body, as docs/connection.md says."""
+        body = {
+            "connection_id": UI_CONN_ID,
+            "conn_type": "patsnap",
+            "host": self.sandbox.base_url,
+            "login": self.sandbox.client_id,
+            "password": self.sandbox.client_secret,
+            "extra": json.dumps(self.rest_extra),
+        }
+        right = self.api.call("POST", "/api/v2/connections/test", body)
+        self.record("REST connection test", right["status"] is True, f"answer {right}")
+        wrong = self.api.call("POST", "/api/v2/connections/test", {**body, "password": "not-the-secret"})
+        self.record(
+            "REST connection test, wrong secret",
+            wrong["status"] is False and "67200003" in wrong["message"],
+            f"answer {wrong}",
         )
 
     def check_secrets(self) -> None:
@@ -329,32 +354,7 @@ class EndToEnd:
 
     def summary(self) -> int:
         elapsed = time.monotonic() - self.started
-        failed = [check for check in self.checks if not check.ok]
-        payload = {
-            "passed": not failed,
-            "runtime_seconds": round(elapsed, 1),
-            "steps": self.timings,
-            "checks": [check.__dict__ for check in self.checks],
-        }
-        (self.artifacts / "summary.json").write_text(json.dumps(payload, indent=2, default=str))
-        lines = [f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in self.checks]
-        lines.append(
-            f"\n{len(self.checks) - len(failed)}/{len(self.checks)} checks passed in {elapsed:.0f} s"
-        )
-        (self.artifacts / "summary.txt").write_text("\n".join(lines) + "\n")
-        print("\n" + "\n".join(lines), flush=True)
-        return 1 if failed or not self.checks else 0
-
-
-def expected_extra_fields() -> dict[str, dict[str, Any]]:
-    """Label and default of each extra field, as the provider describes them to Airflow 3.2+."""
-    from airflow_provider_patsnap import get_provider_info
-
-    (connection_type,) = get_provider_info()["connection-types"]
-    return {
-        name: {"label": spec["label"], "default": spec["schema"].get("default")}
-        for name, spec in connection_type["conn-fields"].items()
-    }
+        return write_summary(self.artifacts, self.checks, self.observations, self.timings, elapsed)
 
 
 def main() -> int:

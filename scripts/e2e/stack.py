@@ -157,3 +157,14 @@ def patsnap_connection(hook_meta: dict[str, Any], conn_id: str, sandbox: VendorS
         "password": sandbox.client_secret,
         "extra": json.dumps(extras),
     }
+
+
+def expected_extra_fields() -> dict[str, dict[str, Any]]:
+    """Label and default of each extra field, as the provider describes them to Airflow 3.2+."""
+    from airflow_provider_patsnap import get_provider_info
+
+    (connection_type,) = get_provider_info()["connection-types"]
+    return {
+        name: {"label": spec["label"], "default": spec["schema"].get("default")}
+        for name, spec in connection_type["conn-fields"].items()
+    }
