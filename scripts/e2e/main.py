@@ -81,11 +81,11 @@ class EndToEnd:
         self.checks.append(Check(name, ok, detail, data))
         print(f"   {'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
 
-    def airflow(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def airflow(self, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
         log = self.logs / f"cli-{'-'.join(args[:2])}.log"
         result = subprocess.run(
             [self.settings.airflow_bin, *args],
-            env=self.env,
+            env={**self.env, **env},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -316,11 +316,25 @@ class EndToEnd:
         }
         right = self.api.call("POST", "/api/v2/connections/test", body)
         self.record("REST connection test", right["status"] is True, f"answer {right}")
-        wrong = self.api.call("POST", "/api/v2/connections/test", {**body, "password": "not-the-secret"})
+        wrong_body = {**body, "connection_id": "patsnap_wrong_secret", "password": "not-the-secret"}
+        wrong = self.api.call("POST", "/api/v2/connections/test", wrong_body)
         self.record(
             "REST connection test, wrong secret",
             wrong["status"] is False and "67200003" in wrong["message"],
             f"answer {wrong}",
+        )
+        self.api.create_connection(wrong_body)
+        failed = self.airflow("connections", "test", "patsnap_wrong_secret")
+        self.record(
+            "CLI connection test, wrong secret",
+            failed.returncode == 1 and "Connection failed!" in failed.stdout and "67200003" in failed.stdout,
+            f"exit {failed.returncode}: {' '.join(failed.stdout.split())[-250:]}",
+        )
+        disabled = self.airflow("connections", "test", UI_CONN_ID, AIRFLOW__CORE__TEST_CONNECTION="Disabled")
+        self.record(
+            "CLI connection test needs [core] test_connection = Enabled",
+            disabled.returncode == 1 and "Testing connections is disabled" in disabled.stdout,
+            f"with Disabled: exit {disabled.returncode}: {' '.join(disabled.stdout.split())}",
         )
 
     def check_secrets(self) -> None:
