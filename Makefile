@@ -47,7 +47,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
-        package-check demo bench soak sandbox constraints clean distclean ci docs
+        package-check demo bench soak sandbox e2e constraints clean distclean ci docs
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -120,6 +120,12 @@ soak: $(STAMP) ## python benchmarks/soak.py $(SOAK_ARGS)
 
 sandbox: $(STAMP) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
 	$(WITH_AIRFLOW_ENV) $(PY) -m airflow_provider_patsnap.sandbox
+
+e2e: $(STAMP) ## a real Airflow 3 deployment on loopback, checked end to end (artifacts: .e2e-artifacts/)
+ifeq ($(AIRFLOW),2)
+	$(error make e2e runs Airflow 3 only (LocalExecutor on SQLite needs Airflow 3))
+endif
+	VENV=$(VENV) bash scripts/e2e/run.sh
 
 # ---- documentation site ---------------------------------------------------------------------------
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh

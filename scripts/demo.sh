@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: run the example DAG patsnap_enrichment against the local PatSnap sandbox, into a SQLite
-# warehouse, and print how many rows landed in each table. `make demo` puts the venv's bin on PATH
-# (AIRFLOW=2 for Airflow 2.11). Exits non-zero when the DAG run fails.
+# warehouse, and print how many rows landed in each table and how many times the sandbox answered
+# "calling too fast" (0: the DAG's pool keeps its tasks within the QPS). `make demo` puts the venv's bin
+# on PATH (AIRFLOW=2 for Airflow 2.11). Exits non-zero when the DAG run fails.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,7 +16,9 @@ rm -rf "$AIRFLOW_HOME"
 mkdir -p "$AIRFLOW_HOME"
 WAREHOUSE="$AIRFLOW_HOME/warehouse.db"
 SANDBOX_LOG="$AIRFLOW_HOME/sandbox.log"
-QPS=5
+QPS=5  # the sandbox's limit and the connection's qps: the QPS PatSnap granted the client
+POOL=patsnap_api
+POOL_SLOTS=2  # the example DAGs run each PatSnap task at QPS / POOL_SLOTS in this pool
 
 # --- sandbox in the background on a free port; its first stdout line says where ----------------------
 "$PY" -u -m airflow_provider_patsnap.sandbox --port 0 --qps "$QPS" \
@@ -40,6 +43,11 @@ export AIRFLOW_CONN_PATSNAP_WAREHOUSE="{\"conn_type\": \"sqlite\", \"host\": \"$
 echo "== airflow db migrate (AIRFLOW_HOME=$AIRFLOW_HOME)"
 airflow db migrate >"$AIRFLOW_HOME/migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/migrate.log" >&2; exit 1; }
 
+# The example DAGs' PatSnap tasks run in this pool; a task whose pool is missing waits forever.
+echo "== airflow pools set $POOL $POOL_SLOTS (slots x per-task qps = QPS $QPS)"
+airflow pools set "$POOL" "$POOL_SLOTS" "PatSnap API: $POOL_SLOTS slots x per-task qps = vendor QPS $QPS" \
+    >>"$AIRFLOW_HOME/migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/migrate.log" >&2; exit 1; }
+
 echo "== airflow dags test patsnap_enrichment"
 status=0
 airflow dags test patsnap_enrichment "$(date -u +%Y-%m-%d)" >"$AIRFLOW_HOME/dags-test.log" 2>&1 || status=$?
@@ -50,13 +58,15 @@ if [[ $status -ne 0 ]]; then
 fi
 
 # --- summary -----------------------------------------------------------------------------------------
-"$PY" - "$WAREHOUSE" <<'EOF'
+"$PY" - "$WAREHOUSE" "$BASE_URL" <<'EOF'
+import json
 import sqlite3
 import sys
+import urllib.request
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 
-path = sys.argv[1]
+path, sandbox = sys.argv[1], sys.argv[2]
 with sqlite3.connect(path) as db:
     print(f"\n{'table':<32} {'rows':>7} {'patents':>8}")
     for endpoint in ENDPOINTS.values():
@@ -64,6 +74,10 @@ with sqlite3.connect(path) as db:
             f"SELECT COUNT(*), COUNT(DISTINCT patent_id) FROM {endpoint.default_table}"
         ).fetchone()
         print(f"{endpoint.default_table:<32} {rows:>7} {patents:>8}")
+with urllib.request.urlopen(f"{sandbox}/_sandbox/stats", timeout=10) as answer:
+    stats = json.load(answer)
+print(f"\nPatSnap calls: {stats['business_calls']}; rate-limit answers (67200002), each one a retry: "
+      f"{stats['errors'].get('67200002', 0)}")
 print(f"\nwarehouse: {path}\nopen it with: sqlite3 {path}")
 EOF
 echo "DAG log: $AIRFLOW_HOME/dags-test.log"

@@ -1,5 +1,13 @@
 """Daily enrichment of a patent list with four PatSnap data APIs, landed in a SQLite warehouse.
 
+Requires the pool ``patsnap_api`` (``make demo`` creates it)::
+
+    airflow pools set patsnap_api 2 "PatSnap API: 2 slots x 2.5 qps = vendor QPS 5"
+
+Without it the four PatSnap tasks stay ``scheduled`` and never run (the scheduler's log says "Tasks
+using non-existent pool"). The pool lets two of them run at once, each at half the vendor's QPS, so together
+they never call faster than PatSnap allows: pool slots × per-task qps = the QPS (docs/performance.md).
+
 Connections: ``patsnap_default`` (PatSnap, or the sandbox: ``make sandbox``) and ``patsnap_warehouse``
 (for example ``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``). ``make demo`` runs it.
 """
@@ -28,6 +36,9 @@ except ImportError:  # Airflow 2.11
 
 PATENT_LIST = Path(__file__).parent / "data" / "patents.csv"
 WAREHOUSE = "patsnap_warehouse"
+POOL = "patsnap_api"
+POOL_SLOTS = 2
+VENDOR_QPS = 5.0  # the QPS PatSnap granted the client (and the connection's qps)
 
 with DAG(
     dag_id="patsnap_enrichment",
@@ -46,7 +57,12 @@ with DAG(
 
     # --8<-- [start:operators]
     patent_numbers = read_patent_list()
-    common = {"patent_numbers": patent_numbers, "sql_conn_id": WAREHOUSE}
+    common = {
+        "patent_numbers": patent_numbers,
+        "sql_conn_id": WAREHOUSE,
+        "pool": POOL,
+        "qps": VENDOR_QPS / POOL_SLOTS,
+    }
     enrich = [
         PatsnapSeicClassificationOperator(task_id="seic_classification", lang="en", **common),
         PatsnapAwardOperator(task_id="award", **common),

@@ -1,21 +1,30 @@
 """Enrichment of a large patent list in mapped shards that share the vendor's QPS through a pool.
 
+Requires the pool ``patsnap_api`` (``make demo`` creates it)::
+
+    airflow pools set patsnap_api 2 "PatSnap API: 2 slots x 2.5 qps = vendor QPS 5"
+
+Without it the shards stay ``scheduled``: Airflow does not fail a task whose pool is missing; its
+only sign is a scheduler log line ("Tasks using non-existent pool 'patsnap_api' will not be scheduled"),
+and a task cannot look pools up on Airflow 3. So that a forgotten pool ends in a failed run rather than
+one that waits forever, the DAG has a ``dagrun_timeout`` (``RUN_TIMEOUT``): size it for your list.
+
 One task holds at most 100 ids in flight per call and stays within its ``qps``; for lists that
 outgrow one worker, split the list into shards and map one task per shard with
 ``.partial(...).expand(patent_numbers=shards)``. The shards run in the pool ``patsnap_api``, so::
 
     pool slots × per-task qps ≤ the QPS PatSnap granted your client
 
-With a vendor QPS of 5: ``airflow pools set patsnap_api 2 "PatSnap API"`` and ``qps=2.5`` per task
-(2 × 2.5 = 5). Without the pool, every shard would run at once and the vendor would answer
-67200002 (calling too fast); the hook retries those, but the run slows down. Rows are upserted on
-their key, so a retried or rerun shard leaves no duplicates.
+With the vendor's QPS of 5: 2 slots and ``qps=2.5`` per task (2 × 2.5 = 5). Were the shards in no
+pool, every shard would run at once and the vendor would answer 67200002 (calling too fast); the hook
+retries those, but the run slows down. Rows are upserted on their key, so a retried or rerun shard leaves
+no duplicates.
 """
 
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow_provider_patsnap.operators.patsnap import PatsnapLegalInformationOperator
@@ -31,12 +40,14 @@ POOL = "patsnap_api"
 POOL_SLOTS = 2
 VENDOR_QPS = 5.0
 SHARD_SIZE = 100  # ids per shard; a real list would use tens of thousands
+RUN_TIMEOUT = timedelta(hours=1)  # this list takes about a minute; the run fails after this
 
 with DAG(
     dag_id="patsnap_sharded_enrichment",
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    dagrun_timeout=RUN_TIMEOUT,
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):
