@@ -59,5 +59,4 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": provider_connection_fields(),
             }
         ],
-        "extra-links": ["airflow_provider_patsnap.links.PatsnapReportJobLink"],
     }

@@ -110,7 +110,7 @@ class JobState:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> JobState:
-        """Read back :meth:`as_payload` (a trigger event, a sensor's XCom)."""
+        """Read back :meth:`as_payload` (a trigger event, a sensor's XCom): without the link."""
         job_id = JobId.parse(payload.get("job_id"))
         return cls(
             job_id,
@@ -120,11 +120,15 @@ class JobState:
             payload.get("abnormal_cause"),
         )
 
-    def as_payload(self) -> dict[str, Any]:
-        """JSON-safe: ``job_id`` text, ``job_status`` an int."""
+    def as_payload(self, *, with_link: bool = False) -> dict[str, Any]:
+        """JSON-safe: ``job_id`` text, ``job_status`` an int. The presigned ``download_url`` lets anyone
+        who holds it download the paid report for 7 days: it is left out (``None``) unless asked for,
+        so it never reaches a trigger event, a log line or XCom."""
         payload = asdict(self)
         payload["job_id"], payload["job_status"] = str(self.job_id), int(self.status)
         del payload["status"]
+        if not with_link:
+            payload["download_url"] = None
         return payload
 
     @property

@@ -23,13 +23,16 @@ except ImportError:  # Airflow 2.11
     from airflow import DAG
 
 POLL_SECONDS = float(os.environ.get("PATSNAP_REPORT_POLL_SECONDS", "30"))
+# Reports are paid for: keep them somewhere that outlives a reboot (not /tmp). In production, point
+# report_dir at object storage (s3://bucket/patsnap-reports/) or a shared volume.
+REPORT_DIR = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "patsnap-reports")
 
 with DAG(
     dag_id="patsnap_value_report",
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
-    params={"patent_number": "CN108977442B", "report_type": "pdf", "report_dir": "/tmp/patsnap-reports"},
+    params={"patent_number": "CN108977442B", "report_type": "pdf", "report_dir": REPORT_DIR},
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):

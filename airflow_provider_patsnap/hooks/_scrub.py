@@ -42,14 +42,16 @@ class Scrubber:
         return text
 
 
-class ScrubApikeyFilter(logging.Filter):
-    """urllib3 logs every request line, query string and apikey included, at DEBUG."""
+class ScrubQueryFilter(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string included: the ``apikey``, and a presigned
+    report link's signature (a credential for the file). Every query value is masked; names stay."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "apikey=" in message.lower():
-            record.msg, record.args = _APIKEY_IN_TEXT.sub(rf"\1{MASK}", message), ()
+        if "?" in message and "=" in message:
+            record.msg, record.args = _QUERY_VALUE.sub(rf"\1={MASK}", message), ()
         return True
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(ScrubApikeyFilter())
+_QUERY_VALUE = re.compile(r"(?<=[?&])([^=&\s\"?]+)=[^&\s\"]*")
+logging.getLogger("urllib3.connectionpool").addFilter(ScrubQueryFilter())

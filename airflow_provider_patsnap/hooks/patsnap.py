@@ -300,7 +300,7 @@ class PatsnapHook(BaseHook):
     def get_report_status(self, job_id: str) -> dict[str, Any]:
         """:meth:`get_report_state` as a dict: ``job_id`` (text), ``job_status`` (int), ``queue_num``,
         ``download_url``, ``abnormal_cause``."""
-        return self.get_report_state(job_id).as_payload()
+        return self.get_report_state(job_id).as_payload(with_link=True)
 
     def wait_for_report(
         self, job_id: str, *, poll_interval: float, timeout: float, tolerated_errors: int = 3

@@ -372,9 +372,7 @@ class PatsnapLegalInformationOperator(PatsnapBatchOperator):
     endpoint = ENDPOINTS["P026"]
 
 
-_REPORT_NAMES = frozenset(
-    {"PatsnapCreateValueReportOperator", "PatsnapDownloadReportOperator", "PatsnapReportJobLink"}
-)
+_REPORT_NAMES = frozenset({"PatsnapCreateValueReportOperator", "PatsnapDownloadReportOperator"})
 
 
 def __getattr__(name: str) -> Any:

@@ -30,7 +30,6 @@ from airflow_provider_patsnap.exceptions import (
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.ids import normalise_ids
-from airflow_provider_patsnap.links import DOWNLOAD_URL_KEY, PatsnapReportJobLink, keep_download_url
 from airflow_provider_patsnap.report import (
     REPORT_TYPES,
     JobId,
@@ -41,10 +40,8 @@ from airflow_provider_patsnap.report import (
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 __all__ = [
-    "DOWNLOAD_URL_KEY",
     "PatsnapCreateValueReportOperator",
     "PatsnapDownloadReportOperator",
-    "PatsnapReportJobLink",
 ]
 
 JOB_ID_KEY = "job_id"
@@ -81,7 +78,6 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("patent_number", "patent_id", "report_type", "patsnap_conn_id")
-    operator_extra_links = (PatsnapReportJobLink(),)
     external_id_key = "patsnap_report_job_id"
     attempt_key = "patsnap_report_create_attempt"
     ui_color = "#e8f4fd"
@@ -160,13 +156,12 @@ class PatsnapCreateValueReportOperator(BaseOperator):
                 tolerated_errors=self.tolerated_errors,
             )
             self.defer(trigger=trigger, method_name="execute_complete")
-        done = self.hook.wait_for_report(
+        self.hook.wait_for_report(
             job_id,
             poll_interval=self.poll_interval,
             timeout=self.timeout,
             tolerated_errors=self.tolerated_errors,
         )
-        keep_download_url(self, context, done)
 
     def _earlier_job(self, state: Any) -> JobId | None:
         """The job an earlier try created, if it can still serve; None when a new one is needed."""
@@ -207,7 +202,6 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the job id, or raise the event's error."""
         done = validate_trigger_event(event)
-        keep_download_url(self, context, done)
         _forget(_task_state(context), self.external_id_key, self.attempt_key)
         return str(done.job_id)
 
@@ -236,6 +230,14 @@ def link_file_name(url: str) -> str:
     return unquote(match.group(1)) if match else PurePosixPath(unquote(parts.path)).name
 
 
+def job_file_name(link_name: str, job_id: JobId, suffix: str) -> str:
+    """The link's file name with the job id before its extension: a later report for the same patent,
+    or a rerun, never overwrites an earlier file."""
+    name = safe_file_name(link_name, f"patsnap_report{suffix}")
+    stem, dot, extension = name.rpartition(".")
+    return f"{stem}_{job_id}.{extension}" if dot and stem else f"{name}_{job_id}"
+
+
 def safe_file_name(name: str, fallback: str) -> str:
     """Keep only the last path component, with unusual characters replaced: never leaves the target."""
     base = re.split(r"[\\/]", name)[-1]
@@ -248,15 +250,19 @@ class PatsnapDownloadReportOperator(BaseOperator):
     Download a finished PatSnap value report into a directory; return the file's path.
 
     A fresh status is fetched for the job, and its presigned link downloaded, streamed, with no PatSnap
-    credentials sent to that host. The file name comes from the link, reduced to a plain name inside
-    ``target``. A size mismatch with ``Content-Length`` fails the task. Links live 7 days: past that,
+    credentials sent to that host; the link is never logged or pushed to XCom. The file is named after
+    the link's file name with the job id added (``patent_value_report_CN1A_<job_id>.pdf``), reduced to a
+    plain name inside ``target``, so later reports and reruns never overwrite each other. It is written
+    under a temporary name and moved into place, so a failed download leaves earlier files alone. A
+    size mismatch with ``Content-Length`` fails the task. Links live 7 days: past that,
     the task fails saying to create a new report.
 
     :param job_id: The report job id, or the status payload a ``PatsnapReportSensor`` returned
         (templated).
     :param target: A local directory, or an Airflow ``ObjectStoragePath`` or URL such as
         ``s3://bucket/reports/`` (templated). Created if missing.
-    :param file_name: Use this file name instead of the link's (templated); made safe the same way.
+    :param file_name: Use this file name instead of the link's name plus the job id (templated); made
+        safe the same way. A later report downloaded under the same name replaces the file.
     :param patsnap_conn_id: The Airflow connection id (templated).
     """
 
@@ -300,8 +306,11 @@ class PatsnapDownloadReportOperator(BaseOperator):
         url = job.download_url
         directory = self._directory()
         directory.mkdir(parents=True, exist_ok=True)
-        fallback = f"patsnap_report_{job.job_id}{PurePosixPath(urlsplit(url).path).suffix}"
-        path = directory / safe_file_name(self.file_name or link_file_name(url), fallback)
+        path = directory / (
+            safe_file_name(self.file_name, "report")
+            if self.file_name
+            else job_file_name(link_file_name(url), job.job_id, PurePosixPath(urlsplit(url).path).suffix)
+        )
         # Written beside the target and moved into place: a failed download never destroys a report
         # an earlier run saved under the same name.
         partial = directory / f".{path.name}.{uuid.uuid4().hex}.part"

@@ -10,14 +10,14 @@ from typing import Any
 from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.links import PatsnapReportJobLink, keep_download_url
 from airflow_provider_patsnap.report import JobId, JobState, validate_trigger_event
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 
 class PatsnapReportSensor(BaseSensorOperator):
     """
-    Wait until a PatSnap value report job is done; return its status payload (with ``download_url``).
+    Wait until a PatSnap value report job is done; return its status payload (``job_id``, ``job_status``,
+    ``queue_num``, ``abnormal_cause``; never the presigned link: the download task fetches its own).
 
     Works in ``poke``, ``reschedule`` or deferrable mode. Fails with the job's ``abnormal_cause`` when
     the job fails, and with :class:`AirflowSensorTimeout` when ``timeout`` passes first. A few transient
@@ -32,7 +32,6 @@ class PatsnapReportSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("job_id", "patsnap_conn_id")
-    operator_extra_links = (PatsnapReportJobLink(),)
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -71,7 +70,6 @@ class PatsnapReportSensor(BaseSensorOperator):
         self.log.info("Job %s: job_status=%s", state.job_id, state.status.name)
         if state.outcome == "success":
             self._state = state
-            keep_download_url(self, context, state)
             return True
         return False
 
@@ -97,9 +95,7 @@ class PatsnapReportSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the status payload or raise the event's error."""
-        state = validate_trigger_event(event)
-        keep_download_url(self, context, state)
-        return state.as_payload()
+        return validate_trigger_event(event).as_payload()
 
     def on_kill(self) -> None:
         self.hook.cancel()

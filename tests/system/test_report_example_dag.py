@@ -41,12 +41,12 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     assert re.search(r"running trigger in ?line", output, re.IGNORECASE), "the sensor did not defer"
 
     [report] = (tmp_path / "reports").iterdir()
-    assert report.name == f"patent_value_report_{PN}.pdf"
     # The job id went create → XCom → sensor → XCom → download and came back exact: the status calls
     # carried it, and the file the download host made for that job has exactly the expected bytes.
     job_ids = {record.params["job_id"] for record in sandbox.requests if record.path == STATUS_PATH}
     [job_id] = job_ids
     assert re.fullmatch(r"\d{19}", job_id)
+    assert report.name == f"patent_value_report_{PN}_{job_id}.pdf"
     assert report.read_bytes() == report_bytes(job_id, PN, "pdf")
     assert creates(sandbox) == 1
     assert sandbox.config.client_secret not in output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -13,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap import links as links_module
 from airflow_provider_patsnap._compat import AIRFLOW_V_3, AirflowSensorTimeout
 from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.report import (
     PatsnapCreateValueReportOperator,
     PatsnapDownloadReportOperator,
-    PatsnapReportJobLink,
+    job_file_name,
     link_file_name,
     safe_file_name,
 )
@@ -120,7 +121,7 @@ def test_create_can_wait_on_the_worker(sandbox: Sandbox, context: dict[str, Any]
     finish_report_jobs_once_polled(sandbox)
     job_id = create(context, wait_for_completion=True, deferrable=False, poll_interval=0.1)
     assert context["ti"].xcom["job_id"] == job_id
-    assert context["ti"].xcom["download_url"].startswith(sandbox.download_base_url)
+    assert "download_url" not in context["ti"].xcom  # a 7-day bearer link is kept nowhere
 
 
 def test_create_waits_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
@@ -164,8 +165,8 @@ def test_sensor_poke_mode(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
     finish_report_jobs_once_polled(sandbox)
     report = sensor(job_id).execute(context)
-    assert report["job_status"] == 2 and report["download_url"].startswith(sandbox.download_base_url)
-    assert context["ti"].xcom["download_url"] == report["download_url"]
+    assert report["job_status"] == 2 and report["download_url"] is None
+    assert "download_url" not in context["ti"].xcom
 
 
 def test_sensor_reschedule_mode(
@@ -209,7 +210,8 @@ def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
     events = events_of(round_trip(trigger))
     assert [event["status"] for event in events] == ["success"]
     report = task.execute_complete(context, events[0])
-    assert report["job_id"] == job_id and report["download_url"]
+    assert report["job_id"] == job_id and report["job_status"] == 2
+    assert events[0]["report"]["download_url"] is None  # the triggerer logs events: no link in them
 
 
 def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dict[str, Any]) -> None:
@@ -314,7 +316,7 @@ def test_download_writes_the_exact_bytes(
     path = PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=str(target)).execute(
         context
     )
-    assert path == str(target / f"patent_value_report_{PN}{suffix}")
+    assert path == str(target / f"patent_value_report_{PN}_{job_id}{suffix}")
     assert Path(path).read_bytes() == report_bytes(job_id, PN, report_type)
 
 
@@ -348,7 +350,7 @@ def test_traversal_file_name_stays_in_the_target(
     path = Path(
         PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=target).execute(context)
     )
-    assert path == target / f"passwd_{pn}.pdf"
+    assert path == target / f"passwd_{pn}_{job_id}.pdf"
     assert path.read_bytes() == report_bytes(job_id, pn, "pdf")
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [path]
 
@@ -391,19 +393,34 @@ def test_link_file_name_prefers_the_content_disposition() -> None:
 # --- surface -------------------------------------------------------------------------------------------
 
 
-def test_extra_link_opens_the_download_url(
-    sandbox: Sandbox, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+def test_no_presigned_link_reaches_xcom_events_or_logs(
+    sandbox: Sandbox, context: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    task = sensor(create(context))
+    caplog.set_level(logging.DEBUG)
+    job_id = create(context)
+    task = sensor(job_id, deferrable=True)
+    trigger = deferred_trigger(lambda: task.execute(context))
     finish_report_jobs(sandbox)
-    report = task.execute(context)
-    assert context["ti"].xcom["download_url"] == report["download_url"]
-    # Airflow 2 asks in the webserver (from XCom); Airflow 3 asks on the worker, of the operator that ran.
-    monkeypatch.setattr(links_module.XCom, "get_value", lambda *, key, ti_key: context["ti"].xcom.get(key))
-    assert PatsnapReportJobLink().get_link(task, ti_key=None) == report["download_url"]
-    idle = sensor("1579434053399036001")
-    monkeypatch.setattr(links_module.XCom, "get_value", lambda *, key, ti_key: None)
-    assert PatsnapReportJobLink().get_link(idle, ti_key=None) == ""
+    [event] = events_of(trigger)
+    payload = task.execute_complete(context, event)
+    path = PatsnapDownloadReportOperator(task_id="download", job_id=payload, target=tmp_path).execute(context)
+    assert Path(path).read_bytes() == report_bytes(job_id, PN, "pdf")
+    link = PatsnapHook().get_report_status(job_id)["download_url"]  # what the download task used
+    signature = link.split("X-Amz-Signature=")[1][:16]
+    for text in (json.dumps(event), json.dumps(payload), json.dumps(context["ti"].xcom), caplog.text):
+        assert link not in text and signature not in text
+
+
+def test_later_reports_and_reruns_never_overwrite_a_file(sandbox: Sandbox, tmp_path: Path) -> None:
+    first = ready_job(sandbox, {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()})
+    second = ready_job(sandbox, {"ti": FakeTaskInstance(), "task_state_store": FakeTaskStateStore()})
+    paths = {
+        PatsnapDownloadReportOperator(task_id="download", job_id=job, target=tmp_path).execute({})
+        for job in (first, second, first)
+    }
+    assert len(paths) == 2 and all(Path(path).exists() for path in paths)
+    assert job_file_name("report.pdf", first, ".pdf") == f"report_{first}.pdf"
+    assert job_file_name("..", first, ".pdf") == f"patsnap_report_{first}.pdf"
 
 
 @pytest.mark.parametrize(
