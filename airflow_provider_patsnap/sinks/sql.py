@@ -89,7 +89,8 @@ class SqlSink(Sink):
     def write_batch(self, rows: list[Record], rejects: Sequence[Reject] = ()) -> list[Reject]:
         # The last row of a key wins, as a second upsert of it would; sorted, locks come in one order.
         unique = sorted({row[KEY]: row for row in rows}.values(), key=itemgetter(KEY))
-        for attempt in range(1, self.write_attempts + 1):
+        attempt = 1
+        while True:
             try:
                 refused = self._write(unique, rejects)
                 self._connection.commit()
@@ -109,8 +110,8 @@ class SqlSink(Sink):
                     attempt + 1,
                     self.write_attempts,
                 )
-                time.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(pause)
+            attempt += 1
 
     def _write(self, rows: list[Record], rejects: Sequence[Reject]) -> list[Reject]:
         refused: list[Reject] = []
