@@ -14,7 +14,8 @@ from tests.helpers import REPO_ROOT
 
 # Where code that runs Airflow lives; virtual environments and local Airflow homes are not ours.
 CODE_SUFFIXES = {".py", ".sh", ".cfg", ".toml", ".mk", ".yml", ".yaml"}
-NOT_OURS = re.compile(r"(^|/)(\.venv[^/]*|\.airflow-home|build|dist|\.git|[^/]+\.egg-info)(/|$)")
+# Hidden folders (venvs, Airflow homes, e2e artifacts, caches) but .ci and .github; build output.
+NOT_OURS = re.compile(r"(^|/)(\.(?!ci(/|$)|github(/|$))[^/]+|build|dist|site|[^/]+\.egg-info)(/|$)")
 
 
 def _code_files() -> list[Path]:
