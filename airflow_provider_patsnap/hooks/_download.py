@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -57,6 +57,7 @@ def stream_download(
     settings: ConnectionSettings,
     chunk_size: int,
     cancellation: Cancellation,
+    tls_and_proxies: dict[str, Any],
 ) -> tuple[int, int | None]:
     """Write the link's body to ``target``; return (bytes written, Content-Length). Each chunk has
     ``settings.timeout`` seconds to arrive; ``cancellation`` stops it between or within chunks."""

@@ -71,9 +71,19 @@ class Cancellation:
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
     def watch(self, sock: socket.socket) -> None:
-        """Remember a socket a call uses, to shut it down on :meth:`cancel`."""
+        """Remember a socket a call uses, to shut it down on :meth:`cancel` (at once if that came first:
+        a call that passed :meth:`check` just before the cancel sends nothing more)."""
         with self._lock:
             self._sockets.add(sock)
+        if self._event.is_set():
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
     def cancel(self) -> None:
         """No new call or wait; calls in flight end now (their sockets are shut down under them)."""
@@ -81,10 +91,7 @@ class Cancellation:
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
+            self._shut(sock)
 
     @property
     def cancelled(self) -> bool:
@@ -293,6 +300,15 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
+    def tls_and_proxies(self) -> dict[str, Any]:
+        """``verify`` and ``proxies`` for each request: on a session, requests lets REQUESTS_CA_BUNDLE /
+        CURL_CA_BUNDLE and HTTPS_PROXY override them (a `verify: false` or a CA bundle of the connection
+        silently lost); per request, the connection's settings win."""
+        settings: dict[str, Any] = {"verify": self.settings.verify}
+        if self.settings.proxies:
+            settings["proxies"] = self.settings.proxies
+        return settings
+
     def timeouts(self) -> tuple[float, float]:
         """requests' (connect, read) timeouts inside a deadline: neither may outlast what is left."""
         left = remaining()
@@ -305,7 +321,9 @@ class Transport:
         failure: PatsnapError
         with deadline(self.settings.timeout, self.cancellation.watch):
             try:
-                response = self.session.request(method, url, timeout=self.timeouts(), **kwargs)
+                response = self.session.request(
+                    method, url, timeout=self.timeouts(), **self.tls_and_proxies(), **kwargs
+                )
                 response.content  # noqa: B018 - the body is read inside the deadline
                 return response
             except requests.RequestException as err:

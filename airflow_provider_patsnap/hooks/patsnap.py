@@ -338,7 +338,16 @@ class PatsnapHook(BaseHook):
         within the connection's timeout.
         """
         with self.transport.new_session() as bare:
-            return stream_download(bare, url, target, self.settings, chunk_size, self.transport.cancellation)
+            transport = self.transport
+            return stream_download(
+                bare,
+                url,
+                target,
+                self.settings,
+                chunk_size,
+                transport.cancellation,
+                transport.tls_and_proxies(),
+            )
 
     # --- connection test -----------------------------------------------------------------------------
 
