@@ -174,11 +174,13 @@ def scan_for_secrets(soak: Soak, links: list[str]) -> None:
     }
     logs = [path for run in soak.runs for path in (run.log, run.out)]
     lines, total_hits, hits = scan_logs(logs, needles)
+    # urllib3's DEBUG request lines are where an apikey would show: a scan without them proves little.
+    urllib3_lines = count_lines_with(logs, b"urllib3.connectionpool")
     soak.check(
         "no secret in the logs",
-        total_hits == 0 and lines > 0 and len(issued) >= 2,
+        total_hits == 0 and urllib3_lines > 0 and len(issued) >= 2,
         f"{lines} lines in {len(logs)} files of {len(soak.runs)} runs "
-        f"({count_lines_with(logs, b'urllib3.connectionpool')} from urllib3 at DEBUG) scanned for the secret, "
+        f"({urllib3_lines} from urllib3 at DEBUG) scanned for the secret, "
         f"the Basic header, the apikey, {len(issued)} tokens and {len(links)} presigned links: "
         + ", ".join(f"{name} {count}" for name, count in hits.items()),
     )

@@ -165,9 +165,9 @@ def report_operator(spec: TaskSpec) -> Any:
 
 
 def run(spec: TaskSpec) -> int:
-    log_everything(spec.log)
     record_issued_tokens(spec.tokens)
     operator = data_operator(spec) if spec.kind == "data" else report_operator(spec)
+    log_everything(spec.log)  # after Airflow is imported: Airflow 2 replaces the root's handlers then
     stop_on_sigterm(operator, spec.stopped)
     ti = SoakTaskInstance()
     context: dict[str, Any] = {"ti": ti}
