@@ -44,12 +44,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/postgres_cluster.py
 
-from common import OPERATOR_NAMES, REPO, SandboxProcess, sandbox_flags
+import soak_postgres
+import soak_report
+import soak_sqlite
+from common import OPERATOR_NAMES, SandboxProcess, sandbox_flags
 from soak_checks import FAULT_KINDS, FIRST_SEED, count_lines_with, covering_seed, scan_logs
 from soak_runs import Soak
 
-sys.path.insert(0, str(REPO))  # tests/postgres_cluster.py
+from tests.postgres_cluster import PostgresCluster
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,12 +135,6 @@ def main() -> int:
 
 def run_stages(soak: Soak) -> list[str]:
     """Every run in order; returns the report's download links, for the leak scan."""
-    import soak_postgres
-    import soak_report
-    import soak_sqlite
-
-    from tests.postgres_cluster import PostgresCluster
-
     for name in ("faults", "killed"):
         (soak.workdir / f"{name}.db").unlink(missing_ok=True)
     soak.reference_db.unlink(missing_ok=True)
@@ -160,8 +158,6 @@ def run_stages(soak: Soak) -> list[str]:
 
 def scan_for_secrets(soak: Soak, links: list[str]) -> None:
     """No secret in any log line of any run."""
-    from soak_report import link_secrets
-
     sandbox = soak.sandbox
     issued = sorted({token for run in soak.runs for token in run.issued_tokens})
     basic = base64.b64encode(f"{sandbox.client_id}:{sandbox.client_secret}".encode()).decode()
@@ -170,7 +166,7 @@ def scan_for_secrets(soak: Soak, links: list[str]) -> None:
         "Basic header": [basic],
         "apikey (client id)": [sandbox.client_id],
         "tokens": issued,
-        "presigned links": link_secrets(links),
+        "presigned links": soak_report.link_secrets(links),
     }
     logs = [path for run in soak.runs for path in (run.log, run.out)]
     lines, total_hits, hits = scan_logs(logs, needles)

@@ -84,9 +84,6 @@ class FileTaskStateStore:
 class SoakTaskInstance:
     """The task instance's XCom, which is all the report operator asks of it."""
 
-    task_id = "soak_report"
-    map_index = -1
-
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
 
