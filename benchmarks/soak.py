@@ -1,284 +1,62 @@
-"""Reliability soak: enrich patents into SQLite while the sandbox injects faults; lose nothing, leak nothing.
+"""Reliability soak: enrich patents while the sandbox injects faults and the runs are cut short; lose
+nothing, duplicate nothing, pay nothing twice, leak nothing.
 
     python benchmarks/soak.py                   # 100,000 patents (make soak)
-    python benchmarks/soak.py --patents 10000   # the CI size (a couple of minutes on 2 cores)
+    python benchmarks/soak.py --patents 10000   # the CI size
 
-One sandbox process (``python -m airflow_provider_patsnap.sandbox``) serves four runs of a data operator
-(default ``PatsnapLegalInformationOperator``, P026, the one with the most rows). Each run is a separate
-Python process that calls ``op.execute(context={})`` into its own SQLite file, with a PatSnap connection
-whose read ``timeout`` is 1 s, and with every log record (urllib3 DEBUG included) written, unmasked, to
-a file next to what the process prints:
+One sandbox process (``python -m airflow_provider_patsnap.sandbox``) serves every run; a throwaway
+PostgreSQL cluster (initdb + pg_ctl, tests/postgres_cluster.py) holds the PostgreSQL tables. Each run is
+a separate Python process (benchmarks/soak_task.py) that calls the operator's ``execute()`` with a
+PatSnap connection whose read ``timeout`` is 1 s, a SIGTERM handler that calls ``on_kill()`` as
+Airflow's task runner does, and every log record (urllib3 DEBUG included) written, unmasked, to a file.
+The data operator is ``PatsnapLegalInformationOperator`` (P026, the most rows) unless ``--endpoint``.
 
+SQLite (benchmarks/soak_sqlite.py):
 1. reference: fault rate 0.
 2. faults:    fault rate 10 % over every kind (67200002, 67200100, 68300008, HTTP 500/502, dropped
-              connections, responses slower than the read timeout) and every token expired once when
-              half of the calls are done.
-3. killed:    the same faults; SIGKILL when about 40 % of the calls are done.
-4. rerun:     the same task again into the killed run's SQLite file.
+              connections, responses slower than the read timeout); every token expired half-way.
+3. killed:    the same faults; SIGKILL when about 40 % of the calls are done. 4. rerun into its file.
+PostgreSQL, faults still on (benchmarks/soak_postgres.py):
+5. shards:    4 processes started together into one fresh table, each its slice of the list plus a
+              quarter of its neighbour's slice, at a quarter of the QPS each.
+6. SIGTERM:   at about 40 % of the calls, then 7. a rerun into the same table.
+Report (benchmarks/soak_report.py), faults off:
+8. a create whose answer the sandbox drops, and a retry with the same task-state store; then a normal
+   report and a retry of it.
 
-Checks, one line each, exit status 1 if any fails: runs 2 and 4 hold exactly the reference's rows (same
-``record_key`` set, same values in every column except ``fetched_at``, no key twice); their summaries'
-counts equal the reference's; faults were injected and retried; the token expiry was survived with a
-new token; and no log line of any run contains the client secret, the apikey (client id) or any token
-issued to the runs.
+Checks, one line each, exit status 1 if any fails: runs 2, 4, 5 and 7 hold exactly the reference's rows
+(same ``record_key`` set, same values in every column except ``fetched_at``, no key twice); the
+summaries' counts equal the reference's; faults were injected and retried; the token expiry was
+survived; the shards ran at once; SIGTERM ended the run within 5 s, no request reached the sandbox
+after it, and the rows written stayed; the lost answer failed both tries with no second create (1 job
+billed); the report retry reconnected (no new job); and no log line of any run contains the client
+secret, the Basic header, the apikey (client id), a token or a presigned link.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import json
-import logging
-import math
 import os
-import signal
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/postgres_cluster.py
 
-from common import (
-    OPERATOR_NAMES,
-    PATENTS_PER_CALL,
-    SandboxProcess,
-    airflow_env,
-    operator_class,
-    patent_numbers,
-    print_check,
-    sqlite_connection,
-)
+import soak_postgres
+import soak_report
+import soak_sqlite
+from common import OPERATOR_NAMES, SandboxProcess, sandbox_flags
+from soak_checks import FAULT_KINDS, FIRST_SEED, count_lines_with, covering_seed, scan_logs
+from soak_runs import Soak
 
-CONN_ID = "patsnap_soak"
-WAREHOUSE_ID = "soak_warehouse"
-TABLE = "soak_rows"
-FAULT_KINDS = ("qps", "busy", "service", "http500", "http502", "drop", "slow")
+from tests.postgres_cluster import PostgresCluster
 
 
-# ----------------------------------------------------------------------------------------- the task
-
-
-def run_task(args: argparse.Namespace) -> int:
-    """The measured process: one operator run, its log records in ``--log`` and its summary in JSON."""
-    from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-
-    handler = logging.FileHandler(args.log, encoding="utf-8")
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(threadName)s %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    for name in ("urllib3", "urllib3.connectionpool", "airflow", "airflow.task", "airflow_provider_patsnap"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
-
-    # The tokens the sandbox hands out are needed for the leak scan: record them beside the logs.
-    fetch_token = PatsnapHook._fetch_token
-
-    def recording_fetch_token(self: PatsnapHook) -> tuple[str, float]:
-        token, ttl = fetch_token(self)
-        with open(args.tokens, "a", encoding="utf-8") as out:
-            out.write(token + "\n")
-        return token, ttl
-
-    PatsnapHook._fetch_token = recording_fetch_token  # type: ignore[method-assign]
-
-    operator = operator_class(args.endpoint)(
-        task_id="soak",
-        patent_numbers=patent_numbers(args.patents),
-        patsnap_conn_id=CONN_ID,
-        sql_conn_id=WAREHOUSE_ID,
-        table=TABLE,
-    )
-    started = time.perf_counter()
-    summary = operator.execute(context={})
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    Path(args.summary).write_text(json.dumps(summary), encoding="utf-8")
-    return 0
-
-
-# ----------------------------------------------------------------------------------------- the driver
-
-
-class Run:
-    """One task process and the files it leaves behind."""
-
-    def __init__(self, workdir: Path, name: str, db: Path, sandbox: SandboxProcess, args: argparse.Namespace):
-        self.name = name
-        self.db = db
-        self.log = workdir / f"{name}.log"
-        self.out = workdir / f"{name}.out"
-        self.tokens = workdir / f"{name}.tokens"
-        self.summary_path = workdir / f"{name}.summary.json"
-        for path in (self.log, self.out, self.tokens, self.summary_path):
-            path.unlink(missing_ok=True)
-        extra = {"qps": args.qps, "timeout": args.timeout}
-        env = {
-            **os.environ,
-            **airflow_env(
-                workdir,
-                connections={CONN_ID: sandbox.connection(**extra), WAREHOUSE_ID: sqlite_connection(db)},
-                apply=False,
-                log_level="DEBUG",
-            ),
-        }
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--task",
-            "--patents",
-            str(args.patents),
-            "--endpoint",
-            args.endpoint,
-            "--log",
-            str(self.log),
-            "--tokens",
-            str(self.tokens),
-            "--summary",
-            str(self.summary_path),
-        ]
-        self._out = open(self.out, "wb")  # noqa: SIM115 - closed in wait()/kill()
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise RuntimeError(
-                f"run {self.name!r} did not finish in {timeout:.0f} s (see {self.out})"
-            ) from None
-        finally:
-            self._out.close()
-            self.seconds = time.monotonic() - self.started
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._out.close()
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text(encoding="utf-8"))
-
-    @property
-    def issued_tokens(self) -> list[str]:
-        if not self.tokens.exists():
-            return []
-        return [line for line in self.tokens.read_text(encoding="utf-8").splitlines() if line]
-
-
-def business_calls(sandbox: SandboxProcess) -> int:
-    return int(sandbox.stats()["business_calls"])
-
-
-def wait_for_calls(run: Run, sandbox: SandboxProcess, target: int, timeout: float) -> int:
-    """Poll the sandbox until ``target`` business calls were answered (or the run ended)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        calls = business_calls(sandbox)
-        if calls >= target or run.proc.poll() is not None:
-            return calls
-        time.sleep(0.1)
-    raise RuntimeError(f"run {run.name!r}: {target} calls not reached in {timeout:.0f} s")
-
-
-def compare(db: Path, reference: Path, columns: list[str], key_columns: list[str]) -> dict[str, int]:
-    """Rows of ``db`` against the reference: counts, both differences, keys seen twice."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("ATTACH DATABASE ? AS ref", (str(reference),))
-        cols = ", ".join(columns)
-        keys = ", ".join(key_columns)
-
-        def one(sql: str) -> int:
-            return int(conn.execute(sql).fetchone()[0])
-
-        return {
-            "rows": one(f"SELECT COUNT(*) FROM main.{TABLE}"),
-            "reference_rows": one(f"SELECT COUNT(*) FROM ref.{TABLE}"),
-            "distinct_keys": one(f"SELECT COUNT(DISTINCT record_key) FROM main.{TABLE}"),
-            "natural_key_dupes": one(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM main.{TABLE} GROUP BY patent_id, {keys} HAVING COUNT(*) > 1)"
-            ),
-            "missing_keys": one(
-                f"SELECT COUNT(*) FROM (SELECT record_key FROM ref.{TABLE} EXCEPT SELECT record_key FROM main.{TABLE})"
-            ),
-            "extra_keys": one(
-                f"SELECT COUNT(*) FROM (SELECT record_key FROM main.{TABLE} EXCEPT SELECT record_key FROM ref.{TABLE})"
-            ),
-            "rows_differing": one(
-                f"SELECT COUNT(*) FROM (SELECT {cols} FROM ref.{TABLE} EXCEPT SELECT {cols} FROM main.{TABLE})"
-            )
-            + one(
-                f"SELECT COUNT(*) FROM (SELECT {cols} FROM main.{TABLE} EXCEPT SELECT {cols} FROM ref.{TABLE})"
-            ),
-        }
-
-
-def is_exact_copy(diff: dict[str, int]) -> bool:
-    """Every reference row once: same keys, same values, no natural key twice."""
-    problems = ("missing_keys", "extra_keys", "rows_differing", "natural_key_dupes")
-    return diff["rows"] == diff["reference_rows"] == diff["distinct_keys"] and not any(
-        diff[name] for name in problems
-    )
-
-
-def rows_in(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=10) as conn:
-            return int(conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
-def scan_logs(paths: list[Path], needles: dict[str, list[str]]) -> tuple[int, int, dict[str, int]]:
-    """Count log lines and the lines holding any value of each needle (secret, apikey, tokens)."""
-    lines = 0
-    hits = dict.fromkeys(needles, 0)
-    encoded = {name: [value.encode("utf-8") for value in values if value] for name, values in needles.items()}
-    for path in paths:
-        if not path.exists():
-            continue
-        with path.open("rb") as handle:
-            for line in handle:
-                lines += 1
-                for name, values in encoded.items():
-                    if any(value in line for value in values):
-                        hits[name] += 1
-    return lines, sum(hits.values()), hits
-
-
-def covering_seed(calls: int, rate: float, start: int = 20240501, tries: int = 10_000) -> int:
-    """A seed whose first ``calls`` fault draws include every kind, so even the CI size meets them all.
-
-    Mirrors the sandbox's ``FaultInjector.draw`` (``random.Random(seed)``: ``random() < rate``, then
-    ``choice(kinds)``); every business call of the faults run draws once, retries included, so the
-    first ``calls`` draws all fall into that run. The check counts what the sandbox actually injected.
-    """
-    import random
-
-    for seed in range(start, start + tries):
-        rng, seen = random.Random(seed), set()
-        for _ in range(calls):
-            if rng.random() < rate:
-                seen.add(rng.choice(FAULT_KINDS))
-        if len(seen) == len(FAULT_KINDS):
-            return seed
-    return start
-
-
-def summary_counts(summary: dict[str, Any]) -> dict[str, Any]:
-    return {key: summary.get(key) for key in ("requested", "found", "missing", "billed_units", "rows")}
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -300,207 +78,108 @@ def main() -> int:
         "draws cover every fault kind within one run's calls)",
     )
     parser.add_argument(
-        "--kill-at", type=float, default=0.4, help="share of the calls after which to SIGKILL"
+        "--kill-at", type=float, default=0.4, help="share of the calls after which to SIGKILL / SIGTERM"
     )
+    parser.add_argument("--shards", type=int, default=4, help="shard processes started together")
+    parser.add_argument("--overlap", type=float, default=0.25, help="share of a neighbour's slice per shard")
     parser.add_argument("--workdir", help="keep the databases and logs here (default: a temp dir)")
-    # the task process
-    parser.add_argument("--task", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
-    parser.add_argument("--tokens", help=argparse.SUPPRESS)
-    parser.add_argument("--summary", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.task:
-        return run_task(args)
-
-    if args.latency is None:
-        args.latency = 0.2 if args.patents >= 50_000 else 0.05
-    seed_chosen = args.seed is None
-    if seed_chosen:
-        args.seed = covering_seed(math.ceil(args.patents / PATENTS_PER_CALL), args.fault_rate)
     if args.slow_seconds <= args.timeout:
         parser.error("--slow-seconds must exceed --timeout: a slow fault has to trip the read timeout")
+    if args.shards < 2 or not 0 < args.overlap <= 1:
+        parser.error("--shards must be at least 2 and --overlap in (0, 1]")
+    if args.latency is None:
+        args.latency = 0.2 if args.patents >= 50_000 else 0.05
+    # seed_chosen: every fault kind is sure to be drawn in the faults run, so the check requires it.
+    args.seed_chosen = False
+    if args.seed is None:
+        covering = covering_seed(-(-args.patents // 100), args.fault_rate)
+        args.seed_chosen = covering is not None
+        args.seed = FIRST_SEED if covering is None else covering
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="patsnap-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    expected_calls = math.ceil(args.patents / PATENTS_PER_CALL)
-    # A run's calls, plus retries, at the QPS; faults add back-off and 1 s timeouts; Python start-up.
-    run_budget = 120 + 4 * expected_calls / args.qps
     print(
-        f"settings: {args.patents} patents ({expected_calls} calls) per run through {OPERATOR_NAMES[args.endpoint]} "
-        f"into SQLite; sandbox latency {args.latency:g} s, QPS {args.qps:g}; faults {args.fault_rate:.0%} of "
-        f"{','.join(FAULT_KINDS)} (seed {args.seed}), slow = {args.slow_seconds:g} s vs read timeout "
-        f"{args.timeout:g} s; "
-        f"workdir {workdir}",
+        f"settings: {args.patents} patents ({-(-args.patents // 100)} calls) per run through "
+        f"{OPERATOR_NAMES[args.endpoint]} into SQLite and PostgreSQL ({args.shards} shards, "
+        f"{args.overlap:.0%} overlap); sandbox latency {args.latency:g} s, QPS {args.qps:g}; faults "
+        f"{args.fault_rate:.0%} of {','.join(FAULT_KINDS)} (seed {args.seed}), slow = {args.slow_seconds:g} s "
+        f"vs read timeout {args.timeout:g} s; workdir {workdir}",
         flush=True,
     )
-
-    from airflow_provider_patsnap.endpoints import ENDPOINTS
-
-    endpoint = ENDPOINTS[args.endpoint]
-    compared_columns = [name for name in endpoint.column_names if name != "fetched_at"]
-    results: list[bool] = []
-
-    def check(name: str, ok: bool, detail: str) -> None:
-        results.append(ok)
-        print_check(name, ok, detail)
-
-    def finished(run: Run, name: str, see: str = "") -> bool:
-        """Wait for ``run``; a non-zero exit is a failed check named ``name``."""
-        code = run.wait(run_budget)
-        if code != 0:
-            check(name, False, f"exit code {code}; see {run.out}{see}")
-        return code == 0
-
-    dbs = {name: workdir / f"{name}.db" for name in ("reference", "faults", "killed")}
-    for db in dbs.values():
-        db.unlink(missing_ok=True)
-    runs: list[Run] = []
     started = time.monotonic()
-    with SandboxProcess(
-        "--latency",
-        str(args.latency),
-        "--qps",
-        str(args.qps),
-        "--fault-rate",
-        "0",
-        "--faults",
-        ",".join(FAULT_KINDS),
-        "--slow-seconds",
-        str(args.slow_seconds),
-        "--seed",
-        str(args.seed),
-        log_path=workdir / "sandbox.log",
-    ) as sandbox:
-        # 1. the fault-free reference
-        reference = Run(workdir, "reference", dbs["reference"], sandbox, args)
-        runs.append(reference)
-        if not finished(reference, "reference run"):
-            return 1
-        ref = reference.summary
-        check(
-            "reference run (no faults)",
-            ref["rows"] > 0 and ref["retries"] == 0,
-            f"{ref['requested']} patents, {ref['found']} found, {ref['missing']} missing, {ref['rows']} rows, "
-            f"{ref['calls']} calls, {ref['retries']} retries in {reference.seconds:.1f} s",
-        )
-
-        # 2. faults at 10 %, every token expired half-way
-        sandbox.set_fault_rate(args.fault_rate)
-        before = sandbox.stats()
-        faulty = Run(workdir, "faults", dbs["faults"], sandbox, args)
-        runs.append(faulty)
-        calls_at_expiry = wait_for_calls(
-            faulty, sandbox, int(before["business_calls"]) + expected_calls // 2, run_budget
-        )
-        expired = sandbox.expire_tokens().get("expired", 0)
-        if not finished(faulty, "run under faults", f" and {faulty.log}"):
-            return 1
-        after = sandbox.stats()
-        run_summary = faulty.summary
-        faults = {kind: after["faults"].get(kind, 0) - before["faults"].get(kind, 0) for kind in FAULT_KINDS}
-        total_faults = sum(faults.values())
-        run_calls = int(after["business_calls"]) - int(before["business_calls"])
-        all_kinds = all(faults.values())
-        # The chosen seed draws every kind within the run's first calls; with a seed given on the command
-        # line, only a large run (~15 faults of each kind expected) is sure to see them all.
-        kinds_required = seed_chosen or args.patents >= 50_000
-        check(
-            "faults injected and retried",
-            total_faults > 0 and run_summary["retries"] >= total_faults and (all_kinds or not kinds_required),
-            f"{total_faults} faults in {run_calls} calls ({total_faults / max(run_calls, 1):.1%}): "
-            + ", ".join(f"{kind} {count}" for kind, count in faults.items())
-            + f"; {run_summary['retries']} retries by the hook; {faulty.seconds:.1f} s"
-            + ("" if all_kinds else " (not every kind drawn at this size)"),
-        )
-        tokens = faulty.issued_tokens
-        check(
-            "token expiry survived",
-            expired >= 1 and len(tokens) >= 2,
-            f"{expired} token(s) expired after {calls_at_expiry - int(before['business_calls'])} calls; "
-            f"the run fetched {len(tokens)} tokens in all; 67200003 answers: "
-            f"{after['errors'].get('67200003', 0) - before['errors'].get('67200003', 0)}",
-        )
-        diff = compare(dbs["faults"], dbs["reference"], compared_columns, list(endpoint.key_columns))
-        check(
-            "every reference row exactly once (faults)",
-            is_exact_copy(diff),
-            f"{diff['rows']} rows vs {diff['reference_rows']} in the reference; {diff['distinct_keys']} distinct "
-            f"record_key; missing {diff['missing_keys']}, extra {diff['extra_keys']}, differing (all columns but "
-            f"fetched_at) {diff['rows_differing']}, natural key twice {diff['natural_key_dupes']}",
-        )
-        check(
-            "summary counts agree (faults)",
-            summary_counts(run_summary) == summary_counts(ref) and run_summary["rows"] == diff["rows"],
-            f"{summary_counts(run_summary)} vs reference {summary_counts(ref)}; "
-            f"sandbox billed {after['billed_units'] - before['billed_units']} units (slow answers past the "
-            "timeout are billed but never received)",
-        )
-
-        # 3. SIGKILL part-way, then 4. rerun into the same database
-        before = sandbox.stats()
-        killed = Run(workdir, "killed", dbs["killed"], sandbox, args)
-        runs.append(killed)
-        calls_at_kill = wait_for_calls(
-            killed, sandbox, int(before["business_calls"]) + int(expected_calls * args.kill_at), run_budget
-        )
-        finished_early = killed.proc.poll() is not None
-        killed.kill()
-        partial_rows = rows_in(dbs["killed"])
-        check(
-            "killed part-way",
-            not finished_early and 0 < partial_rows < ref["rows"],
-            f"SIGKILL after {calls_at_kill - int(before['business_calls'])} of ~{expected_calls} calls; "
-            f"{partial_rows} of {ref['rows']} rows were committed",
-        )
-        rerun = Run(workdir, "rerun", dbs["killed"], sandbox, args)
-        runs.append(rerun)
-        if not finished(rerun, "rerun after kill"):
-            return 1
-        diff = compare(dbs["killed"], dbs["reference"], compared_columns, list(endpoint.key_columns))
-        check(
-            "every reference row exactly once (kill + rerun)",
-            is_exact_copy(diff),
-            f"{diff['rows']} rows vs {diff['reference_rows']}; missing {diff['missing_keys']}, extra "
-            f"{diff['extra_keys']}, differing {diff['rows_differing']}, natural key twice "
-            f"{diff['natural_key_dupes']}; rerun {rerun.seconds:.1f} s, {rerun.summary['retries']} retries",
-        )
-        check(
-            "summary counts agree (rerun)",
-            summary_counts(rerun.summary) == summary_counts(ref),
-            f"{summary_counts(rerun.summary)} vs reference {summary_counts(ref)}",
-        )
-
-        # 5. no secret in any log line of any run
-        issued = sorted({token for run in runs for token in run.issued_tokens})
-        basic = base64.b64encode(f"{sandbox.client_id}:{sandbox.client_secret}".encode()).decode()
-        needles = {
-            "client secret": [sandbox.client_secret, basic],
-            "apikey (client id)": [sandbox.client_id],
-            "tokens": issued,
-        }
-        logs = [path for run in runs for path in (run.log, run.out)]
-        lines, total_hits, hits = scan_logs(logs, needles)
-        urllib3_lines = sum(
-            1
-            for path in logs
-            if path.exists()
-            for line in path.open("rb")
-            if b"urllib3.connectionpool" in line
-        )
-        check(
-            "no secret in the logs",
-            total_hits == 0 and lines > 0 and len(issued) >= 2,
-            f"{lines} lines in {len(logs)} files ({urllib3_lines} from urllib3 at DEBUG) scanned for the secret, "
-            f"the apikey and {len(issued)} tokens: "
-            + ", ".join(f"{name} {count}" for name, count in hits.items()),
-        )
-
-    failed = results.count(False)
+    flags = sandbox_flags(
+        latency=args.latency,
+        qps=args.qps,
+        faults=FAULT_KINDS,
+        slow_seconds=args.slow_seconds,
+        seed=args.seed,
+    )
+    with SandboxProcess(*flags, "--report-delay", "1", log_path=workdir / "sandbox.log") as sandbox:
+        soak = Soak(args, workdir, sandbox)
+        links = run_stages(soak)
+        scan_for_secrets(soak, links)
+    failed = soak.results.count(False)
     print(
-        f"{'PASS' if not failed else 'FAIL'}  soak: {len(results) - failed} of {len(results)} checks passed in "
-        f"{time.monotonic() - started:.0f} s (logs and databases in {workdir})",
+        f"{'PASS' if not failed else 'FAIL'}  soak: {len(soak.results) - failed} of {len(soak.results)} checks "
+        f"passed in {time.monotonic() - started:.0f} s on {os.cpu_count()} cores (logs and databases in "
+        f"{workdir})",
         flush=True,
     )
-    return 1 if failed else 0
+    return 1 if failed or not soak.results else 0
+
+
+def run_stages(soak: Soak) -> list[str]:
+    """Every run in order; returns the report's download links, for the leak scan."""
+    for name in ("faults", "killed"):
+        (soak.workdir / f"{name}.db").unlink(missing_ok=True)
+    soak.reference_db.unlink(missing_ok=True)
+    ref = soak_sqlite.reference_run(soak)
+    if ref is None:
+        return []
+    soak.sandbox.set_fault_rate(soak.args.fault_rate)
+    soak_sqlite.faults_run(soak, ref, soak.workdir / "faults.db")
+    soak_sqlite.kill_and_rerun(soak, ref, soak.workdir / "killed.db")
+    try:
+        cluster = PostgresCluster()
+    except FileNotFoundError as err:
+        soak.check("PostgreSQL", False, str(err))
+    else:
+        with cluster:
+            soak_postgres.load_reference(soak, cluster.connection)
+            soak_postgres.shards(soak, cluster.connection)
+            soak_postgres.sigterm_and_rerun(soak, cluster.connection)
+    return soak_report.report_flow(soak)
+
+
+def scan_for_secrets(soak: Soak, links: list[str]) -> None:
+    """No secret in any log line of any run."""
+    sandbox = soak.sandbox
+    issued = sorted({token for run in soak.runs for token in run.issued_tokens})
+    basic = base64.b64encode(f"{sandbox.client_id}:{sandbox.client_secret}".encode()).decode()
+    needles = {
+        "client secret": [sandbox.client_secret],
+        "Basic header": [basic],
+        "apikey (client id)": [sandbox.client_id],
+        "tokens": issued,
+        "presigned links": soak_report.link_secrets(links),
+    }
+    logs = [path for run in soak.runs for path in (run.log, run.out)]
+    lines, total_hits, hits = scan_logs(logs, needles)
+    # urllib3's DEBUG request lines are where an apikey would show: a scan without them proves little.
+    urllib3_lines = count_lines_with(logs, b"urllib3.connectionpool")
+    soak.check(
+        "no secret in the logs",
+        total_hits == 0 and urllib3_lines > 0 and len(issued) >= 2,
+        f"{lines} lines in {len(logs)} files of {len(soak.runs)} runs "
+        f"({urllib3_lines} from urllib3 at DEBUG) scanned for the secret, "
+        f"the Basic header, the apikey, {len(issued)} tokens and {len(links)} presigned links: "
+        + ", ".join(f"{name} {count}" for name, count in hits.items()),
+    )
 
 
 if __name__ == "__main__":
