@@ -193,7 +193,8 @@ class RawServer:
     answer (the last one repeats); an answer is raw bytes, or a function that writes to the socket
     (to trickle, cut a body short or hang up). One request per connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, default: bytes | Answer | None = None) -> None:
+        self.default = default if default is not None else http_response(404, b"{}")
         self.answers: dict[str, list[bytes | Answer]] = {}
         self.seen: list[RawRequest] = []
         self.stopped = threading.Event()
@@ -205,6 +206,11 @@ class RawServer:
 
     def script(self, path: str, *answers: bytes | Answer) -> None:
         self.answers[path] = list(answers)
+
+    def connection_json(self, password: str, login: str | None = None, **extra: Any) -> str:
+        """``AIRFLOW_CONN_*`` JSON for a PatSnap connection to this server; ``extra`` is its extra."""
+        connection = {"conn_type": "patsnap", "host": self.base_url, "password": password, "extra": extra}
+        return json.dumps({**connection, "login": login} if login else connection)
 
     def requests_to(self, path: str) -> list[RawRequest]:
         with self._lock:
@@ -225,7 +231,7 @@ class RawServer:
                 return
             with self._lock:
                 self.seen.append(request)
-                script = self.answers.get(request.path) or [http_response(404, b"{}")]
+                script = self.answers.get(request.path) or [self.default]
                 answer = script.pop(0) if len(script) > 1 else script[0]
             try:
                 if callable(answer):
@@ -277,46 +283,23 @@ def envelope(data: Any = None, *, status: bool = True, error_code: int = 0, erro
 
 
 class CannedVendor:
-    """A loopback PatSnap that answers every data call with the exact ``data`` JSON text it is given.
-
-    The connection uses an ``sk-`` key (no token step), ``qps`` 0 and ``max_retries`` 0; ``calls``
-    counts the data calls made (each one is paid).
-    """
+    """A loopback PatSnap (a :class:`RawServer`) that answers every data call with the exact ``data``
+    JSON text it is given. Its connection uses an ``sk-`` key (no token step), ``qps`` 0 and
+    ``max_retries`` 0; ``calls`` counts the data calls made (each one is paid)."""
 
     def __init__(self, data_json: str) -> None:
-        import http.server
-        import threading
-
         body = ('{"data": ' + data_json + ', "status": true, "error_code": 0, "error_msg": ""}').encode()
-        vendor = self
-        self.calls = 0
+        self.server = RawServer(default=http_response(200, body, Content_Type="application/json"))
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                vendor.calls += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test asserts on what matters."""
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+    @property
+    def calls(self) -> int:
+        return len(self.server.seen)
 
     def connection_json(self) -> str:
-        host = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return (
-            f'{{"conn_type": "patsnap", "host": "{host}", "password": "sk-canned",'
-            ' "extra": {"qps": 0, "max_retries": 0}}'
-        )
+        return self.server.connection_json(password="sk-canned", qps=0, max_retries=0)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.close()
 
 
 def fresh_postgres_database(server_json: str) -> str:

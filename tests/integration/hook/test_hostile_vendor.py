@@ -34,18 +34,8 @@ TOKEN = http_response(200, json.dumps({"token": "tok-secret-value", "expires_in"
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
     peer = RawServer()
     peer.script("/oauth/token", TOKEN)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "patsnap",
-                "host": peer.base_url,
-                "login": "hostile-client",
-                "password": "hostile-secret",
-                "extra": {"qps": 0, "max_retries": 0, "timeout": 1},
-            }
-        ),
-    )
+    connection = peer.connection_json("hostile-secret", "hostile-client", qps=0, max_retries=0, timeout=1)
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", connection)
     yield peer
     peer.close()
 

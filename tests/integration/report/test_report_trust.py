@@ -19,7 +19,15 @@ from airflow_provider_patsnap.operators.report import PatsnapCreateValueReportOp
 from airflow_provider_patsnap.report import STATUS_PATH
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
-from tests.helpers import FakeTaskInstance, FakeTaskStateStore, RawRequest, RawServer, envelope, http_response
+from tests.helpers import (
+    CONN_ENV,
+    FakeTaskInstance,
+    FakeTaskStateStore,
+    RawRequest,
+    RawServer,
+    envelope,
+    http_response,
+)
 
 PN = "CN108977442B"
 JOB = "1579434053399036123"
@@ -65,18 +73,7 @@ def test_a_definite_rejection_leaves_no_unknown_outcome(start_sandbox: Callable[
 def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
     peer = RawServer()
     peer.script("/oauth/token", http_response(200, json.dumps({"token": "t", "expires_in": 1799}).encode()))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "patsnap",
-                "host": peer.base_url,
-                "login": "c",
-                "password": "s",
-                "extra": {"qps": 0, "max_retries": 0, "timeout": 1},
-            }
-        ),
-    )
+    monkeypatch.setenv(CONN_ENV, peer.connection_json("s", "c", qps=0, max_retries=0, timeout=1))
     yield peer
     peer.close()
 
@@ -147,11 +144,8 @@ def trigger_threads() -> list[threading.Thread]:
 def test_a_cancelled_trigger_leaves_no_thread_or_socket(
     vendor: RawServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT",
-        json.dumps({"conn_type": "patsnap", "host": vendor.base_url, "login": "c", "password": "s",
-                    "extra": {"qps": 0, "max_retries": 0, "timeout": 60}}),
-    )  # fmt: skip
+    # A call may hang as long as the test needs: only cancellation may end it.
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
     trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
@@ -175,11 +169,8 @@ def test_report_triggers_never_occupy_the_shared_executor(
 ) -> None:
     """Forty triggers hanging on the vendor, on a loop whose default executor has one thread: unrelated
     ``to_thread`` work still runs at once."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT",
-        json.dumps({"conn_type": "patsnap", "host": vendor.base_url, "login": "c", "password": "s",
-                    "extra": {"qps": 0, "max_retries": 0, "timeout": 60}}),
-    )  # fmt: skip
+    # A call may hang as long as the test needs: only cancellation may end it.
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
 
