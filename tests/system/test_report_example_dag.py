@@ -65,3 +65,18 @@ def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], 
     leftovers = airflow(["variables", "list", "-o", "plain"], env)
     assert leftovers.returncode == 0, leftovers.stderr
     assert "patsnap_task_state" not in leftovers.stdout  # forgotten once the task succeeded
+
+
+def test_a_lost_create_answer_is_not_paid_again_by_airflows_retry(
+    start_sandbox: Callable[..., Sandbox], tmp_path: Path
+) -> None:
+    """0.1 raised a transient error here: Airflow retried the task and paid for a second report."""
+    sandbox = start_sandbox(report_delay=60)
+    sandbox.lose_create_answers(1)
+    env = report_env(tmp_path, Path(__file__).parent / "dags", sandbox)
+    run = airflow(["dags", "test", "patsnap_report_lost_answer"], env)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-5000:]  # the task failed, and said why
+    assert "may have been created and paid" in output, output[-5000:]
+    assert sandbox.report_jobs_created == 1
+    assert creates(sandbox) == 1  # Airflow's retry (retries=1) did not run it again

@@ -242,3 +242,21 @@ def test_a_link_to_a_private_address_is_refused_for_a_public_deployment(
     )
     with pytest.raises(PatsnapTransientError):  # allowed: it is fetched (nothing listens on port 9)
         download("http://127.0.0.1:9/r.pdf")
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b"\xef\xbb\xbf" + envelope([{"pn": "CN1"}]), None),
+        (b"[1, 2]", "JSON that is not an envelope (a list)"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply to read"),
+    ],
+    ids=["bom", "array", "deep"],
+)
+def test_bodies_are_read_strictly_over_the_wire(server: RawServer, body: bytes, expected: str | None) -> None:
+    server.script(PATH, http_response(200, body, Content_Type="application/json"))
+    if expected is None:
+        assert PatsnapHook().call("GET", PATH) == [{"pn": "CN1"}]
+        return
+    with pytest.raises(PatsnapError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        PatsnapHook().call("GET", PATH)

@@ -185,6 +185,10 @@ BAD_INPUTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"patent_numbers": "CN1A", "sql_conn_id": "wh", "table": "x; drop table y"}, ValueError, "'x; drop"),
     ({"patent_numbers": "CN1A", "lang": "de"}, ValueError, "'de'"),
 ]
+# Known only at run time (an upstream task's XCom): a dict would send its keys as patent numbers.
+RUN_TIME_ONLY_INPUTS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"patent_numbers": {"CN1A": 1, "CN2A": 2}}, InvalidPatentIdsError, "got a dict with keys"),
+]
 
 
 @pytest.mark.parametrize(("kwargs", "error", "names"), BAD_INPUTS)
@@ -195,7 +199,7 @@ def test_bad_input_is_rejected_when_the_dag_is_parsed(
         PatsnapSeicClassificationOperator(task_id="t", **kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "names"), BAD_INPUTS)
+@pytest.mark.parametrize(("kwargs", "error", "names"), BAD_INPUTS + RUN_TIME_ONLY_INPUTS)
 def test_bad_rendered_input_is_rejected_before_any_call(
     patsnap: Sandbox, kwargs: dict[str, Any], error: type, names: str
 ) -> None:
@@ -238,3 +242,12 @@ def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(patsnap: Sandbo
     PatsnapAwardOperator(task_id="t", patent_numbers=NUMBERS, output_path=str(target)).execute({})
     assert target.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.jsonl"]
+
+
+def test_one_patent_written_in_two_cases_is_asked_for_once(patsnap: Sandbox) -> None:
+    summary = PatsnapAwardOperator(
+        task_id="t", patent_numbers=["cn110650438a", "CN110650438A"], sql_conn_id=None
+    ).execute(context={})
+    assert isinstance(summary, list)
+    [call] = [record for record in patsnap.requests if record.ids]
+    assert call.ids == ("cn110650438a",)
