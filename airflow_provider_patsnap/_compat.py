@@ -18,7 +18,6 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import (
         BaseHook,
         BaseOperator,
-        BaseOperatorLink,
         BaseSensorOperator,
         Context,
         ObjectStoragePath,
@@ -26,17 +25,14 @@ if TYPE_CHECKING or AIRFLOW_V_3:
 
     try:
         from airflow.sdk.exceptions import AirflowSensorTimeout
-        from airflow.sdk.execution_time.xcom import XCom
-    except ImportError:  # Airflow 3.0-3.2 kept them in core
+    except ImportError:  # Airflow 3.0-3.2 kept it in core
         from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
-        from airflow.models.xcom import XCom  # type: ignore[no-redef]
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
     from airflow.datasets import Dataset
     from airflow.exceptions import AirflowSensorTimeout
     from airflow.hooks.base import BaseHook
     from airflow.io.path import ObjectStoragePath
-    from airflow.models import BaseOperator, BaseOperatorLink
-    from airflow.models.xcom import XCom
+    from airflow.models import BaseOperator
     from airflow.sensors.base import BaseSensorOperator
     from airflow.utils.context import Context
 
@@ -44,12 +40,6 @@ try:
     from airflow.sdk.exceptions import AirflowFailException
 except ImportError:  # Airflow 2.11
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
-
-try:
-    from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
-except ImportError:  # Airflow < 3.3
-    ResumableJobMixin = None  # type: ignore[assignment,misc]
-
 
 def mask_secret(value: str | None) -> None:
     """Register ``value`` with Airflow's log masker (the import moved in Airflow 3)."""
@@ -109,14 +99,11 @@ __all__ = [
     "AirflowSensorTimeout",
     "BaseHook",
     "BaseOperator",
-    "BaseOperatorLink",
     "BaseSensorOperator",
     "Context",
     "Dataset",
     "ObjectStoragePath",
-    "ResumableJobMixin",
     "VariableTaskState",
-    "XCom",
     "conf_getboolean",
     "mask_secret",
 ]
