@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +24,11 @@ from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import (
     TOKEN_CODES,
     PatsnapAuthError,
-    PatsnapCancelledError,
     PatsnapError,
     PatsnapRateLimitError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.hooks._deadline import DeadlineAdapter, deadline, remaining
 from airflow_provider_patsnap.hooks._envelope import error_from_response, parse_body, parse_token_response
 from airflow_provider_patsnap.hooks._scrub import Scrubber
@@ -47,58 +45,7 @@ USER_AGENT = f"airflow-provider-patsnap/{__version__} requests/{requests.__versi
 log = logging.getLogger(__name__)
 
 
-class SystemClock:
-    """Real time. Tests install a fake one with :func:`reset_shared_state` so waits cost nothing."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        """Wait up to ``seconds`` for ``event``; True when it was set."""
-        return event.wait(seconds)
-
-
 _clock: Any = SystemClock()
-
-
-class Cancellation:
-    """Set once the task is being killed: no new call starts and every wait ends at once."""
-
-    def __init__(self, clock: Any) -> None:
-        self._event = threading.Event()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-
-    def watch(self, sock: socket.socket) -> None:
-        """Remember a socket a call uses, to shut it down on :meth:`cancel`."""
-        with self._lock:
-            self._sockets.add(sock)
-
-    def cancel(self) -> None:
-        """No new call or wait; calls in flight end now (their sockets are shut down under them)."""
-        self._event.set()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise PatsnapCancelledError("the task was stopped: no further PatSnap call is made")
-
-    def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` unless cancelled first (then raise)."""
-        if seconds > 0:
-            self._clock.wait(self._event, seconds)
-        self.check()
 
 
 class RateLimiter:
@@ -345,10 +292,17 @@ class Transport:
         self.log.info("Fetched a PatSnap access token valid for %.0f s", ttl)
         return token, ttl
 
-    def call_once(self, method: str, path: str, description: str, **kwargs: Any) -> Any:
-        """One call, repeated once with a new token when PatSnap rejects the token."""
+    def call_once(
+        self, method: str, path: str, description: str, *, slot_taken: bool = False, **kwargs: Any
+    ) -> Any:
+        """One call, repeated once with a new token when PatSnap rejects the token.
+
+        ``slot_taken``: the caller already waited for this call's rate-limit slot (a token renewal
+        still takes its own).
+        """
         for renewed in (False, True):
-            self.rate_limiter.acquire(self.cancellation.sleep)
+            if renewed or not slot_taken:
+                self.rate_limiter.acquire(self.cancellation.sleep)
             self.stats.add("calls")
             response = self.send(
                 method, f"{self.settings.base_url}{path}", description, auth=self.auth, **kwargs
@@ -381,9 +335,19 @@ class Transport:
         )
 
     def call(
-        self, method: str, path: str, description: str, *, idempotent: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        idempotent: bool = True,
+        slot_taken: bool = False,
+        **kwargs: Any,
     ) -> Any:
-        """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``)."""
+        """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``).
+
+        ``slot_taken``: the first attempt's rate-limit slot was already waited for; retries take their own.
+        """
         retryable = PatsnapTransientError if idempotent else PatsnapRateLimitError
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, retryable)),
@@ -393,4 +357,11 @@ class Transport:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        return retrying(self.call_once, method, path, description, **kwargs)
+        first_slot_taken = slot_taken
+
+        def attempt() -> Any:
+            nonlocal first_slot_taken
+            taken, first_slot_taken = first_slot_taken, False
+            return self.call_once(method, path, description, slot_taken=taken, **kwargs)
+
+        return retrying(attempt)
