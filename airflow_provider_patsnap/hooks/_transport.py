@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -163,8 +164,31 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 
 
+class _Session(requests.Session):
+    """A Session that reads the environment (proxy variables, CA bundle) once per host, not per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:  # requests' own type differs between its versions
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+        parts = urlsplit(url)
+        host = (parts.scheme, parts.netloc)
+        settings = self._environment.get(host)
+        if settings is None:
+            settings = self._environment[host] = dict(
+                super().merge_environment_settings(url, proxies, stream, verify, cert)
+            )
+        return {**settings, "proxies": dict(settings["proxies"])}  # requests may change what it gets
+
+
 class PatsnapAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer`` and the ``apikey`` query value: a cached token, or the sk- key."""
+    """Adds ``Authorization: Bearer``: a cached token, or the sk- key (:meth:`Transport.call` adds the
+    ``apikey`` query value, with the other parameters, so the long URL is encoded once)."""
 
     def __init__(
         self, settings: ConnectionSettings, tokens: TokenCache, fetch: Callable[[], tuple[str, float]]
@@ -177,7 +201,6 @@ class PatsnapAuth(requests.auth.AuthBase):
         return self.settings.api_key or self.tokens.get(self.fetch)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.prepare_url(request.url, {"apikey": self.settings.apikey})
         request.headers["Authorization"] = f"Bearer {self.bearer()}"
         return request
 
@@ -227,7 +250,7 @@ class Transport:
 
     def new_session(self, pool_size: int = 4) -> requests.Session:
         """A session with our TLS, proxy, User-Agent and deadline settings, and no credentials."""
-        session = requests.Session()
+        session = _Session()
         session.headers["User-Agent"] = USER_AGENT
         session.verify = self.settings.verify
         if self.settings.proxies:
@@ -357,6 +380,7 @@ class Transport:
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        kwargs["params"] = {**(kwargs.get("params") or {}), "apikey": self.settings.apikey}
         first_slot_taken = slot_taken
 
         def attempt() -> Any:

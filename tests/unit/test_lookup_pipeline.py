@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import requests
 import requests_mock
 
 from airflow_provider_patsnap.endpoints import AWARD
@@ -106,3 +107,37 @@ def test_a_concurrency_that_cannot_carry_the_qps_is_logged_with_the_rate_it_allo
     assert "below qps=50" in warning and "to 600" in warning
     list(PatsnapHook(qps=50).lookup(AWARD, ids(10)))
     assert warnings() == []
+
+
+def test_the_batch_url_is_what_requests_would_build(vendor: requests_mock.Mocker) -> None:
+    """The apikey rides with the other parameters (one URL encoding, not two): same bytes on the wire."""
+    vendor.get(URL, json=answer)
+    numbers = ids(100)
+    list(PatsnapHook().lookup(AWARD, numbers))
+    (sent,) = [request for request in vendor.request_history if request.method == "GET"]
+    expected = requests.Request(
+        "GET", URL, params={"patent_number": ",".join(numbers), "apikey": "unit-client"}
+    ).prepare()
+    assert sent.url == expected.url
+
+
+def test_the_environment_is_read_once_per_host_with_requests_own_result(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "bypassed.test")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT", '{"conn_type": "patsnap", "login": "a", "password": "b"}'
+    )
+    session = PatsnapHook().transport.session
+    plain = requests.Session()
+    for url in ("https://patsnap.test/a?x=1", "https://bypassed.test/b", "http://patsnap.test/c"):
+        ours = session.merge_environment_settings(url, {}, None, None, None)
+        assert ours == plain.merge_environment_settings(url, {}, None, None, None)
+        ours["proxies"]["https"] = "changed by a caller"
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.test:3128")  # read once: a task's environment is fixed
+    again = session.merge_environment_settings("https://patsnap.test/d", {}, None, None, None)
+    assert again["proxies"]["https"] == "http://proxy.test:3128"
+    own = session.merge_environment_settings("https://patsnap.test/e", {}, None, False, None)
+    assert own == plain.merge_environment_settings("https://patsnap.test/e", {}, None, False, None)
