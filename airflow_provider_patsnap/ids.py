@@ -11,6 +11,8 @@ from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 _SHOWN = 5
 _SEPARATORS = frozenset(",[]'\"")  # never in an id: a sign of a list rendered as text
+# Printable ASCII without space or a separator: an id that needs no character-by-character look
+_PLAIN_ASCII_ID = re.compile(r"[!#-&(-+\--Z\\^-~]+")
 
 
 class InvalidPatentIdsError(PatsnapInputError):
@@ -25,7 +27,9 @@ def _problem(value: Any) -> str | None:
     text = value.strip()
     if len(text) > MAX_ID_LENGTH:
         return f"{text[:20]!r}... is {len(text)} characters (at most {MAX_ID_LENGTH})"
-    if any(ch.isspace() or ch in _SEPARATORS or not ch.isprintable() for ch in text):
+    if _PLAIN_ASCII_ID.fullmatch(text) is None and any(  # the regex is the same rule for ASCII
+        ch.isspace() or ch in _SEPARATORS or not ch.isprintable() for ch in text
+    ):
         return f"{text!r} contains whitespace, a comma, a bracket, a quote or a control character"
     return None
 

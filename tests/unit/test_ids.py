@@ -78,3 +78,16 @@ def test_match_key_keeps_exactly_letters_digits_and_hyphens_of_every_character()
         assert match_key(text) == by_character(text), f"characters from U+{start:04X}"
     assert match_key(" cn-110_650.438 a ") == "CN-110650438A"
     assert match_key(None) == match_key("") == ""
+
+
+def test_every_ascii_character_is_judged_by_the_character_rule() -> None:
+    """The quick regex for plain ASCII ids accepts exactly what the character-by-character rule does."""
+    for code in range(128):
+        character = chr(code)
+        bad = character.isspace() or character in ",[]'\"" or not character.isprintable()
+        value = f"CN1{character}2A"
+        if bad:
+            with pytest.raises(InvalidPatentIdsError):
+                normalise_ids([value])
+        else:
+            assert normalise_ids([value]) == [value], repr(character)
