@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 DEFAULT_BASE_URL = "https://connect.patsnap.com"
+DEFAULT_CONN_ID = "patsnap_default"
 #: The vendor's worst documented latency per call (seconds): concurrency is sized from it.
 MAX_VENDOR_LATENCY = 10.0
 #: Calls in flight beyond ``qps x MAX_VENDOR_LATENCY``: room for the client's own time per call.

@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
 from airflow_provider_patsnap.connection import (
     CONN_FIELDS,
+    DEFAULT_CONN_ID,
     MAX_VENDOR_LATENCY,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
@@ -65,7 +66,7 @@ class PatsnapHook(BaseHook):
     """
 
     conn_name_attr = "patsnap_conn_id"
-    default_conn_name = "patsnap_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONNECTION_TYPE
     hook_name = "PatSnap"
 
