@@ -169,7 +169,7 @@ def main() -> int:
         }
         if postgres:
             connections["cpu_pg"] = postgres
-        airflow_env(workdir, connections=connections)
+        airflow_env(workdir, connections=connections, log_level="ERROR")
         logging.disable(logging.INFO)
         numbers = patent_numbers(args.patents)
         profile_numbers = patent_numbers(args.profile_patents, start=args.patents)
