@@ -165,24 +165,23 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
 
 
 class _Session(requests.Session):
-    """A Session that reads the environment (proxy variables, CA bundle) once per host, not per call."""
+    """A Session that reads the environment (proxy variables, CA bundle) once per host and per-request
+    settings, not once per call: the answer depends on nothing else, and a task's environment is fixed."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
     ) -> Any:  # requests' own type differs between its versions
-        if proxies or stream is not None or verify is not None or cert is not None:
-            return dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
         parts = urlsplit(url)
-        host = (parts.scheme, parts.netloc)
-        settings = self._environment.get(host)
+        given = tuple(sorted(proxies.items())) if proxies else ()
+        key = (parts.scheme, parts.netloc, given, stream, verify, cert)
+        settings = self._environment.get(key)
         if settings is None:
-            settings = self._environment[host] = dict(
-                super().merge_environment_settings(url, proxies, stream, verify, cert)
-            )
+            merged = super().merge_environment_settings(url, dict(proxies or {}), stream, verify, cert)
+            settings = self._environment[key] = dict(merged)
         return {**settings, "proxies": dict(settings["proxies"])}  # requests may change what it gets
 
 

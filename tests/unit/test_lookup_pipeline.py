@@ -139,5 +139,7 @@ def test_the_environment_is_read_once_per_host_with_requests_own_result(
     monkeypatch.setenv("HTTPS_PROXY", "http://other.test:3128")  # read once: a task's environment is fixed
     again = session.merge_environment_settings("https://patsnap.test/d", {}, None, None, None)
     assert again["proxies"]["https"] == "http://proxy.test:3128"
-    own = session.merge_environment_settings("https://patsnap.test/e", {}, None, False, None)
-    assert own == plain.merge_environment_settings("https://patsnap.test/e", {}, None, False, None)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    for verify, proxies in ((False, {}), ("/ca.pem", {}), (True, {"https": "http://mine.test:8080"})):
+        ours = session.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
+        assert ours == plain.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
