@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -33,12 +32,15 @@ from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.hooks._deadline import DeadlineAdapter, deadline, remaining
 from airflow_provider_patsnap.hooks._envelope import error_from_response, parse_body, parse_token_response
 from airflow_provider_patsnap.hooks._scrub import Scrubber
+from airflow_provider_patsnap.hooks._session import EnvironmentOnceSession
 
 Clock = Callable[[], float]
 TOKEN_PATH = "/oauth/token"
 TOKEN_REFRESH_MARGIN = 60.0
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_WAIT = 60.0
+#: After refusals for going too fast, calls are spaced at most this many times ``1/qps`` apart.
+MAX_SLOWDOWN = 4.0
 #: After a failed token request, every thread waiting for a token gets that failure for this long.
 TOKEN_FAILURE_BACKOFF = 2.0
 USER_AGENT = f"airflow-provider-patsnap/{__version__} requests/{requests.__version__}"
@@ -58,7 +60,7 @@ class RateLimiter:
 
     def __init__(self, qps: float, clock: Clock | None = None) -> None:
         clock = clock or _clock.monotonic
-        self.interval = 1.0 / qps if qps > 0 else 0.0
+        self.interval = self.base_interval = 1.0 / qps if qps > 0 else 0.0
         self._clock = clock
         self._next_slot = 0.0
         self._lock = threading.Lock()
@@ -82,6 +84,21 @@ class RateLimiter:
         """PatSnap said "too fast": hold every thread's next call, not only the one that was told."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def slow_down(self) -> None:
+        """PatSnap said "too fast" at this spacing: widen it, up to :data:`MAX_SLOWDOWN` times ``1/qps``.
+
+        Without it a client whose ``qps`` is above its quota keeps getting every other call refused, and
+        a retry can keep landing on a refused beat until its retries run out.
+        """
+        with self._lock:
+            self.interval = min(self.interval * 1.5, self.base_interval * MAX_SLOWDOWN)
+
+    def speed_up(self) -> None:
+        """A call passed: narrow a widened spacing a little, back towards ``1/qps``."""
+        if self.interval > self.base_interval:
+            with self._lock:
+                self.interval = max(self.base_interval, self.interval * 0.98)
 
 
 @dataclass
@@ -164,27 +181,6 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 
 
-class _Session(requests.Session):
-    """A Session that reads the environment (proxy variables, CA bundle) once per host and per-request
-    settings, not once per call: the answer depends on nothing else, and a task's environment is fixed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:  # requests' own type differs between its versions
-        parts = urlsplit(url)
-        given = tuple(sorted(proxies.items())) if proxies else ()
-        key = (parts.scheme, parts.netloc, given, stream, verify, cert)
-        settings = self._environment.get(key)
-        if settings is None:
-            merged = super().merge_environment_settings(url, dict(proxies or {}), stream, verify, cert)
-            settings = self._environment[key] = dict(merged)
-        return {**settings, "proxies": dict(settings["proxies"])}  # requests may change what it gets
-
-
 class PatsnapAuth(requests.auth.AuthBase):
     """Adds ``Authorization: Bearer``: a cached token, or the sk- key (:meth:`Transport.call` adds the
     ``apikey`` query value, with the other parameters, so the long URL is encoded once)."""
@@ -249,7 +245,7 @@ class Transport:
 
     def new_session(self, pool_size: int = 4) -> requests.Session:
         """A session with our TLS, proxy, User-Agent and deadline settings, and no credentials."""
-        session = _Session()
+        session = EnvironmentOnceSession()
         session.headers["User-Agent"] = USER_AGENT
         session.verify = self.settings.verify
         if self.settings.proxies:
@@ -332,6 +328,7 @@ class Transport:
             body = parse_body(response.content)
             envelope = body.value if isinstance(body.value, Mapping) else None
             if envelope is not None and envelope.get("status") is True and response.ok:
+                self.rate_limiter.speed_up()
                 return envelope.get("data")
             error = error_from_response(response, body, description, self.scrubber)
             token_error = isinstance(error, PatsnapAuthError) and (
@@ -348,6 +345,7 @@ class Transport:
         sleep = state.next_action.sleep if state.next_action else 0.0
         if isinstance(error, PatsnapRateLimitError):
             self.rate_limiter.pause(sleep)
+            self.rate_limiter.slow_down()
         self.log.warning(
             "Retrying in %.1f s (attempt %d of %d): %s",
             sleep,

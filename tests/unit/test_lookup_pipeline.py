@@ -154,3 +154,31 @@ def test_the_environment_is_read_once_per_host_with_requests_own_result(
     for verify, proxies in ((False, {}), ("/ca.pem", {}), (True, {"https": "http://mine.test:8080"})):
         ours = session.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
         assert ours == plain.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
+
+
+def test_refusals_for_going_too_fast_widen_the_spacing_and_passing_calls_narrow_it(clock: FakeClock) -> None:
+    limiter = RateLimiter(qps=10)
+
+    def spacing() -> float:
+        limiter.reserve()
+        return limiter.reserve()  # fake time stands still: the second waits one spacing more
+
+    assert spacing() == pytest.approx(0.1)
+    limiter.slow_down()
+    assert limiter.interval == pytest.approx(0.15)
+    for _ in range(10):
+        limiter.slow_down()
+    assert limiter.interval == pytest.approx(0.4)  # at most 4 x 1/qps
+    for _ in range(200):
+        limiter.speed_up()
+    assert limiter.interval == pytest.approx(0.1)  # back to qps, never faster
+    unlimited = RateLimiter(qps=0)
+    unlimited.slow_down()
+    assert unlimited.reserve() == 0.0
+
+
+def test_a_rate_limit_answer_slows_the_shared_limiter(vendor: requests_mock.Mocker, clock: FakeClock) -> None:
+    vendor.get(URL, [{"status_code": 429, "json": {"status": False, "error_code": 67200002}}, {"json": answer}])
+    hook = PatsnapHook(qps=10)
+    list(hook.lookup(AWARD, ids(100)))
+    assert hook.transport.rate_limiter.interval == pytest.approx(0.15 * 0.98)  # widened, then one pass
