@@ -231,9 +231,11 @@ class PatsnapHook(BaseHook):
     ) -> Iterator[BatchResult]:
         """Fetch any number of ids in batches of at most 100, concurrently within the rate limit.
 
-        Results are yielded as batches complete, so memory stays flat. If a batch fails for good, the
-        batches already in flight are still yielded, no new ones start, and the error is raised naming
-        how many ids were not fetched.
+        Up to the connection's ``concurrency`` calls are in flight, each started at its rate-limit slot.
+        Results are yielded as batches complete; no new call starts while 32 results wait for the caller,
+        so memory stays flat. If a batch fails for good, or :meth:`cancel` is called, the batches already
+        in flight are still yielded, no new ones start, and the error is raised naming how many ids were
+        not fetched.
 
         :param endpoint: An entry of :data:`~airflow_provider_patsnap.endpoints.ENDPOINTS`.
         :param ids: Patent ids or numbers, as a list or a comma-separated string.

@@ -178,7 +178,9 @@ def test_refusals_for_going_too_fast_widen_the_spacing_and_passing_calls_narrow_
 
 
 def test_a_rate_limit_answer_slows_the_shared_limiter(vendor: requests_mock.Mocker, clock: FakeClock) -> None:
-    vendor.get(URL, [{"status_code": 429, "json": {"status": False, "error_code": 67200002}}, {"json": answer}])
+    vendor.get(
+        URL, [{"status_code": 429, "json": {"status": False, "error_code": 67200002}}, {"json": answer}]
+    )
     hook = PatsnapHook(qps=10)
     list(hook.lookup(AWARD, ids(100)))
     assert hook.transport.rate_limiter.interval == pytest.approx(0.15 * 0.98)  # widened, then one pass
