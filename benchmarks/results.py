@@ -188,7 +188,7 @@ def render(directory: Path, seconds: int) -> tuple[str, bool]:
         f"Machine: {info['cores']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, {info['os']}; Python "
         f"{info['python']}; Airflow {info['airflow']}. The cores are shared with other work (load average "
         f"over the last 15 minutes when this was written: {os.getloadavg()[2]:.1f}), so CPU figures vary by "
-        "about ±20 % from run to run.",
+        "up to 40 % from run to run of the same code; the throughput ratios do not.",
         "",
         "Everything runs over loopback against the sandbox (`python -m airflow_provider_patsnap.sandbox`) in "
         "its own process, so its CPU is not charged to the client.",
