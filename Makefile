@@ -47,7 +47,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
-        package-check demo bench soak sandbox e2e constraints clean distclean ci docs
+        package-check demo bench bench-full soak sandbox e2e constraints clean distclean ci docs
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -112,12 +112,14 @@ package-check: ## build both artifacts from the tracked files, check them, pip-i
 demo: $(STAMP) ## bash scripts/demo.sh (its own fresh AIRFLOW_HOME, .airflow-home/demo)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
-bench: $(STAMP) ## bash benchmarks/run.sh
+bench: $(STAMP) ## bash benchmarks/run.sh (about 10 minutes; writes benchmarks/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
+
+bench-full: $(STAMP) ## make bench with QPS 20 and 100 too (about 20 minutes)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FULL=1 $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
 
 soak: $(STAMP) ## python benchmarks/soak.py $(SOAK_ARGS)
 	$(WITH_AIRFLOW_ENV) $(PY) benchmarks/soak.py $(SOAK_ARGS)
-
 sandbox: $(STAMP) ## python -m airflow_provider_patsnap.sandbox (local fake PatSnap API)
 	$(WITH_AIRFLOW_ENV) $(PY) -m airflow_provider_patsnap.sandbox
 

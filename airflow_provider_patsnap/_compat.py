@@ -41,6 +41,7 @@ try:
 except ImportError:  # Airflow 2.11
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
+
 def mask_secret(value: str | None) -> None:
     """Register ``value`` with Airflow's log masker (the import moved in Airflow 3)."""
     if not value:

@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 DEFAULT_BASE_URL = "https://connect.patsnap.com"
+DEFAULT_CONN_ID = "patsnap_default"
 #: The vendor's worst documented latency per call (seconds): concurrency is sized from it.
 MAX_VENDOR_LATENCY = 10.0
-MAX_CONCURRENCY = 64
-#: A ``concurrency`` extra above this is a mistake (threads and sockets are not free).
-CONCURRENCY_LIMIT = 1024
+#: Calls in flight beyond ``qps x MAX_VENDOR_LATENCY``: room for the client's own time per call.
+CONCURRENCY_HEADROOM = 1.2
+#: Calls in flight when ``qps`` is 0 (no client-side limit): nothing to size from.
+UNLIMITED_QPS_CONCURRENCY = 64
+#: The most calls in flight, default or extra: one thread and one socket each (QPS 340 at 10 s).
+MAX_CONCURRENCY = 4096
 #: What Airflow 3 shows in place of a value it considers sensitive; never a real setting.
 MASKED = "***"
 
@@ -126,10 +130,12 @@ def _as_bool(name: str, value: Any, default: bool, conn_id: str) -> bool:
 
 
 def default_concurrency(qps: float) -> int:
-    """Enough batches in flight to use the whole QPS at the vendor's worst documented latency (10 s)."""
+    """Enough calls in flight to use the whole QPS at the vendor's worst documented latency (10 s),
+    with headroom; at most :data:`MAX_CONCURRENCY` (the hook logs when that binds)."""
     if qps <= 0:
-        return MAX_CONCURRENCY
-    return min(MAX_CONCURRENCY, max(2, math.ceil(qps * MAX_VENDOR_LATENCY)))
+        return UNLIMITED_QPS_CONCURRENCY
+    in_flight = round(qps * MAX_VENDOR_LATENCY * CONCURRENCY_HEADROOM, 6)  # 60.00000000000001 is 60
+    return min(MAX_CONCURRENCY, max(2, math.ceil(in_flight)))
 
 
 def _extras(conn: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -208,7 +214,7 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
         )
     qps = _number(conn_id, extra, "qps", float, 0, 10_000)
     concurrency = (
-        _number(conn_id, extra, "concurrency", int, 1, CONCURRENCY_LIMIT)
+        _number(conn_id, extra, "concurrency", int, 1, MAX_CONCURRENCY)
         if extra.get("concurrency") not in (None, "")
         else default_concurrency(qps)
     )

@@ -8,24 +8,30 @@ few lines of operator class.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from hashlib import sha1
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
+
+from airflow_provider_patsnap.payloads import (
+    PayloadShapeError,
+    Record,
+    field_text,
+    id_text,
+    legal_items,
+    legal_record,
+    list_of_objects,
+    raw_json,
+    seic_record,
+    text_record,
+)
 
 IdKind = Literal["patent_id", "patent_number"]
 ID_KINDS: tuple[IdKind, ...] = ("patent_id", "patent_number")
 MAX_BATCH = 100
 MAX_ID_LENGTH = 64
-
-Record = dict[str, Any]
-
-
-class PayloadShapeError(ValueError):
-    """A payload the mapping does not understand (an object where a list belongs, ...)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +65,14 @@ class PatentRows(NamedTuple):
     rejects: list[Reject]
 
 
-def raw_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=True, default=repr)
+class _RowPlan(NamedTuple):
+    """How an endpoint's records become rows, worked out once."""
+
+    names: tuple[str, ...]  # the record columns, in table order
+    name_set: frozenset[str]
+    row_names: tuple[str, ...]  # every column of a row, in table order
+    record_values: Callable[[Record], tuple[Any, ...]]  # a record's values in ``names`` order
+    key_values: Callable[[Record], tuple[Any, ...]]  # a record's values of the key columns
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,7 @@ class Endpoint:
 
     def map_patent(self, patent: Mapping[str, Any], fetched_at: str) -> PatentRows:
         """Turn one per-patent object from ``data`` into flat rows, and what cannot be into rejects."""
-        pn, patent_id = _id_text(patent.get("pn")), _id_text(patent.get("patent_id"))
+        pn, patent_id = id_text(patent.get("pn")), id_text(patent.get("patent_id"))
         payload = patent.get(self.payload_key)
         try:
             items = list(self.to_items(payload))
@@ -109,28 +121,33 @@ class Endpoint:
         identity = patent_id if patent_id is not None else f"pn:{pn}"
         rows: list[Record] = []
         rejects: list[Reject] = []
+        names, name_set, row_names, record_values, key_values = self._row_plan
         for item in items:
             try:
                 record = self.to_record(item)
-                # Patent-level fields (P022's ``lang``) fill columns the record itself does not carry.
-                for name in self._record_column_names:
-                    if name not in record:
-                        record[name] = _text(patent, name)
+                if not name_set <= record.keys():
+                    # Patent-level fields (P022's ``lang``) fill columns the record does not carry.
+                    for name in names:
+                        if name not in record:
+                            record[name] = field_text(patent, name)
             except ValueError as err:
                 reason = f"{self.code} record of {pn or patent_id!r}: {err}"
                 rejects.append(Reject(self.code, pn, patent_id, reason, raw_json(item)))
                 continue
-            row: Record = {"record_key": record_key(identity, [record.get(k) for k in self.key_columns])}
-            row["pn"], row["patent_id"] = pn, patent_id
-            for name in self._record_column_names:
-                row[name] = record.get(name)
-            row["fetched_at"] = fetched_at
-            rows.append(row)
+            key = record_key(identity, key_values(record))
+            values = (key, pn, patent_id, *record_values(record), fetched_at)
+            rows.append(dict(zip(row_names, values, strict=True)))
         return PatentRows(rows, rejects)
 
     @cached_property
-    def _record_column_names(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.record_columns)
+    def _row_plan(self) -> _RowPlan:
+        names = tuple(column.name for column in self.record_columns)
+
+        def getter(fields: tuple[str, ...]) -> Callable[[Record], tuple[Any, ...]]:
+            get = itemgetter(*fields)
+            return get if len(fields) > 1 else lambda record: (get(record),)
+
+        return _RowPlan(names, frozenset(names), self.column_names, getter(names), getter(self.key_columns))
 
     def rows(self, patent: Mapping[str, Any], fetched_at: str) -> Iterator[Record]:
         """The rows of one per-patent object; ``ValueError`` naming the first reject if there is one."""
@@ -140,146 +157,10 @@ class Endpoint:
         yield from mapped.rows
 
 
-def _id_text(value: Any) -> str | None:
-    """An id that is not text or a number cannot identify anything: treat it as absent."""
-    return as_text(value) if isinstance(value, str | int | float) else None
-
-
-def record_key(patent_id: str | None, key_values: list[Any]) -> str:
-    text = "\x1f".join("" if value is None else str(value) for value in (patent_id, *key_values))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-# NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8 anywhere.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def clean_text(text: str) -> str:
-    """Drop NULs and replace lone surrogates with U+FFFD; text without them is returned as is."""
-    if _UNSTORABLE.search(text) is None:
-        return text
-    return _UNSTORABLE.sub(lambda match: "" if match.group() == "\x00" else "\ufffd", text)
-
-
-def as_text(value: Any) -> str | None:
-    """Codes such as ``seic_no`` 1.1 or ``award_session`` 2018 arrive as numbers or strings: keep text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return format(value, ".15g")
-    if isinstance(value, int):
-        return str(value)
-    raise ValueError(f"expected text, got a {type(value).__name__}: {raw_json(value)[:100]}")
-
-
-_SEPARATED_DATE = re.compile(r"(\d{4})[-/. ](\d{1,2})[-/. ](\d{1,2})")
-
-
-def as_date(value: Any) -> int | None:
-    """A YYYYMMDD integer from 20211207, "20211207", "2021-12-07" or "2021/12/07"; else ``ValueError``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"expected a YYYYMMDD date, got {value!r}")
-    text = str(value).strip()
-    if text.endswith(".0"):  # floats are parsed as text: 20211207.0
-        text = text[:-2]
-    separated = _SEPARATED_DATE.fullmatch(text)
-    if separated:
-        year, month, day = separated.groups()
-        text = f"{year}{int(month):02d}{int(day):02d}"
-    if not (len(text) == 8 and text.isascii() and text.isdigit()) or not (
-        1 <= int(text[4:6]) <= 12 and 1 <= int(text[6:]) <= 31
-    ):
-        raise ValueError(f"expected a YYYYMMDD date, got {value!r}")
-    return int(text)
-
-
-def _list_of_objects(payload: Any, what: str = "a list of objects") -> Iterator[Mapping[str, Any]]:
-    if payload is None:
-        return
-    if not isinstance(payload, list):
-        raise PayloadShapeError(f"expected {what}, got {_shape(payload)}")
-    for item in payload:
-        if not isinstance(item, Mapping):
-            raise PayloadShapeError(f"expected {what}, got a list holding {_shape(item)}")
-        yield item
-
-
-def _shape(value: Any) -> str:
-    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
-    kind = kinds.get(type(value), type(value).__name__)
-    return f"{kind} {raw_json(value)[:80]}"
-
-
-def _object(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: expected an object, got {_shape(value)}")
-    return value
-
-
-def _seic_record(item: Mapping[str, Any]) -> Record:
-    level1, level2 = _object(item.get("seic_lv1"), "seic_lv1"), _object(item.get("seic_lv2"), "seic_lv2")
-    return {
-        "seic_lv1_no": _text(level1, "seic_no", "seic_lv1_no"),
-        "seic_lv1_desc": _text(level1, "seic_desc", "seic_lv1_desc"),
-        "seic_lv2_no": _text(level2, "seic_no", "seic_lv2_no"),
-        "seic_lv2_desc": _text(level2, "seic_desc", "seic_lv2_desc"),
-    }
-
-
-def _text(item: Mapping[str, Any], name: str, column: str | None = None) -> str | None:
-    try:
-        return as_text(item.get(name))
-    except ValueError as err:
-        raise ValueError(f"{column or name}: {err}") from None
-
-
-def _date(item: Mapping[str, Any], name: str) -> int | None:
-    try:
-        return as_date(item.get(name))
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from None
-
-
-def _text_record(
-    names: tuple[str, ...], dates: tuple[str, ...] = ()
-) -> Callable[[Mapping[str, Any]], Record]:
-    def to_record(item: Mapping[str, Any]) -> Record:
-        record: Record = {name: _text(item, name) for name in names}
-        record.update((name, _date(item, name)) for name in dates)
-        return record
-
-    return to_record
-
-
-_INPADOC_FIELDS = ("event_code", "event_desc", "ref_country_code")
-_OFFICIAL_FIELDS = ("event_vol", "event_code", "event_desc", "event_others", "event_legal_status")
-_LEGAL_SOURCES = (("inpadoc", _INPADOC_FIELDS), ("official", _OFFICIAL_FIELDS))
-
-
-def _legal_items(payload: Any) -> Iterator[Mapping[str, Any]]:
-    if payload is None:
-        return
-    if not isinstance(payload, Mapping):
-        raise PayloadShapeError(
-            f"expected an object with inpadoc_legal_data and official_legal_data, got {_shape(payload)}"
-        )
-    for source, _ in _LEGAL_SOURCES:
-        for item in _list_of_objects(payload.get(f"{source}_legal_data"), f"{source}_legal_data as a list"):
-            yield {**item, "source": source}
-
-
-def _legal_record(item: Mapping[str, Any]) -> Record:
-    source = item["source"]
-    names = dict(_LEGAL_SOURCES)[source]
-    return {"source": source, **_text_record(names, ("event_date",))(item)}
+def record_key(patent_id: str | None, key_values: Sequence[Any]) -> str:
+    texts = ["" if patent_id is None else str(patent_id)]
+    texts += [value if type(value) is str else "" if value is None else str(value) for value in key_values]
+    return sha1("\x1f".join(texts).encode("utf-8")).hexdigest()
 
 
 def _text_columns(**descriptions: str) -> tuple[Column, ...]:
@@ -304,8 +185,8 @@ SEIC_CLASSIFICATION = Endpoint(
         ),
     ),
     key_columns=("lang", "seic_lv1_no", "seic_lv2_no"),
-    to_items=_list_of_objects,
-    to_record=_seic_record,
+    to_items=list_of_objects,
+    to_record=seic_record,
 )
 
 _AWARD_FIELDS = ("category", "award_name", "award_level", "award_session", "award_referrer")
@@ -323,8 +204,8 @@ AWARD = Endpoint(
         award_referrer="who nominated the patent",
     ),
     key_columns=("award_name", "award_session", "award_level"),
-    to_items=_list_of_objects,
-    to_record=_text_record(_AWARD_FIELDS),
+    to_items=list_of_objects,
+    to_record=text_record(_AWARD_FIELDS),
 )
 
 _CUSTOMS_TEXT = ("record_number", "record_status", "country", "product", "contact", "approval_opinion")
@@ -347,8 +228,8 @@ CUSTOMS_RECORD = Endpoint(
         Column("end_date", "BIGINT", "YYYYMMDD"),
     ),
     key_columns=("record_number", "country", "start_date"),
-    to_items=_list_of_objects,
-    to_record=_text_record(_CUSTOMS_TEXT, ("start_date", "end_date")),
+    to_items=list_of_objects,
+    to_record=text_record(_CUSTOMS_TEXT, ("start_date", "end_date")),
 )
 
 LEGAL_INFORMATION = Endpoint(
@@ -370,8 +251,8 @@ LEGAL_INFORMATION = Endpoint(
         ),
     ),
     key_columns=("source", "event_date", "event_code", "event_desc", "event_vol", "ref_country_code"),
-    to_items=_legal_items,
-    to_record=_legal_record,
+    to_items=legal_items,
+    to_record=legal_record,
 )
 
 ENDPOINTS: dict[str, Endpoint] = {

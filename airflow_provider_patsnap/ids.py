@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -10,6 +11,8 @@ from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 _SHOWN = 5
 _SEPARATORS = frozenset(",[]'\"")  # never in an id: a sign of a list rendered as text
+# Printable ASCII without space or a separator: an id that needs no character-by-character look
+_PLAIN_ASCII_ID = re.compile(r"[!#-&(-+\--Z\\^-~]+")
 
 
 class InvalidPatentIdsError(PatsnapInputError):
@@ -24,7 +27,9 @@ def _problem(value: Any) -> str | None:
     text = value.strip()
     if len(text) > MAX_ID_LENGTH:
         return f"{text[:20]!r}... is {len(text)} characters (at most {MAX_ID_LENGTH})"
-    if any(ch.isspace() or ch in _SEPARATORS or not ch.isprintable() for ch in text):
+    if _PLAIN_ASCII_ID.fullmatch(text) is None and any(  # the regex is the same rule for ASCII
+        ch.isspace() or ch in _SEPARATORS or not ch.isprintable() for ch in text
+    ):
         return f"{text!r} contains whitespace, a comma, a bracket, a quote or a control character"
     return None
 
@@ -79,9 +84,13 @@ def chunked(ids: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:
         yield ids[start : start + size]
 
 
+# ``\w`` is exactly ``str.isalnum()`` plus the underscore, for every character
+_NOT_KEY = re.compile(r"[^\w-]|_")
+
+
 def match_key(value: str | None) -> str:
-    """PatSnap may echo a number in another case or spacing: compare on letters and digits only."""
-    return "".join(ch for ch in (value or "").upper() if ch.isalnum() or ch == "-")
+    """PatSnap may echo a number in another case or spacing: compare on letters, digits and ``-`` only."""
+    return _NOT_KEY.sub("", value.upper()) if value else ""
 
 
 class PatentMatch(NamedTuple):
@@ -100,7 +109,8 @@ def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdK
     Comparison uses :func:`match_key`, so an id echoed in another case still matches.
     """
     field_name = "patent_id" if id_kind == "patent_id" else "pn"
-    wanted = {match_key(value) for value in requested}
+    requested_keys = [match_key(value) for value in requested]
+    wanted = set(requested_keys)
     found: dict[str, Mapping[str, Any]] = {}
     unmatched: list[Any] = []
     unrequested: list[Mapping[str, Any]] = []
@@ -116,5 +126,5 @@ def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdK
             duplicates += 1
         else:
             found[key] = patent
-    missing = [value for value in requested if match_key(value) not in found]
+    missing = [value for value, key in zip(requested, requested_keys, strict=True) if key not in found]
     return PatentMatch(list(found.values()), missing, unmatched, unrequested, duplicates)

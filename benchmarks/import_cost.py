@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import airflow_env, dump_json, print_check
 
-TARGET_MS = 50.0
+TARGET_MS = 15.0
 MODULE = "airflow_provider_patsnap.operators.patsnap"
 
 PROBE = f"""

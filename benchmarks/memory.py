@@ -4,7 +4,8 @@ The driver starts the sandbox (its own process) and then a fresh Python process 
 ``PatsnapLegalInformationOperator(...).execute(context={})`` over ``--patents`` patent numbers into a
 SQLite file. That child reports its peak RSS (``getrusage().ru_maxrss``) and samples its current RSS
 twice a second, so the printout shows whether memory is flat (it should be: rows are written batch by
-batch and at most ``2 x concurrency`` batches are in flight) and not only how high it peaked.
+batch, and no new call starts while 32 fetched batches wait to be written) and not only how high it
+peaked.
 
 Speed is not the point here, so the sandbox runs fast (``--latency 0.05 --qps 200`` by default).
 

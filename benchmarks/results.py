@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import machine
 
+Check = tuple[str, str, str, bool | None]
+
 
 def load(directory: Path, name: str) -> dict[str, Any] | None:
     path = directory / f"{name}.json"
@@ -21,78 +23,162 @@ def load(directory: Path, name: str) -> dict[str, Any] | None:
 
 
 def verdict(ok: bool | None) -> str:
-    return "n/a (did not run)" if ok is None else ("**pass**" if ok else "**FAIL**")
+    return "n/a" if ok is None else ("**pass**" if ok else "**FAIL**")
+
+
+def throughput_section(data: dict[str, Any]) -> tuple[list[str], list[Check]]:
+    runs = data["runs"]
+    naive = {run["latency"]: run for run in runs if run["client"] == "naive"}
+    lines = [
+        "## Throughput at the vendor's latency",
+        "",
+        "Steady-state rate (patents completed between the 10 % and 90 % marks) ÷ the physical limit "
+        "`qps × 100` patents/s. Default settings: the connection says only `qps`. P026, about "
+        f"{data['settings']['send_seconds']:g} s of calls per run; the naive loop makes "
+        f"{data['settings']['naive_calls']} calls once per latency, and its ratio is its rate over each "
+        "QPS's limit. Client CPU per patent over the same window (process CPU, all threads).",
+        "",
+        "| latency (s) | QPS | provider | asyncio reference | naive loop | provider concurrency | "
+        "CPU µs/patent: provider / asyncio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    checks: list[Check] = []
+    for latency in data["settings"]["latency"]:
+        for qps in data["settings"]["qps"]:
+            found = {r["client"]: r for r in runs if r["latency"] == latency and r["qps"] == qps}
+            provider, reference = found["provider"], found["asyncio"]
+            slow = naive.get(latency)
+            naive_ratio = slow["steady_patents_per_s"] / (qps * 100) if slow else None
+            lines.append(
+                f"| {latency} | {qps:g} | **{provider['steady_ratio']:.3f}** | {reference['steady_ratio']:.3f} | "
+                f"{'–' if naive_ratio is None else f'{naive_ratio:.3f}'} | {provider['concurrency']} | "
+                f"{provider['cpu_us_per_patent_window']} / {reference['cpu_us_per_patent_window']} |"
+            )
+            checks.append(
+                (
+                    f"throughput, provider, latency {latency} s, QPS {qps:g}",
+                    f"**{provider['steady_ratio']:.3f}** of the limit in steady state "
+                    f"({provider['patents']:,} patents in {provider['seconds']} s; asyncio reference "
+                    f"{reference['steady_ratio']:.3f})",
+                    ">= 0.95",
+                    provider["steady_ratio"] >= 0.95,
+                )
+            )
+            if qps == 50 and latency == "5":
+                checks.append(
+                    (
+                        "fetch CPU at QPS 50, latency 5 s",
+                        f"**{provider['cpu_us_per_patent_window']} µs/patent** in steady state "
+                        f"({provider['cpu_us_per_patent_run']} over the whole run, ramp-up included); "
+                        f"asyncio reference {reference['cpu_us_per_patent_window']}",
+                        "<= 30 µs",
+                        provider["cpu_us_per_patent_window"] <= 30.0,
+                    )
+                )
+    return [*lines, ""], checks
+
+
+def cpu_section(data: dict[str, Any]) -> tuple[list[str], list[Check]]:
+    lines = [
+        "## Client CPU per patent",
+        "",
+        f"{data['settings']['patents']:,} patents of P026 (legal events, about 3 rows a patent), sandbox "
+        "latency 0 and no QPS limit, sandbox in its own process: the client's process CPU (user + system, "
+        "every thread) per patent. Top entries of a profiled pass (own time per patent; cProfile inflates "
+        "them and counts waits on I/O, so they rank, they do not add up).",
+        "",
+    ]
+    checks: list[Check] = []
+    for name, title in (
+        ("fetch", "fetch (`PatsnapHook.lookup`)"),
+        ("sqlite", "end to end into SQLite"),
+        ("postgres", "end to end into PostgreSQL"),
+        ("ndjson", "end to end into NDJSON files"),
+    ):
+        if name not in data:
+            continue
+        figures = data[name]
+        lines += [
+            f"- **{title}: {figures['us_per_patent']} µs/patent** (target <= {figures['target_us']:g}); "
+            "top entries:",
+            "",
+            "  ```",
+            *(f"  {entry}" for entry in figures["top"]),
+            "  ```",
+        ]
+        checks.append(
+            (
+                f"CPU per patent, {title}",
+                f"**{figures['us_per_patent']} µs** ({figures['cpu_s']} s CPU for {figures['patents']:,} patents)",
+                f"<= {figures['target_us']:g} µs",
+                figures["ok"],
+            )
+        )
+    return [*lines, ""], checks
+
+
+def sql_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "## SQL write paths",
+        "",
+        f"{data['rows']:,} generated P026 rows written in batches of 600, then the same rows again (a rerun's "
+        "upsert); rows/s (`benchmarks/sql_write_paths.py`).",
+        "",
+        "| database | path | new rows/s | rerun rows/s |",
+        "|---|---|---|---|",
+    ]
+    for conn_id, title in (("bench_pg", "PostgreSQL"), ("bench_sqlite", "SQLite")):
+        figures = data.get(f"{conn_id}_rows_per_s")
+        if not figures:
+            continue
+        for path, label in (("insert_rows", "`hook.insert_rows` per batch"), ("sqlsink", "`SqlSink`")):
+            rate = figures[path]
+            lines.append(f"| {title} | {label} | {rate['insert']:,.0f} | {rate['rerun']:,.0f} |")
+    return [*lines, ""]
 
 
 def render(directory: Path, seconds: int) -> tuple[str, bool]:
     info = machine()
-    throughput, memory, imports = (load(directory, name) for name in ("throughput", "memory", "import"))
-    rows: list[tuple[str, str, str, bool | None]] = []
-    settings = ""
+    throughput, cpu, sql, memory, imports = (
+        load(directory, name) for name in ("throughput", "cpu", "sql", "memory", "import")
+    )
+    checks: list[Check] = []
+    sections: list[str] = []
     if throughput:
-        s, h, o, b = (throughput[key] for key in ("settings", "hook", "operator", "baseline"))
-        settings = (
-            f"sandbox latency **{s['latency_s']:g} s** per call, QPS limit **{s['qps']:g}** (the connection's "
-            f"`qps` extra set to the same), 100 patents per call, so the physical limit is "
-            f"**{s['limit_patents_per_s']:g} patents/s**. The sandbox ran in {'its own process (the CLI)' if s['sandbox'] == 'process' else 'the benchmark process'}."
-        )
-        rows += [
-            (
-                "throughput, `PatsnapHook.lookup`",
-                f"{h['patents']:,} patents in {h['seconds']} s = {h['patents_per_s']:,} patents/s = "
-                f"**{h['ratio_to_limit']:.3f}** of the limit ({h['calls']} calls, {h['retries']} retries, "
-                f"concurrency {h['concurrency']})",
-                ">= 0.9 of the limit",
-                throughput["ok"]["hook"],
-            ),
-            (
-                f"throughput, `{o['class']}` into SQLite",
-                f"{o['patents']:,} patents, {o['rows']:,} rows in {o['seconds']} s = {o['patents_per_s']:,} "
-                f"patents/s = **{o['ratio_to_limit']:.3f}** of the limit",
-                ">= 0.9 of the limit",
-                throughput["ok"]["operator"],
-            ),
-            (
-                "baseline: naive sequential loop with `requests`",
-                f"{b['patents']:,} patents in {b['seconds']} s = {b['patents_per_s']:,} patents/s; ours is "
-                f"**{throughput['speedup_hook']:.2f}x** (hook) / **{throughput['speedup_operator']:.2f}x** "
-                f"(operator) faster; ceiling {b['ceiling_ratio']:g}x",
-                ">= 8x",
-                throughput["ok"]["baseline"],
-            ),
-        ]
-        cpu = (
-            f"CPU during the hook run: ours {h['client_cpu_s']} s, sandbox {h['sandbox_cpu_s']} s; "
-            f"during the operator run: ours {o['client_cpu_s']} s, sandbox {o['sandbox_cpu_s']} s "
-            f"(of {o['seconds']} s wall time)."
-        )
-    else:
-        cpu = ""
+        text, found = throughput_section(throughput)
+        sections += text
+        checks += found
+    if cpu:
+        text, found = cpu_section(cpu)
+        sections += text
+        checks += found
+    if sql:
+        sections += sql_section(sql)
     if memory:
-        rows.append(
+        checks.append(
             (
-                "peak RSS streaming into SQLite",
-                f"**{memory['peak_rss_mb']} MB** for {memory['patents']:,} patents ({memory['rows']:,} rows, "
-                f"{memory['seconds']} s at latency {memory['latency_s']:g} s / QPS {memory['qps']:g}); "
-                f"{memory['rss_before_run_mb']} MB before the run, {memory['rss_at_25pct_mb']} MB at 25 %, "
-                f"growth after that {memory['growth_after_25pct_mb']:+} MB",
+                f"peak RSS streaming {memory['patents']:,} patents into SQLite",
+                f"**{memory['peak_rss_mb']} MB** ({memory['rows']:,} rows, {memory['seconds']} s at latency "
+                f"{memory['latency_s']:g} s / QPS {memory['qps']:g}); {memory['rss_before_run_mb']} MB before the "
+                f"run, {memory['rss_at_25pct_mb']} MB at 25 %, growth after that "
+                f"{memory['growth_after_25pct_mb']:+} MB",
                 f"< {memory['target_mb']:g} MB, flat",
                 memory["ok"],
             )
         )
     if imports:
-        rows.append(
+        checks.append(
             (
                 "import cost of `airflow_provider_patsnap.operators.patsnap`",
                 f"**+{imports['extra_ms']} ms** over `import airflow` (best of {imports['runs']} fresh "
                 f"interpreters; median {imports['extra_median_ms']} ms; `import airflow` itself "
                 f"{imports['import_airflow_ms']:.0f} ms); +{imports['extra_over_dag_import_ms']} ms over a DAG "
                 "file's own `from airflow.sdk import DAG`",
-                f"< {imports['target_ms']:g} ms",
+                f"<= {imports['target_ms']:g} ms",
                 imports["ok"],
             )
         )
-    all_ok = bool(rows) and all(ok for *_, ok in rows)
+    all_ok = bool(checks) and all(ok is not False for *_, ok in checks)
     lines = [
         "# Benchmark results",
         "",
@@ -100,31 +186,31 @@ def render(directory: Path, seconds: int) -> tuple[str, bool]:
         f"{seconds} s. Overall: {verdict(all_ok)}.",
         "",
         f"Machine: {info['cores']} cores ({info['cpu']}), {info['ram_gb']} GB RAM, {info['os']}; Python "
-        f"{info['python']}; Airflow {info['airflow']}.",
+        f"{info['python']}; Airflow {info['airflow']}. The cores are shared with other work (load average "
+        f"over the last 15 minutes when this was written: {os.getloadavg()[2]:.1f}), so CPU figures vary by "
+        "up to 40 % from run to run of the same code; the throughput ratios do not.",
         "",
-        f"Settings: {settings}" if settings else "",
+        "Everything runs over loopback against the sandbox (`python -m airflow_provider_patsnap.sandbox`) in "
+        "its own process, so its CPU is not charged to the client.",
         "",
-        "| benchmark | measured | target | result |",
+        "| goal | measured | target | result |",
         "|---|---|---|---|",
-        *(f"| {name} | {figures} | {target} | {verdict(ok)} |" for name, figures, target, ok in rows),
+        *(f"| {name} | {figures} | {target} | {verdict(ok)} |" for name, figures, target, ok in checks),
         "",
+        *sections,
         "## Notes",
         "",
-        "- Everything runs over loopback against the sandbox (`python -m airflow_provider_patsnap.sandbox`), "
-        "with latency injected per call: the vendor's is 5 s normal, 10 s max, scaled down here to keep the "
-        "runs short. With latency L and QPS Q the naive loop cannot beat 100/L patents/s and nobody can "
-        "beat 100 x Q, so the best possible speed-up is Q x L.",
-        "- What keeps the ratio below 1.0: the limiter spaces calls 1/qps apart, so N calls take "
-        "(N - 1)/qps s to send plus one latency for the last answer; for 200 calls at QPS 10 and 1 s latency "
-        "that is 20.9 s, a ceiling of 0.957.",
-        f"- {cpu} The sandbox runs in its own process so that its CPU (JSON encoding, HTTP parsing) is not "
-        "charged to the client being measured; `python benchmarks/throughput.py --sandbox in-process` runs "
-        "it in the benchmark's process instead, for comparison. At the default settings the sandbox needs a "
-        "few percent of one core (the CPU figures above), so either way gives the same ratios within 0.01.",
-        "- The memory run uses a fast sandbox (speed is not what it measures) and "
-        "`PatsnapLegalInformationOperator`, the endpoint with the most rows per patent.",
-        "- Reproduce: `make bench`; other settings: `LATENCY=0.5 QPS=20 PATENTS=50000 make bench`. "
-        "The fault-injection soak is `make soak` (see docs/performance.md).",
+        "- A steady-state ratio a little above 1.000 is real, not an error: with latencies drawn between 5 and "
+        "10 s, answers come back out of order, and the 10 %–90 % window can catch a stretch where they "
+        "bunch; over the whole run nobody beats the limit.",
+        "- The asyncio reference is benchmarks/reference_client.py: standard-library asyncio streams, keep-alive "
+        "HTTP/1.1, calls 1/qps apart, the same `json.loads` on every body, and nothing else (no retries, "
+        "deadline, token renewal or scrubbing). It is a floor for CPU, not a product; its CPU per patent is "
+        "its whole run's, which has no ramp-up to speak of.",
+        "- The naive loop is a token and then one `requests.get` after another: 100 patents per latency.",
+        "",
+        "Reproduce: `make bench` (QPS 10 and 50); `make bench-full` adds QPS 20 and 100. The fault-injection "
+        "soak is `make soak` (see docs/performance.md).",
         "",
     ]
     return "\n".join(lines), all_ok
@@ -132,7 +218,7 @@ def render(directory: Path, seconds: int) -> tuple[str, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dir", required=True, help="directory holding throughput/memory/import .json")
+    parser.add_argument("--dir", required=True, help="directory holding the benchmarks' .json files")
     parser.add_argument("--seconds", type=int, default=0, help="how long the whole run took")
     parser.add_argument("--output", default="benchmarks/RESULTS.md")
     args = parser.parse_args()

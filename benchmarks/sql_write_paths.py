@@ -150,6 +150,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--json", help="write the rows/s of each path and phase to this JSON file")
     args = parser.parse_args()
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="patsnap-bench-home-"))
     rows = generated_rows(args.rows)
@@ -158,15 +159,19 @@ def main() -> None:
         os.environ["AIRFLOW_CONN_BENCH_SQLITE"] = json.dumps(
             {"conn_type": "sqlite", "host": f"{folder}/bench.db"}
         )
-        results = {}
+        results: dict[str, Any] = {"rows": args.rows}
         for conn_id in ("bench_pg", "bench_sqlite"):
             old = measure("insert_rows", old_insert_rows, conn_id, rows)
             new = measure("sqlsink", sql_sink, conn_id, rows)
             results[conn_id] = {phase: new[phase] / old[phase] for phase in old}
+            results[f"{conn_id}_rows_per_s"] = {"insert_rows": old, "sqlsink": new}
             print(
                 f"{conn_id}: SqlSink / insert_rows = "
                 + ", ".join(f"{k} {v:.1f}x" for k, v in results[conn_id].items())
             )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import requests
 
 from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
+from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._deadline import deadline
 from airflow_provider_patsnap.hooks._envelope import int_or_none
-from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Cancellation
+from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT
 
 
 def _is_private(host: str) -> bool:

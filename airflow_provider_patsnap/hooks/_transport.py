@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,20 +24,23 @@ from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import (
     TOKEN_CODES,
     PatsnapAuthError,
-    PatsnapCancelledError,
     PatsnapError,
     PatsnapRateLimitError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.hooks._deadline import DeadlineAdapter, deadline, remaining
 from airflow_provider_patsnap.hooks._envelope import error_from_response, parse_body, parse_token_response
 from airflow_provider_patsnap.hooks._scrub import Scrubber
+from airflow_provider_patsnap.hooks._session import EnvironmentOnceSession
 
 Clock = Callable[[], float]
 TOKEN_PATH = "/oauth/token"
 TOKEN_REFRESH_MARGIN = 60.0
 CONNECT_TIMEOUT = 10.0
 MAX_RETRY_WAIT = 60.0
+#: After refusals for going too fast, calls are spaced at most this many times ``1/qps`` apart.
+MAX_SLOWDOWN = 4.0
 #: After a failed token request, every thread waiting for a token gets that failure for this long.
 TOKEN_FAILURE_BACKOFF = 2.0
 USER_AGENT = f"airflow-provider-patsnap/{__version__} requests/{requests.__version__}"
@@ -47,65 +48,7 @@ USER_AGENT = f"airflow-provider-patsnap/{__version__} requests/{requests.__versi
 log = logging.getLogger(__name__)
 
 
-class SystemClock:
-    """Real time. Tests install a fake one with :func:`reset_shared_state` so waits cost nothing."""
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        """Wait up to ``seconds`` for ``event``; True when it was set."""
-        return event.wait(seconds)
-
-
 _clock: Any = SystemClock()
-
-
-class Cancellation:
-    """Set once the task is being killed: no new call starts and every wait ends at once."""
-
-    def __init__(self, clock: Any) -> None:
-        self._event = threading.Event()
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-
-    def watch(self, sock: socket.socket) -> None:
-        """Remember a socket a call uses, to shut it down on :meth:`cancel` (at once if that came first:
-        a call that passed :meth:`check` just before the cancel sends nothing more)."""
-        with self._lock:
-            self._sockets.add(sock)
-        if self._event.is_set():
-            self._shut(sock)
-
-    @staticmethod
-    def _shut(sock: socket.socket) -> None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
-
-    def cancel(self) -> None:
-        """No new call or wait; calls in flight end now (their sockets are shut down under them)."""
-        self._event.set()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._shut(sock)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise PatsnapCancelledError("the task was stopped: no further PatSnap call is made")
-
-    def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` unless cancelled first (then raise)."""
-        if seconds > 0:
-            self._clock.wait(self._event, seconds)
-        self.check()
 
 
 class RateLimiter:
@@ -117,7 +60,7 @@ class RateLimiter:
 
     def __init__(self, qps: float, clock: Clock | None = None) -> None:
         clock = clock or _clock.monotonic
-        self.interval = 1.0 / qps if qps > 0 else 0.0
+        self.interval = self.base_interval = 1.0 / qps if qps > 0 else 0.0
         self._clock = clock
         self._next_slot = 0.0
         self._lock = threading.Lock()
@@ -141,6 +84,21 @@ class RateLimiter:
         """PatSnap said "too fast": hold every thread's next call, not only the one that was told."""
         with self._lock:
             self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def slow_down(self) -> None:
+        """PatSnap said "too fast" at this spacing: widen it, up to :data:`MAX_SLOWDOWN` times ``1/qps``.
+
+        Without it a client whose ``qps`` is above its quota keeps getting every other call refused, and
+        a retry can keep landing on a refused beat until its retries run out.
+        """
+        with self._lock:
+            self.interval = min(self.interval * 1.5, self.base_interval * MAX_SLOWDOWN)
+
+    def speed_up(self) -> None:
+        """A call passed: narrow a widened spacing a little, back towards ``1/qps``."""
+        if self.interval > self.base_interval:
+            with self._lock:
+                self.interval = max(self.base_interval, self.interval * 0.98)
 
 
 @dataclass
@@ -224,7 +182,8 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
 
 
 class PatsnapAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer`` and the ``apikey`` query value: a cached token, or the sk- key."""
+    """Adds ``Authorization: Bearer``: a cached token, or the sk- key (:meth:`Transport.call` adds the
+    ``apikey`` query value, with the other parameters, so the long URL is encoded once)."""
 
     def __init__(
         self, settings: ConnectionSettings, tokens: TokenCache, fetch: Callable[[], tuple[str, float]]
@@ -237,7 +196,6 @@ class PatsnapAuth(requests.auth.AuthBase):
         return self.settings.api_key or self.tokens.get(self.fetch)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.prepare_url(request.url, {"apikey": self.settings.apikey})
         request.headers["Authorization"] = f"Bearer {self.bearer()}"
         return request
 
@@ -287,7 +245,7 @@ class Transport:
 
     def new_session(self, pool_size: int = 4) -> requests.Session:
         """A session with our TLS, proxy, User-Agent and deadline settings, and no credentials."""
-        session = requests.Session()
+        session = EnvironmentOnceSession()
         session.headers["User-Agent"] = USER_AGENT
         session.verify = self.settings.verify
         if self.settings.proxies:
@@ -363,10 +321,17 @@ class Transport:
         self.log.info("Fetched a PatSnap access token valid for %.0f s", ttl)
         return token, ttl
 
-    def call_once(self, method: str, path: str, description: str, **kwargs: Any) -> Any:
-        """One call, repeated once with a new token when PatSnap rejects the token."""
+    def call_once(
+        self, method: str, path: str, description: str, *, slot_taken: bool = False, **kwargs: Any
+    ) -> Any:
+        """One call, repeated once with a new token when PatSnap rejects the token.
+
+        ``slot_taken``: the caller already waited for this call's rate-limit slot (a token renewal
+        still takes its own).
+        """
         for renewed in (False, True):
-            self.rate_limiter.acquire(self.cancellation.sleep)
+            if renewed or not slot_taken:
+                self.rate_limiter.acquire(self.cancellation.sleep)
             self.stats.add("calls")
             response = self.send(
                 method, f"{self.settings.base_url}{path}", description, auth=self.auth, **kwargs
@@ -374,6 +339,7 @@ class Transport:
             body = parse_body(response.content)
             envelope = body.value if isinstance(body.value, Mapping) else None
             if envelope is not None and envelope.get("status") is True and response.ok:
+                self.rate_limiter.speed_up()
                 return envelope.get("data")
             error = error_from_response(response, body, description, self.scrubber)
             token_error = isinstance(error, PatsnapAuthError) and (
@@ -390,6 +356,7 @@ class Transport:
         sleep = state.next_action.sleep if state.next_action else 0.0
         if isinstance(error, PatsnapRateLimitError):
             self.rate_limiter.pause(sleep)
+            self.rate_limiter.slow_down()
         self.log.warning(
             "Retrying in %.1f s (attempt %d of %d): %s",
             sleep,
@@ -399,9 +366,19 @@ class Transport:
         )
 
     def call(
-        self, method: str, path: str, description: str, *, idempotent: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        idempotent: bool = True,
+        slot_taken: bool = False,
+        **kwargs: Any,
     ) -> Any:
-        """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``)."""
+        """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``).
+
+        ``slot_taken``: the first attempt's rate-limit slot was already waited for; retries take their own.
+        """
         retryable = PatsnapTransientError if idempotent else PatsnapRateLimitError
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, retryable)),
@@ -411,4 +388,12 @@ class Transport:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        return retrying(self.call_once, method, path, description, **kwargs)
+        kwargs["params"] = {**(kwargs.get("params") or {}), "apikey": self.settings.apikey}
+        first_slot_taken = slot_taken
+
+        def attempt() -> Any:
+            nonlocal first_slot_taken
+            taken, first_slot_taken = first_slot_taken, False
+            return self.call_once(method, path, description, slot_taken=taken, **kwargs)
+
+        return retrying(attempt)

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import islice
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
 from airflow_provider_patsnap.connection import (
     CONN_FIELDS,
+    DEFAULT_CONN_ID,
+    MAX_VENDOR_LATENCY,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     ConnectionSettingsError,
+    default_concurrency,
     parse_connection,
 )
-from airflow_provider_patsnap.endpoints import AWARD, Endpoint, IdKind
+from airflow_provider_patsnap.endpoints import AWARD, MAX_BATCH, Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import (
     PatsnapAuthError,
     PatsnapError,
@@ -26,10 +27,14 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
     PatsnapTransientError,
 )
-from airflow_provider_patsnap.hooks._download import stream_download
-from airflow_provider_patsnap.hooks._transport import CallStats, Transport
+from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
 from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
+
+if (
+    TYPE_CHECKING
+):  # the HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file
+    from airflow_provider_patsnap.hooks._transport import CallStats, Transport
 
 CONNECTION_TYPE = "patsnap"
 
@@ -61,7 +66,7 @@ class PatsnapHook(BaseHook):
     """
 
     conn_name_attr = "patsnap_conn_id"
-    default_conn_name = "patsnap_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONNECTION_TYPE
     hook_name = "PatSnap"
 
@@ -126,6 +131,8 @@ class PatsnapHook(BaseHook):
 
     @cached_property
     def transport(self) -> Transport:
+        from airflow_provider_patsnap.hooks._transport import Transport
+
         return Transport(self.settings, self.log)
 
     @property
@@ -184,14 +191,24 @@ class PatsnapHook(BaseHook):
     # --- data endpoints ------------------------------------------------------------------------------
 
     def fetch_batch(
-        self, endpoint: Endpoint, ids: list[str], id_kind: IdKind, params: Mapping[str, Any] | None = None
+        self,
+        endpoint: Endpoint,
+        ids: list[str],
+        id_kind: IdKind,
+        params: Mapping[str, Any] | None = None,
+        *,
+        slot_taken: bool = False,
     ) -> BatchResult:
-        """Fetch one batch of at most 100 (already validated) ids from a data endpoint."""
-        data = self.call(
+        """Fetch one batch of at most 100 (already validated) ids from a data endpoint.
+
+        ``slot_taken``: the caller already waited for the first attempt's rate-limit slot.
+        """
+        data = self.transport.call(
             endpoint.method,
             endpoint.path,
+            f"{endpoint.code} {endpoint.title} for {len(ids)} {id_kind}(s) starting {ids[0]!r}",
             params={**(params or {}), id_kind: ",".join(ids)},
-            description=f"{endpoint.code} {endpoint.title} for {len(ids)} {id_kind}(s) starting {ids[0]!r}",
+            slot_taken=slot_taken,
         )
         if not isinstance(data, list | None) or not all(isinstance(item, dict) for item in data or ()):
             raise PatsnapFailFastError(
@@ -214,9 +231,11 @@ class PatsnapHook(BaseHook):
     ) -> Iterator[BatchResult]:
         """Fetch any number of ids in batches of at most 100, concurrently within the rate limit.
 
-        Results are yielded as batches complete, so memory stays flat. If a batch fails for good, the
-        batches already in flight are still yielded, no new ones start, and the error is raised naming
-        how many ids were not fetched.
+        Up to the connection's ``concurrency`` calls are in flight, each started at its rate-limit slot.
+        Results are yielded as batches complete; no new call starts while 32 results wait for the caller,
+        so memory stays flat. If a batch fails for good, or :meth:`cancel` is called, the batches already
+        in flight are still yielded, no new ones start, and the error is raised naming how many ids were
+        not fetched.
 
         :param endpoint: An entry of :data:`~airflow_provider_patsnap.endpoints.ENDPOINTS`.
         :param ids: Patent ids or numbers, as a list or a comma-separated string.
@@ -227,43 +246,46 @@ class PatsnapHook(BaseHook):
             on ``ids`` (the operators do, before any call): skip doing it twice.
         """
         unique = list(ids) if validated else normalise_ids(ids, id_kind)
-        batches = chunked(unique, batch_size)
-        concurrency = self.settings.concurrency
-        window = concurrency * 2  # bounded, so millions of ids never sit in the queue
-        self.transport  # noqa: B018 - create it here, not racing in the worker threads
-        executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"patsnap-{endpoint.code}")
-        pending: dict[Future[BatchResult], list[str]] = {}
+        transport = self.transport  # created here, not racing in the worker threads
+        self._warn_if_concurrency_binds()
 
-        def submit(batch: list[str]) -> None:
-            pending[executor.submit(self.fetch_batch, endpoint, batch, id_kind, params)] = batch
+        def fetch(batch: list[str]) -> BatchResult:
+            return self.fetch_batch(endpoint, batch, id_kind, params, slot_taken=True)
 
-        failure: BaseException | None = None
-        failed_ids = 0
-        try:
-            for batch in islice(batches, window):
-                submit(batch)
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    batch = pending.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        failure = failure or error
-                        failed_ids += len(batch)
-                        continue
-                    yield future.result()
-                    next_batch = None if failure else next(batches, None)
-                    if next_batch:
-                        submit(next_batch)
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-        if failure is not None:
-            not_fetched = failed_ids + sum(len(batch) for batch in batches)
-            failure.add_note(
-                f"{not_fetched} of {len(unique)} id(s) were not fetched; the batches fetched before were "
-                "handed to the destination, and a rerun is safe (writes are idempotent)"
+        def stopped(stop: PipelineStopped) -> None:
+            stop.error.add_note(
+                f"{stop.not_fetched} of {len(unique)} id(s) were not fetched; the batches fetched before "
+                "were handed to the destination, and a rerun is safe (writes are idempotent)"
             )
-            raise failure
+            raise stop.error
+
+        yield from paced_map(
+            chunked(unique, batch_size),
+            fetch,
+            concurrency=self.settings.concurrency,
+            reserve_slot=transport.rate_limiter.reserve,
+            clock=transport.clock,
+            cancellation=transport.cancellation,
+            name=f"patsnap-{endpoint.code}-",
+            on_stop=stopped,
+        )
+
+    def _warn_if_concurrency_binds(self) -> None:
+        """Say so when ``concurrency`` calls in flight cannot carry ``qps`` at the vendor's worst latency."""
+        settings = self.settings
+        allowed = settings.concurrency / MAX_VENDOR_LATENCY
+        if settings.qps <= 0 or allowed >= settings.qps:
+            return
+        self.log.warning(
+            "concurrency=%d allows at most %.1f calls/s (%.0f patents/s) when PatSnap takes %g s a call, "
+            "below qps=%g; raise the connection's concurrency extra to %d to use the whole QPS",
+            settings.concurrency,
+            allowed,
+            allowed * MAX_BATCH,
+            MAX_VENDOR_LATENCY,
+            settings.qps,
+            default_concurrency(settings.qps),
+        )
 
     # --- value report (R002) -------------------------------------------------------------------------
 
@@ -337,6 +359,8 @@ class PatsnapHook(BaseHook):
         The link lives on another host: no PatSnap credential travels there, and each chunk must arrive
         within the connection's timeout.
         """
+        from airflow_provider_patsnap.hooks._download import stream_download
+
         with self.transport.new_session() as bare:
             transport = self.transport
             return stream_download(

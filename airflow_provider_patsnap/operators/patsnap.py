@@ -12,21 +12,18 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
+from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
 from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint, IdKind, Record, Reject, raw_json
 from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
-from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.ids import InvalidPatentIdsError, PatentMatch, normalise_ids
-from airflow_provider_patsnap.sinks import (
-    ObjectStorageSink,
-    Sink,
-    SqlSink,
-    XComSink,
-    check_table_name,
-    output_file,
-)
+from airflow_provider_patsnap.sinks.base import Sink, XComSink
+from airflow_provider_patsnap.sinks.names import check_table_name, output_file
+
+if TYPE_CHECKING:  # the hook (and the HTTP stack under it) and the SQL/file sinks load at run time
+    pass
 
 MISSING_SHOWN = 10
 REJECTS_SHOWN = 5
@@ -95,7 +92,7 @@ class PatsnapBatchOperator(BaseOperator):
         *,
         patent_numbers: Any = None,
         patent_ids: Any = None,
-        patsnap_conn_id: str = PatsnapHook.default_conn_name,
+        patsnap_conn_id: str = DEFAULT_CONN_ID,
         sql_conn_id: str | None = None,
         table: str | None = None,
         output_path: str | None = None,
@@ -183,6 +180,8 @@ class PatsnapBatchOperator(BaseOperator):
 
     def open_sink(self, context: Context) -> Sink:
         if self.sql_conn_id:
+            from airflow_provider_patsnap.sinks.sql import SqlSink
+
             return SqlSink(
                 self.sql_conn_id,
                 self.table or self.endpoint.default_table,
@@ -197,6 +196,8 @@ class PatsnapBatchOperator(BaseOperator):
                 str(context.get("run_id") or "run"),
                 getattr(ti, "map_index", -1) if ti is not None else -1,
             )
+            from airflow_provider_patsnap.sinks.files import ObjectStorageSink
+
             return ObjectStorageSink(path)
         return XComSink(self.xcom_row_limit)
 
@@ -207,6 +208,8 @@ class PatsnapBatchOperator(BaseOperator):
             raise
         except ValueError as err:  # a retry would fail the same way: fail without retrying
             raise PatsnapInputError(str(err)) from None
+        from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
         tally = _Tally()
         with self.open_sink(context) as sink:  # opened (and a table checked) before any paid call

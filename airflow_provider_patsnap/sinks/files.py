@@ -12,6 +12,8 @@ from airflow_provider_patsnap.endpoints import Record, Reject
 from airflow_provider_patsnap.sinks.base import Sink, reject_row, utc_now
 from airflow_provider_patsnap.sinks.names import rejects_file
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
 
 class _StagedFile:
     """A file written under a temporary name and moved into place only when the run succeeds."""
@@ -25,7 +27,8 @@ class _StagedFile:
         self._file: Any = self._temp.open("w", encoding="utf-8")
 
     def write(self, records: Sequence[Record]) -> None:
-        self._file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        if records:  # one write per batch; the encoder json.dumps(..., ensure_ascii=False) would build
+            self._file.write("\n".join(map(_ENCODER.encode, records)) + "\n")
 
     def close(self, ok: bool) -> None:
         self._file.close()

@@ -316,7 +316,7 @@ def test_connection_without_credentials_is_rejected_clearly(monkeypatch: pytest.
         ({"qps": "nan"}, "'qps' must be finite, got 'nan'"),
         ({"timeout": "inf"}, "'timeout' must be finite, got 'inf'"),
         ({"max_retries": 2.5}, "'max_retries' must be a whole number, got 2.5"),
-        ({"concurrency": 100_000}, "'concurrency' must be >= 1 and <= 1024, got 100000"),
+        ({"concurrency": 100_000}, "'concurrency' must be >= 1 and <= 4096, got 100000"),
         ({"proxies": ["http://proxy:3128"]}, "'proxies' must be a JSON object"),
         ({"proxies": "not json"}, "'proxies' is not JSON"),
         ({"verify": "maybe"}, "'verify' must be true or false, got 'maybe'"),
@@ -346,8 +346,12 @@ def test_settings_repr_shows_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
         assert secret not in text
 
 
-@pytest.mark.parametrize("qps, expected", [(0, 64), (0.1, 2), (5, 50), (6.4, 64), (10, 64)])
+@pytest.mark.parametrize(
+    "qps, expected",
+    [(0, 64), (0.1, 2), (5, 60), (6.4, 77), (10, 120), (50, 600), (100, 1200), (341, 4092), (1000, 4096)],
+)
 def test_default_concurrency_covers_the_vendors_worst_latency(qps: float, expected: int) -> None:
+    """qps x 10 s x 1.2 headroom, no cap below 4096: at QPS 50, 64 in flight would carry 6.4 calls/s."""
     assert default_concurrency(qps) == expected
 
 
@@ -358,7 +362,7 @@ def test_concurrency_extra_overrides_the_default(monkeypatch: pytest.MonkeyPatch
     )
     assert PatsnapHook().settings.concurrency == 7
     monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps({**conn, "extra": {"qps": 5}}))
-    assert PatsnapHook().settings.concurrency == 50
+    assert PatsnapHook().settings.concurrency == 60
     monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps({**conn, "extra": {"concurrency": -1}}))
     with pytest.raises(PatsnapInputError, match="'concurrency' must be >= 1"):
         PatsnapHook().settings  # noqa: B018

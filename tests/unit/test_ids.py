@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_patsnap.ids import InvalidPatentIdsError, chunked, match_patents, normalise_ids
+from airflow_provider_patsnap.ids import (
+    InvalidPatentIdsError,
+    chunked,
+    match_key,
+    match_patents,
+    normalise_ids,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +67,29 @@ def test_match_patents_by_patent_id_ignores_pn() -> None:
     patent = {"pn": "CN9A", "patent_id": "abc-1"}
     match = match_patents(["abc-1", "abc-2"], [patent, {"pn": "CN8A"}], "patent_id")
     assert (match.matched, match.missing, match.unmatched) == ([patent], ["abc-2"], [{"pn": "CN8A"}])
+
+
+def test_match_key_keeps_exactly_letters_digits_and_hyphens_of_every_character() -> None:
+    """The regex form of match_key is the character-by-character rule, for all of Unicode."""
+
+    def by_character(value: str) -> str:
+        return "".join(ch for ch in value.upper() if ch.isalnum() or ch == "-")
+
+    for start in range(0, 0x110000, 4096):
+        text = "".join(chr(code) for code in range(start, start + 4096))
+        assert match_key(text) == by_character(text), f"characters from U+{start:04X}"
+    assert match_key(" cn-110_650.438 a ") == "CN-110650438A"
+    assert match_key(None) == match_key("") == ""
+
+
+def test_every_ascii_character_is_judged_by_the_character_rule() -> None:
+    """The quick regex for plain ASCII ids accepts exactly what the character-by-character rule does."""
+    for code in range(128):
+        character = chr(code)
+        bad = character.isspace() or character in ",[]'\"" or not character.isprintable()
+        value = f"CN1{character}2A"
+        if bad:
+            with pytest.raises(InvalidPatentIdsError):
+                normalise_ids([value])
+        else:
+            assert normalise_ids([value]) == [value], repr(character)

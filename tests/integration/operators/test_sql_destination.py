@@ -77,8 +77,8 @@ def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, post
 def sandbox_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The sandbox in its own process, so its request log does not count in this process's memory.
 
-    ``concurrency`` 4: the hook keeps at most 2 x concurrency batches in flight, so that window, not the
-    input size, bounds memory; a small window makes a leak proportional to the input stand out.
+    ``concurrency`` 4: at most 4 calls in flight and 32 fetched batches waiting bound memory, not the
+    input size; a small window makes a leak proportional to the input stand out.
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_patsnap.sandbox", "--port", "0"],
