@@ -16,7 +16,6 @@ AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import Asset as Dataset
     from airflow.sdk import (
-        BaseHook,
         BaseOperator,
         BaseOperatorLink,
         BaseSensorOperator,
@@ -25,9 +24,14 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     )
 
     try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 3.0: the SDK has no BaseHook yet (3.1 added it and deprecated this one)
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+    try:
         from airflow.sdk.exceptions import AirflowSensorTimeout
         from airflow.sdk.execution_time.xcom import XCom
-    except ImportError:  # Airflow 3.0-3.2 kept them in core
+    except ImportError:  # Airflow 3.0-3.1 keep AirflowSensorTimeout in core (3.0-3.2 tested by make smoke)
         from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
         from airflow.models.xcom import XCom  # type: ignore[no-redef]
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
