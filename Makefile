@@ -65,7 +65,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
-        package-check demo bench soak sandbox e2e constraints clean distclean ci docs smoke smoke-lines
+        package-check demo bench soak sandbox e2e e2e-celery constraints clean distclean ci docs smoke smoke-lines
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -156,6 +156,19 @@ ifeq ($(AIRFLOW),2)
 endif
 	VENV=$(VENV) bash scripts/e2e/run.sh
 
+# The CeleryExecutor run needs the celery provider, which the project venvs leave out: its own venv,
+# pinned by constraints-celery.txt (constraints.txt plus the provider and its dependencies).
+.venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP)
+	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt apache-airflow-providers-celery
+
+e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 workers, Redis, PostgreSQL (.e2e-artifacts-celery/)
+	@command -v redis-server >/dev/null || { echo "e2e-celery: apt-get install redis-server" >&2; exit 1; }
+	@rm -rf .e2e-artifacts-celery; start=$$SECONDS; rc=0; \
+	timeout --signal=TERM --kill-after=60 $${E2E_BUDGET_SECONDS:-600} env -u AIRFLOW_HOME PYTHONPATH=$(CURDIR) \
+	  .venv-celery/bin/python -u scripts/e2e/celery_main.py --artifacts .e2e-artifacts-celery || rc=$$?; \
+	echo "== make e2e-celery: $$( ((rc == 0)) && echo passed || echo "FAILED (exit $$rc)") in $$((SECONDS - start)) s;" \
+	  "summary: .e2e-artifacts-celery/summary.txt"; exit $$rc
+
 # ---- documentation site ---------------------------------------------------------------------------
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh
 	bash scripts/docs.sh venv
@@ -170,14 +183,15 @@ constraints: ## re-resolve every constraints file from PyPI (then: make venv ven
 	bash $(BOOTSTRAP) resolve $(AIRFLOW30_VERSION) constraints-airflow3.0.txt $(AIRFLOW30_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW31_VERSION) constraints-airflow3.1.txt $(AIRFLOW31_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW32_VERSION) constraints-airflow3.2.txt $(AIRFLOW32_CAPS)
+	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-celery.txt apache-airflow-providers-celery
 
 ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
 clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+	rm -rf .airflow-home .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
 	find . -path './.venv*' -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-tools .venv-docs
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-tools .venv-docs

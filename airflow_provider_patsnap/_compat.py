@@ -31,7 +31,7 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     try:
         from airflow.sdk.exceptions import AirflowSensorTimeout
         from airflow.sdk.execution_time.xcom import XCom
-    except ImportError:  # Airflow 3.0-3.1 keep AirflowSensorTimeout in core (3.0-3.2 tested by make smoke)
+    except ImportError:  # Airflow 3.0-3.2 kept them in core
         from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
         from airflow.models.xcom import XCom  # type: ignore[no-redef]
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
