@@ -4,15 +4,20 @@
 #   make test AIRFLOW=2    the same on Airflow 2.11 (.venv-af2); alias: make test-af2
 #   make test-fast         the unit tier only (pytest -m unit), for the inner loop
 #   make format            ruff format + ruff check --fix
+#   make smoke AIRFLOW=3.0 the smoke on an older Airflow 3 line (3.0, 3.1, 3.2; .venv-af30 ...);
+#                          make smoke-lines runs all three (CI does)
 #
 # Venvs are created on demand (uv when available) and pinned by constraints.txt /
-# constraints-airflow2.txt; a stamp file (<venv>/.installed) keeps re-runs quick. It is
-# refreshed when pyproject.toml, the constraints file or scripts/bootstrap.sh change.
+# constraints-airflow2.txt / constraints-airflow3.N.txt; a stamp file (<venv>/.installed) keeps
+# re-runs quick. It is refreshed when pyproject.toml, the constraints file or scripts/bootstrap.sh change.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
+
+# Older Airflow 3 lines CI smoke-tests (scripts/smoke.py), each in its own venv and constraints file.
+SMOKE_LINES := 3.0 3.1 3.2
 
 AIRFLOW ?= 3
 ifeq ($(AIRFLOW),2)
@@ -23,12 +28,25 @@ else ifeq ($(AIRFLOW),3)
   LINE        := af3
   VENV        := .venv
   CONSTRAINTS := constraints.txt
+else ifneq ($(filter $(AIRFLOW),$(SMOKE_LINES)),)
+  LINE        := af$(subst .,,$(AIRFLOW))
+  VENV        := .venv-$(LINE)
+  CONSTRAINTS := constraints-airflow$(AIRFLOW).txt
 else
-  $(error AIRFLOW must be 2 or 3, not '$(AIRFLOW)')
+  $(error AIRFLOW must be 2, 3 or one of $(SMOKE_LINES), not '$(AIRFLOW)')
 endif
 
 AIRFLOW3_VERSION := 3.3.2
 AIRFLOW2_VERSION := 2.11.2
+# The newest patch of each smoke line, and the caps its resolve needs: each line declares no upper bound
+# on a dependency whose newer releases break it (the constraints file Airflow publishes pins them, but
+# these machines cannot fetch it). docs/compatibility.md says what breaks without each cap.
+AIRFLOW30_VERSION := 3.0.6
+AIRFLOW30_CAPS    := 'universal-pathlib<0.3' 'fastapi<0.118'
+AIRFLOW31_VERSION := 3.1.8
+AIRFLOW31_CAPS    :=
+AIRFLOW32_VERSION := 3.2.2
+AIRFLOW32_CAPS    := 'fastapi<0.137' 'svcs<26.2'
 
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
@@ -47,11 +65,13 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
-        package-check demo bench bench-full soak sandbox e2e constraints clean distclean ci docs
+        package-check demo bench bench-full soak sandbox e2e e2e-celery constraints clean distclean ci docs \
+        smoke smoke-lines
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
 	@echo "  AIRFLOW=3 (default) uses .venv (Airflow $(AIRFLOW3_VERSION)); AIRFLOW=2 uses .venv-af2 (Airflow $(AIRFLOW2_VERSION))"
+	@echo "  AIRFLOW=3.0|3.1|3.2 uses .venv-af30|31|32 (for make smoke)"
 	@echo
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z0-9_-]+):.*## (.*)/\1|\2/' \
 	  | awk -F'|' '{ printf "  %-13s %s\n", $$1, $$2 }'
@@ -62,6 +82,10 @@ help: ## list the targets
 
 .venv-af2/.installed: pyproject.toml constraints-airflow2.txt $(BOOTSTRAP)
 	bash $(BOOTSTRAP) venv .venv-af2 constraints-airflow2.txt
+
+# .venv-af30/.installed from constraints-airflow3.0.txt, and so on for each smoke line.
+.venv-af3%/.installed: pyproject.toml constraints-airflow3.%.txt $(BOOTSTRAP)
+	bash $(BOOTSTRAP) venv .venv-af3$* constraints-airflow3.$*.txt
 
 venv: .venv/.installed ## create/update .venv (Airflow 3) with the dev extra
 venv-af2: .venv-af2/.installed ## create/update .venv-af2 (Airflow 2.11) with the dev extra
@@ -99,6 +123,12 @@ test-af2: ## make test AIRFLOW=2
 test-fast: ## the unit tier only (pytest -m unit): no lint, no sockets, seconds
 	@$(MAKE) --no-print-directory pytest PYTEST_ARGS="-m unit $(PYTEST_ARGS)"
 
+smoke: $(STAMP) ## imports, provider info, unit tier, every example DAG (AIRFLOW=3.0, 3.1 or 3.2)
+	env -u AIRFLOW_HOME $(PY) scripts/smoke.py
+
+smoke-lines: ## make smoke on Airflow 3.0, 3.1 and 3.2 (what CI runs)
+	@for line in $(SMOKE_LINES); do $(MAKE) --no-print-directory smoke AIRFLOW=$$line || exit 1; done
+
 # ---- packaging --------------------------------------------------------------------------------------
 package: $(STAMP) ## build the sdist and the wheel into dist/
 	rm -rf dist
@@ -129,6 +159,19 @@ ifeq ($(AIRFLOW),2)
 endif
 	VENV=$(VENV) bash scripts/e2e/run.sh
 
+# The CeleryExecutor run needs the celery provider, which the project venvs leave out: its own venv,
+# pinned by constraints-celery.txt (constraints.txt plus the provider and its dependencies).
+.venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP)
+	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt apache-airflow-providers-celery
+
+e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 workers, Redis, PostgreSQL (.e2e-artifacts-celery/)
+	@command -v redis-server >/dev/null || { echo "e2e-celery: apt-get install redis-server" >&2; exit 1; }
+	@rm -rf .e2e-artifacts-celery; start=$$SECONDS; rc=0; \
+	timeout --signal=TERM --kill-after=60 $${E2E_BUDGET_SECONDS:-600} env -u AIRFLOW_HOME PYTHONPATH=$(CURDIR) \
+	  .venv-celery/bin/python -u scripts/e2e/celery_main.py --artifacts .e2e-artifacts-celery || rc=$$?; \
+	echo "== make e2e-celery: $$( ((rc == 0)) && echo passed || echo "FAILED (exit $$rc)") in $$((SECONDS - start)) s;" \
+	  "summary: .e2e-artifacts-celery/summary.txt"; exit $$rc
+
 # ---- documentation site ---------------------------------------------------------------------------
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh
 	bash scripts/docs.sh venv
@@ -137,17 +180,21 @@ docs: .venv-docs/.installed ## build the docs site into site/ (mkdocs build --st
 	bash scripts/docs.sh build
 
 # ---- maintenance ----------------------------------------------------------------------------------
-constraints: ## re-resolve constraints.txt and constraints-airflow2.txt from PyPI (then: make venv venv-af2)
+constraints: ## re-resolve every constraints file from PyPI (then: make venv venv-af2)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints.txt
 	bash $(BOOTSTRAP) resolve $(AIRFLOW2_VERSION) constraints-airflow2.txt
+	bash $(BOOTSTRAP) resolve $(AIRFLOW30_VERSION) constraints-airflow3.0.txt $(AIRFLOW30_CAPS)
+	bash $(BOOTSTRAP) resolve $(AIRFLOW31_VERSION) constraints-airflow3.1.txt $(AIRFLOW31_CAPS)
+	bash $(BOOTSTRAP) resolve $(AIRFLOW32_VERSION) constraints-airflow3.2.txt $(AIRFLOW32_CAPS)
+	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-celery.txt apache-airflow-providers-celery
 
 ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
 clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
-	find . -path ./.venv -prune -o -path ./.venv-af2 -prune -o -path ./.venv-tools -prune -o -path ./.venv-docs -prune -o \
+	rm -rf .airflow-home .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+	find . -path './.venv*' -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-tools .venv-docs
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-tools .venv-docs

@@ -16,12 +16,16 @@ AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import Asset as Dataset
     from airflow.sdk import (
-        BaseHook,
         BaseOperator,
         BaseSensorOperator,
         Context,
         ObjectStoragePath,
     )
+
+    try:
+        from airflow.sdk import BaseHook
+    except ImportError:  # Airflow 3.0: the SDK has no BaseHook yet (3.1 added it and deprecated this one)
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
     try:
         from airflow.sdk.exceptions import AirflowSensorTimeout

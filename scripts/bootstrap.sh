@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create / update the project's virtual environments. Called by the Makefile; safe to re-run.
 #
-#   scripts/bootstrap.sh venv    VENV_DIR CONSTRAINTS_FILE
-#       Create VENV_DIR (if needed) and install `-e .[dev]` pinned by CONSTRAINTS_FILE,
-#       then touch VENV_DIR/.installed (the Makefile's stamp).
-#   scripts/bootstrap.sh resolve AIRFLOW_VERSION CONSTRAINTS_FILE
-#       Resolve apache-airflow==AIRFLOW_VERSION + `.[dev]` from scratch in a throw-away venv and
-#       write the frozen result to CONSTRAINTS_FILE (official constraint files live on GitHub,
-#       which these machines cannot reach, so we commit our own).
+#   scripts/bootstrap.sh venv    VENV_DIR CONSTRAINTS_FILE [REQUIREMENT...]
+#       Create VENV_DIR (if needed) and install `-e .[dev]` (+ any REQUIREMENT) pinned by
+#       CONSTRAINTS_FILE, then touch VENV_DIR/.installed (the Makefile's stamp).
+#   scripts/bootstrap.sh resolve AIRFLOW_VERSION CONSTRAINTS_FILE [REQUIREMENT...]
+#       Resolve apache-airflow==AIRFLOW_VERSION + `.[dev]` (+ any REQUIREMENT, e.g. a cap an old
+#       Airflow line forgot to declare) from scratch in a throw-away venv and write the frozen result
+#       to CONSTRAINTS_FILE (official constraint files live on GitHub, which these machines cannot
+#       reach, so we commit our own).
 #   scripts/bootstrap.sh uv
 #       Print the path of a usable `uv` (installing it into .venv-tools if needed); exit 1 if none.
 #
@@ -46,6 +47,7 @@ find_uv() {
 
 make_venv() {
     local venv=$1 constraints=$2 uv
+    shift 2
     [[ -f "$constraints" ]] || { log "missing constraints file: $constraints"; exit 1; }
     local start=$SECONDS
     if uv=$(find_uv); then
@@ -54,14 +56,14 @@ make_venv() {
             "$uv" venv --quiet --python "$PYTHON" "$venv"
         fi
         log "installing -e .[dev] into $venv (constraints: $constraints)"
-        "$uv" pip install --quiet --python "$venv/bin/python" -c "$constraints" -e ".[dev]"
+        "$uv" pip install --quiet --python "$venv/bin/python" -c "$constraints" -e ".[dev]" "$@"
     else
         if [[ ! -x "$venv/bin/python" ]]; then
             log "creating $venv with $PYTHON -m venv"
             "$PYTHON" -m venv "$venv"
         fi
         log "installing -e .[dev] into $venv with pip (constraints: $constraints)"
-        "$venv/bin/python" -m pip install --quiet -c "$constraints" -e ".[dev]"
+        "$venv/bin/python" -m pip install --quiet -c "$constraints" -e ".[dev]" "$@"
     fi
     "$venv/bin/python" - <<'EOF'
 import importlib.metadata as md
@@ -74,13 +76,14 @@ EOF
 
 resolve() {
     local airflow_version=$1 out=$2 uv tmp
+    shift 2
     uv=$(find_uv) || { log "resolving constraints needs uv"; exit 1; }
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' RETURN
     "$uv" venv --quiet --python "$PYTHON" "$tmp/venv"
-    "$uv" pip install --quiet --python "$tmp/venv/bin/python" "apache-airflow==$airflow_version" -e ".[dev]"
+    "$uv" pip install --quiet --python "$tmp/venv/bin/python" "apache-airflow==$airflow_version" -e ".[dev]" "$@"
     {
-        echo "# Resolved with uv for Python 3.11: apache-airflow==$airflow_version + airflow-provider-patsnap[dev]."
+        echo "# Resolved with uv for Python 3.11: apache-airflow==$airflow_version + airflow-provider-patsnap[dev]${*:+ + $*}."
         echo "# Regenerate: make constraints   (do not edit by hand)"
         "$uv" pip freeze --quiet --python "$tmp/venv/bin/python" --exclude-editable
     } > "$out.tmp"
@@ -92,5 +95,5 @@ case "${1:-}" in
     venv) shift; make_venv "$@" ;;
     resolve) shift; resolve "$@" ;;
     uv) find_uv ;;
-    *) echo "usage: $0 venv VENV_DIR CONSTRAINTS | resolve AIRFLOW_VERSION OUT | uv" >&2; exit 2 ;;
+    *) echo "usage: $0 venv VENV_DIR CONSTRAINTS [REQUIREMENT...] | resolve AIRFLOW_VERSION OUT [REQUIREMENT...] | uv" >&2; exit 2 ;;
 esac

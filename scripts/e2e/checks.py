@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint
 from airflow_provider_patsnap.sandbox.data import patent_object
 
 SCANNED_SUFFIXES_SKIPPED = (".png", ".db", ".db-journal", ".db-wal", ".db-shm", ".pdf", ".docx")
@@ -39,11 +39,13 @@ class TableCount(NamedTuple):
     unexpected: int
 
 
-def warehouse_tables(warehouse: Path, patents: list[str]) -> list[TableCount]:
+def warehouse_tables(
+    warehouse: Path, patents: list[str], endpoints: Iterable[Endpoint] = ENDPOINTS.values()
+) -> list[TableCount]:
     """Per table: the sandbox's own rows for the list against the rows landed, each exactly once."""
     counts = []
     with sqlite3.connect(warehouse) as db:
-        for endpoint in ENDPOINTS.values():
+        for endpoint in endpoints:
             expected: set[str] = set()
             for pn in patents:
                 patent = patent_object(endpoint.code, "patent_number", pn, "en")  # type: ignore[arg-type]

@@ -81,12 +81,13 @@ class Deployment:
     components: list[Component] = field(default_factory=list)
     sessions: list[int] = field(default_factory=list)
 
-    def start(self, command: str, name: str) -> Component:
+    def start(self, command: str, name: str, env: dict[str, str] | None = None) -> Component:
+        """Start ``airflow <command>``; ``env`` adds to the deployment's environment for this one."""
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as handle:
             process = subprocess.Popen(
                 [self.airflow_bin, *command.split()],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
                 stderr=subprocess.STDOUT,

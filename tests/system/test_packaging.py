@@ -177,8 +177,9 @@ def test_airflow_providers_list_shows_provider_without_errors() -> None:
     proc = _airflow("providers", "list", "--output", "json")
     assert proc.returncode == 0, f"airflow providers list failed:\n{proc.stdout}\n{proc.stderr}"
     assert not _problem_lines(proc), "\n".join(_problem_lines(proc))
-    start = proc.stdout.find("[")
-    listed = json.loads(proc.stdout[start:]) if start >= 0 else []
+    # Airflow 3.0 and 3.1 print log lines (themselves starting with "[") to stdout before the JSON.
+    json_lines = [line for line in proc.stdout.splitlines() if line.startswith("[{")]
+    listed = json.loads(json_lines[-1]) if json_lines else []
     ours = [p for p in listed if p.get("package_name") == DIST_NAME]
     assert ours, f"{DIST_NAME} not in `airflow providers list`:\n{proc.stdout}\n{proc.stderr}"
     assert ours[0].get("version") == importlib.metadata.version(DIST_NAME)
