@@ -111,11 +111,12 @@ class Deployment:
             _signal(pid, signal.SIGINT)
         return _wait_until_gone(orphans, timeout)
 
-    def stop_all(self, timeout: float = 60.0) -> dict[str, list[int]]:
+    def stop_all(self, timeout: float = 120.0) -> dict[str, list[int]]:
         """SIGINT every component by PID, then every process left in their sessions.
 
         Returns, per session that still had processes after SIGINT, the PIDs that needed SIGKILL: an
-        empty mapping means everything stopped on SIGINT.
+        empty mapping means everything stopped on SIGINT. Two minutes of grace: under load a
+        LocalExecutor scheduler was seen taking over one to wind down, with no task running.
         """
         for component in self.components:
             if component.alive():
