@@ -21,9 +21,13 @@ EXAMPLE_DAGS = REPO_ROOT / "airflow_provider_patsnap" / "example_dags"
 
 
 def airflow_env(
-    home: str | os.PathLike[str], *, dags_folder: str | os.PathLike[str] = EXAMPLE_DAGS
+    home: str | os.PathLike[str],
+    *,
+    dags_folder: str | os.PathLike[str] = EXAMPLE_DAGS,
+    metadata_db: str | None = None,
 ) -> dict[str, str]:
-    """Airflow settings for ``home`` (made absolute; the directory is not created)."""
+    """Airflow settings for ``home`` (made absolute; the directory is not created). The metadata DB is
+    a SQLite file in ``home`` unless ``metadata_db`` (a SQLAlchemy URL) names another one."""
     home_path = Path(home).resolve()
     return {
         "AIRFLOW_HOME": str(home_path),
@@ -31,7 +35,7 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(dags_folder).resolve()),
         # A file, not in-memory SQLite: `airflow dags test` and dag.test() break on `sqlite://`.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home_path / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db or f"sqlite:///{home_path / 'airflow.db'}",
         # Airflow 2.11 warns on every start unless timer metrics use the Airflow 3 unit; harmless on 3.x.
         "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
         # Unit-test mode changes config defaults and DB handling; we test what users run.

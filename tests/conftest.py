@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import atexit
 import os
+import resource
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +48,19 @@ AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
 import pytest  # noqa: E402  (after the environment set-up above, on purpose)
 
 TIERS = ("unit", "integration", "system")
+_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Wall time against CPU time (this process and every `airflow` / server child it waited for): a run
+    that waits far more than it computes is sleeping somewhere it should not."""
+    wall = time.monotonic() - _STARTED
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    terminalreporter.write_line(
+        f"pytest: wall {wall:.0f} s, CPU {cpu:.0f} s (wall/CPU {wall / max(cpu, 0.001):.2f}; "
+        f"children {children.ru_utime + children.ru_stime:.0f} s)"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

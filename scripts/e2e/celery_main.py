@@ -48,6 +48,7 @@ from worker_name import WORKER_NAME_ENV
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
+from scripts.airflow_env import airflow_env
 from tests.postgres_cluster import PostgresCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,8 +159,10 @@ class CeleryEndToEnd:
         database = f"postgres@127.0.0.1:{self.postgres.port}/postgres"
         return {
             **self.settings.env(),
+            **airflow_env(
+                self.home, dags_folder=DAGS_FOLDER, metadata_db=f"postgresql+psycopg2://{database}"
+            ),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{database}",
             "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{database}",
             # One task at a time per worker, none reserved ahead: a busy worker leaves the next shard to
