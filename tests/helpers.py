@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
@@ -386,3 +387,13 @@ class ScriptedVendor:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class OperatorClock:
+    """Stands in for the data operators' ``utc_now``: row times, history validity and freshness."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

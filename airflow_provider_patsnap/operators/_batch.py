@@ -250,7 +250,7 @@ class PatsnapBatchOperator(BaseOperator):
             tally.not_fetched = self._fetch(hook, sink, kind, [i for i in ids if i not in fresh.ids], tally)
         result = summary(self.endpoint.code, getattr(sink, "write_mode", None), len(ids), tally, sink, hook)
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
-        self._check_outcome(tally, len(ids), sink)
+        self._check_outcome(tally, len(ids), sink, result)
         if isinstance(sink, XComSink):
             return sink.rows
         return result
@@ -352,7 +352,7 @@ class PatsnapBatchOperator(BaseOperator):
             )
         return rows, rejects, patents
 
-    def _check_outcome(self, tally: Tally, requested: int, sink: Sink) -> None:
+    def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
         if tally.missing:
             self.log.warning(
                 "%d patent(s) had no %s data, first: %s",
@@ -376,7 +376,8 @@ class PatsnapBatchOperator(BaseOperator):
             raise PatsnapBudgetError(
                 f"max_billed_units={self.max_billed_units} reached: {tally.billed} unit(s) billed; the next "
                 f"call could go past it, so {tally.not_fetched} of {requested} patent(s) were not requested. "
-                f"Everything fetched was written to {sink.location}; {resume}"
+                f"Everything fetched was written to {sink.location}; {resume}",
+                summary=result,
             )
         if tally.rejects > self.max_rejects:
             raise PatsnapRejectsError(

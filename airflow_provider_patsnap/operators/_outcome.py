@@ -14,7 +14,14 @@ REJECTS_SHOWN = 5
 
 
 class PatsnapBudgetError(PatsnapFailFastError):
-    """The next call could bill more than ``max_billed_units``: stopped after writing what was fetched."""
+    """The next call could bill more than ``max_billed_units``: stopped after writing what was fetched.
+
+    ``summary`` is what the task would have returned: rows written and units billed so far.
+    """
+
+    def __init__(self, message: str, *, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass

@@ -15,20 +15,12 @@ import pytest
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.operators import _batch
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
-from tests.helpers import CONN_ENV, ScriptedVendor, fresh_postgres_database
+from tests.helpers import CONN_ENV, OperatorClock, ScriptedVendor, fresh_postgres_database
 from tests.integration.operators.test_sql_concurrency import together
 
 T1 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 T2 = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
 T3 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T1
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def award(name: str, level: str = "gold", referrer: str = "office") -> dict[str, Any]:
@@ -61,8 +53,8 @@ def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedVendor]:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> OperatorClock:
+    fake = OperatorClock(T1)
     monkeypatch.setattr(_batch, "utc_now", fake)
     return fake
 
@@ -107,7 +99,7 @@ def rows_of(objects: dict[str, dict[str, Any]]) -> set[tuple[Any, ...]]:
 
 
 def test_sync_makes_the_table_exactly_what_patsnap_returns_now(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = {**BEFORE, "CN9A": patent("CN9A", award("Other prize"))}
     run("sync", [*REQUESTED, "CN9A"])
@@ -127,7 +119,7 @@ def test_sync_makes_the_table_exactly_what_patsnap_returns_now(
 
 
 def test_merge_keeps_rows_patsnap_no_longer_returns(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = BEFORE
     run("merge")
@@ -142,7 +134,7 @@ def test_merge_keeps_rows_patsnap_no_longer_returns(
     assert summary["rows_removed"] == 0 and summary["write_mode"] == "merge"
 
 
-def test_sync_is_the_default_for_sql(vendor: ScriptedVendor, clock: Clock, warehouse: str) -> None:
+def test_sync_is_the_default_for_sql(vendor: ScriptedVendor, clock: OperatorClock, warehouse: str) -> None:
     vendor.objects = BEFORE
     op = PatsnapAwardOperator(task_id="awards", patent_numbers=REQUESTED, sql_conn_id="wm")
     op.execute(context={})
@@ -152,7 +144,7 @@ def test_sync_is_the_default_for_sql(vendor: ScriptedVendor, clock: Clock, wareh
 
 
 def test_sync_keeps_the_rows_of_a_patent_whose_data_was_partly_rejected(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = BEFORE
     run("sync")
@@ -166,7 +158,7 @@ def test_sync_keeps_the_rows_of_a_patent_whose_data_was_partly_rejected(
 
 
 def test_overlapping_sync_shards_leave_exactly_the_new_rows(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     numbers = [f"CN{n}B" for n in range(1200)]
     vendor.objects = {pn: patent(pn, award("Gold prize"), award("Design prize")) for pn in numbers}
@@ -198,7 +190,7 @@ def placeholder_sql(sql: str) -> str:
 
 
 def test_history_answers_what_was_known_on_two_dates(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = BEFORE
     first = run("history")
@@ -227,7 +219,7 @@ def test_history_answers_what_was_known_on_two_dates(
 
 
 def test_history_refetching_unchanged_data_changes_nothing(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = BEFORE
     run("history")
@@ -242,7 +234,7 @@ def test_history_refetching_unchanged_data_changes_nothing(
 
 
 def test_overlapping_history_shards_keep_one_current_version_per_record(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     numbers = [f"CN{n}H" for n in range(1200)]
     vendor.objects = {pn: patent(pn, award("Gold prize")) for pn in numbers}
@@ -272,7 +264,7 @@ def test_overlapping_history_shards_keep_one_current_version_per_record(
 
 
 def test_a_merge_table_is_not_silently_used_for_history(
-    vendor: ScriptedVendor, clock: Clock, warehouse: str
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
     vendor.objects = BEFORE
     run("merge")
