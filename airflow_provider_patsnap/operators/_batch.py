@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
-from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind, Record, Reject, raw_json
+from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
 from airflow_provider_patsnap.hooks.patsnap import BatchResult, PatsnapHook
-from airflow_provider_patsnap.ids import InvalidPatentIdsError, match_key, normalise_ids
+from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
+from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, summary
 from airflow_provider_patsnap.sinks import (
     WRITE_MODES,
     FetchedBatch,
-    FetchedPatent,
     ObjectStorageSink,
     Sink,
     SqlSink,
@@ -140,15 +141,17 @@ class PatsnapBatchOperator(BaseOperator):
     # --- validation ----------------------------------------------------------------------------------
 
     def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
-        target = (
-            output_path if output_path else f"patsnap://{sql_conn_id}/{table or self.endpoint.default_table}"
-        )
-        if not (sql_conn_id or output_path) or not is_literal(target):
+        """The destination under the URI its OpenLineage output has (a table's connection is read now)."""
+        from airflow_provider_patsnap.lineage import destination_dataset
+
+        given = [value for value in (sql_conn_id, table, output_path) if value is not None]
+        if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
             raise ValueError(
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
-                f"destination declare outlets=[...] yourself (got {target!r})"
+                f"destination declare outlets=[...] yourself (got {given!r})"
             )
-        return Dataset(target if "://" in target else f"file://{target}")
+        dataset = destination_dataset(sql_conn_id, table or self.endpoint.default_table, output_path)
+        return Dataset(dataset.uri if dataset else "")
 
     def validate(self, literal_only: bool = False) -> tuple[IdKind, list[str]]:
         """Check every input; return the id kind and the ids (empty when not known yet).
@@ -250,6 +253,7 @@ class PatsnapBatchOperator(BaseOperator):
             tally.not_fetched = self._fetch(hook, sink, kind, [i for i in ids if i not in fresh.ids], tally)
         result = summary(self.endpoint.code, getattr(sink, "write_mode", None), len(ids), tally, sink, hook)
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
+        self._remember_lineage(hook, sink, tally.rows)
         self._check_outcome(tally, len(ids), sink, result)
         if isinstance(sink, XComSink):
             return sink.rows
@@ -275,7 +279,7 @@ class PatsnapBatchOperator(BaseOperator):
 
     def _land(self, result: BatchResult, kind: IdKind, sink: Sink, tally: Tally) -> None:
         fetched_at = iso(utc_now())
-        rows, rejects, patents = self._map_batch(result, kind, tally, fetched_at)
+        rows, rejects, patents = map_batch(self.endpoint, result, kind, tally, fetched_at, self.log)
         kept = sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
         tally.count_rejects(kept)
         tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
@@ -302,55 +306,30 @@ class PatsnapBatchOperator(BaseOperator):
         self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
         return estimate
 
+    def _remember_lineage(self, hook: PatsnapHook, sink: Sink, rows: int) -> None:
+        from airflow_provider_patsnap.lineage import LineageRun, destination_dataset, endpoint_dataset
+
+        output_path = self.output_path
+        if output_path and "://" not in output_path:
+            output_path = os.path.abspath(output_path)  # lineage of a run: where the file really went
+        self._lineage_run = LineageRun(
+            endpoint_dataset(hook.settings.base_url, self.endpoint.path),
+            destination_dataset(self.sql_conn_id, self.destination_table, output_path),
+            getattr(sink, "columns", self.endpoint.columns),
+            rows,
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The PatSnap endpoint read, the table or file written (schema, row count): docs/lineage.md."""
+        from airflow_provider_patsnap.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_lineage_run", None))
+
     def on_kill(self) -> None:
         """Stop at once: no new call, waits abandoned, calls in flight cut; what was written stays."""
         hook = getattr(self, "_hook", None)
         if hook is not None:
             hook.cancel()
-
-    def _map_batch(
-        self, result: BatchResult, kind: IdKind, tally: Tally, fetched_at: str
-    ) -> tuple[list[Record], list[Reject], list[FetchedPatent]]:
-        """Rows, rejects and the fetched patents of one batch; only objects matching a requested id,
-        each once, become rows."""
-        match = result.match
-        tally.count_missing(match.missing)
-        tally.duplicates += match.duplicates
-        tally.unrequested += len(match.unrequested)
-        if match.unrequested or match.duplicates:
-            self.log.warning(
-                "PatSnap %s returned %d object(s) for patents not requested (dropped, first: %s) and %d "
-                "duplicate object(s) (one kept per patent)",
-                self.endpoint.code,
-                len(match.unrequested),
-                [patent.get("pn") or patent.get("patent_id") for patent in match.unrequested[:3]],
-                match.duplicates,
-            )
-        field_name = "patent_id" if kind == "patent_id" else "pn"
-        rejects = [
-            Reject(
-                self.endpoint.code,
-                None,
-                None,
-                f"{self.endpoint.code} object without a usable {field_name}: cannot be matched to a "
-                "requested patent",
-                raw_json(patent),
-            )
-            for patent in match.unmatched
-        ]
-        requested = {match_key(value): value for value in result.requested}
-        # An object that names no patent may belong to any missing one: none of them is emptied.
-        patents = [FetchedPatent(value, None, 0, bool(match.unmatched)) for value in match.missing]
-        rows: list[Record] = []
-        for patent in match.matched:
-            mapped = self.endpoint.map_patent(patent, fetched_at)
-            rows.extend(mapped.rows)
-            rejects.extend(mapped.rejects)
-            echoed = str(patent[field_name])
-            patents.append(
-                FetchedPatent(requested[match_key(echoed)], echoed, len(mapped.rows), bool(mapped.rejects))
-            )
-        return rows, rejects, patents
 
     def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
         if tally.missing:
