@@ -15,16 +15,8 @@ from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, summary
-from airflow_provider_patsnap.sinks import (
-    WRITE_MODES,
-    FetchedBatch,
-    ObjectStorageSink,
-    Sink,
-    SqlSink,
-    XComSink,
-    check_table_name,
-    output_file,
-)
+from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, Sink, XComSink
+from airflow_provider_patsnap.sinks.names import check_table_name, output_file
 from airflow_provider_patsnap.sinks.state import FetchState, Fresh
 
 NOTHING_FRESH = Fresh(frozenset(), 0)
@@ -215,7 +207,10 @@ class PatsnapBatchOperator(BaseOperator):
         return FetchState(self.destination_table, self.endpoint.code, kind, self.query_params())
 
     def open_sink(self, context: Context, kind: IdKind = "patent_number") -> Sink:
+        # The SQL and file sinks load at run time: a DAG file that imports the operators does not pay.
         if self.sql_conn_id:
+            from airflow_provider_patsnap.sinks.sql import SqlSink
+
             return SqlSink(
                 self.sql_conn_id,
                 self.destination_table,
@@ -233,6 +228,8 @@ class PatsnapBatchOperator(BaseOperator):
                 str(context.get("run_id") or "run"),
                 getattr(ti, "map_index", -1) if ti is not None else -1,
             )
+            from airflow_provider_patsnap.sinks.files import ObjectStorageSink
+
             return ObjectStorageSink(path)
         return XComSink(self.xcom_row_limit)
 
@@ -260,9 +257,10 @@ class PatsnapBatchOperator(BaseOperator):
         return result
 
     def _fresh(self, sink: Sink, kind: IdKind, ids: list[str]) -> Fresh:
-        if self.refresh_after is None or not isinstance(sink, SqlSink):
+        hook = getattr(sink, "hook", None)  # the SQL sink's database hook
+        if self.refresh_after is None or hook is None:
             return NOTHING_FRESH
-        return self.fetch_state(kind).fresh(sink.hook, ids, iso(utc_now() - self.refresh_after))
+        return self.fetch_state(kind).fresh(hook, ids, iso(utc_now() - self.refresh_after))
 
     def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: list[str], tally: Tally) -> int:
         """Fetch and land ``ids``; with a budget, never ask for more patents than units are left (each

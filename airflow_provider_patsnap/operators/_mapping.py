@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Record, Reject, raw_json
-from airflow_provider_patsnap.hooks.patsnap import BatchResult
 from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.operators._outcome import Tally
-from airflow_provider_patsnap.sinks import FetchedPatent
+from airflow_provider_patsnap.sinks.base import FetchedPatent
+
+if TYPE_CHECKING:
+    from airflow_provider_patsnap.hooks.patsnap import BatchResult
 
 
 def map_batch(

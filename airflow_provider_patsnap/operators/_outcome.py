@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_provider_patsnap.endpoints import Reject
 from airflow_provider_patsnap.exceptions import PatsnapFailFastError
-from airflow_provider_patsnap.sinks import Sink
+from airflow_provider_patsnap.sinks.base import Sink
 
 MISSING_SHOWN = 10
 REJECTS_SHOWN = 5
