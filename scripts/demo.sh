@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: run the example DAG patsnap_enrichment against the local PatSnap sandbox, into a SQLite
 # warehouse, and print how many rows landed in each table and how many times the sandbox answered
-# "calling too fast" (0: the DAG's pool keeps its tasks within the QPS). `make demo` puts the venv's bin
+# "calling too fast" (0: the DAG's pool keeps its tasks within the QPS); then run patsnap_incremental_sync
+# twice and print the units each run was billed (the second: none), and the DAG scheduled on its table. `make demo` puts the venv's bin
 # on PATH (AIRFLOW=2 for Airflow 2.11). Exits non-zero when the DAG run fails.
 set -euo pipefail
 
@@ -57,6 +58,30 @@ if [[ $status -ne 0 ]]; then
     exit "$status"
 fi
 
+# --- incremental sync: a second run pays for nothing it already has ----------------------------------
+billed_units() {
+    "$PY" -c 'import json, sys, urllib.request
+print(json.load(urllib.request.urlopen(sys.argv[1] + "/_sandbox/stats", timeout=10))["billed_units"])' "$BASE_URL"
+}
+run_dag() {  # run_dag DAG_ID DATE: airflow dags test, its log kept; exits on failure
+    local log="$AIRFLOW_HOME/dags-test-$1-$2.log" code=0
+    airflow dags test "$1" "$2" >"$log" 2>&1 || code=$?
+    if [[ $code -ne 0 ]]; then
+        tail -n 60 "$log" >&2
+        echo "demo: $1 failed (exit $code); full log: $log" >&2
+        exit "$code"
+    fi
+}
+INCREMENTAL_BILLED=()
+for day in "$(date -u -d yesterday +%Y-%m-%d)" "$(date -u +%Y-%m-%d)"; do
+    echo "== airflow dags test patsnap_incremental_sync $day (sync, refresh_after=7d)"
+    before=$(billed_units)
+    run_dag patsnap_incremental_sync "$day"
+    INCREMENTAL_BILLED+=("$(( $(billed_units) - before ))")
+done
+echo "== airflow dags test patsnap_incremental_report (scheduled on the synced table's Asset)"
+run_dag patsnap_incremental_report "$(date -u +%Y-%m-%d)"
+
 # --- summary -----------------------------------------------------------------------------------------
 "$PY" - "$WAREHOUSE" "$BASE_URL" <<'EOF'
 import json
@@ -80,4 +105,5 @@ print(f"\nPatSnap calls: {stats['business_calls']}; rate-limit answers (67200002
       f"{stats['errors'].get('67200002', 0)}")
 print(f"\nwarehouse: {path}\nopen it with: sqlite3 {path}")
 EOF
+echo "patsnap_incremental_sync billed units: first run ${INCREMENTAL_BILLED[0]}, second run ${INCREMENTAL_BILLED[1]} (patents fetched less than 7 days ago are skipped)"
 echo "DAG log: $AIRFLOW_HOME/dags-test.log"

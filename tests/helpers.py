@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
@@ -319,3 +320,63 @@ def fresh_postgres_database(server_json: str) -> str:
     ) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return json.dumps({**settings, "schema": name})
+
+
+class ScriptedVendor:
+    """A loopback PatSnap whose per-patent objects a test sets (and changes between runs).
+
+    A data call is answered with the objects of the requested ``patent_number`` values that are in
+    ``objects`` (others have no data), as PatSnap does; ``billed`` counts the objects returned.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        from urllib.parse import parse_qs
+
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls = 0
+        self.billed = 0
+        vendor = self
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlsplit(self.path).query)
+                wanted = ",".join(query.get("patent_number", [])).split(",")
+                data = [vendor.objects[pn] for pn in wanted if pn in vendor.objects]
+                with lock:
+                    vendor.calls += 1
+                    vendor.billed += len(data)
+                body = envelope(data)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test asserts on what matters."""
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def connection_json(self) -> str:
+        host = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return (
+            f'{{"conn_type": "patsnap", "host": "{host}", "password": "sk-scripted",'
+            ' "extra": {"qps": 0, "max_retries": 0}}'
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class OperatorClock:
+    """Stands in for the data operators' ``utc_now``: row times, history validity and freshness."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now

@@ -13,7 +13,17 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_patsnap.sinks.base import REJECT_COLUMNS, RowLimitExceededError, Sink, XComSink
+    from airflow_provider_patsnap.sinks.base import (
+        REJECT_COLUMNS,
+        WRITE_MODES,
+        FetchedBatch,
+        FetchedPatent,
+        RowLimitExceededError,
+        Sink,
+        WriteCounts,
+        WriteMode,
+        XComSink,
+    )
     from airflow_provider_patsnap.sinks.files import ObjectStorageSink
     from airflow_provider_patsnap.sinks.names import (
         InvalidDestinationError,
@@ -28,6 +38,11 @@ _HOMES = {
     "RowLimitExceededError": "base",
     "Sink": "base",
     "XComSink": "base",
+    "WRITE_MODES": "base",
+    "FetchedBatch": "base",
+    "FetchedPatent": "base",
+    "WriteCounts": "base",
+    "WriteMode": "base",
     "ObjectStorageSink": "files",
     "InvalidDestinationError": "names",
     "check_table_name": "names",
@@ -38,11 +53,16 @@ _HOMES = {
 
 __all__ = [
     "REJECT_COLUMNS",
+    "WRITE_MODES",
+    "FetchedBatch",
+    "FetchedPatent",
     "InvalidDestinationError",
     "ObjectStorageSink",
     "RowLimitExceededError",
     "Sink",
     "SqlSink",
+    "WriteCounts",
+    "WriteMode",
     "XComSink",
     "check_table_name",
     "output_file",

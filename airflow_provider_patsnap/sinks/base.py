@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Literal, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column, Record, Reject
 from airflow_provider_patsnap.exceptions import PatsnapInputError
@@ -24,6 +26,40 @@ REJECT_COLUMNS = (
     Column("raw_value", "TEXT", "the vendor's record (or payload) as JSON, exactly as received"),
     Column("rejected_at", "VARCHAR(32)", "UTC time of the rejection, ISO 8601"),
 )
+
+
+WriteMode = Literal["merge", "sync", "history"]
+WRITE_MODES: tuple[WriteMode, ...] = ("merge", "sync", "history")
+
+
+class FetchedPatent(NamedTuple):
+    """One requested patent of a batch: what a sink needs to make its rows true for that patent."""
+
+    requested: str  # the id as it was requested
+    echoed: str | None  # the id the vendor's object carries, as the rows hold it; None: no data
+    rows: int  # rows its records became
+    rejected: bool  # some of its data could not become rows: its other rows are not removed
+
+
+class FetchedBatch(NamedTuple):
+    """Every patent a batch asked for (found or not) and when the batch was fetched."""
+
+    patents: Sequence[FetchedPatent]
+    fetched_at: str
+
+
+@dataclass
+class WriteCounts:
+    """What the write modes changed beyond upserting rows; counted once a batch is committed."""
+
+    rows_removed: int = 0  # sync: rows of fetched patents that PatSnap no longer returns
+    patents_emptied: int = 0  # sync and history: patents that had rows and now have no data
+    versions_opened: int = 0  # history: new or changed records
+    versions_closed: int = 0  # history: changed or removed records
+
+    def add(self, other: WriteCounts) -> None:
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
 def reject_row(reject: Reject, rejected_at: str) -> Record:
@@ -46,13 +82,20 @@ class Sink:
 
     location: str = "XCom"
     rejects_location: str = "the task log"
+    write_retries: int = 0
+
+    def __init__(self) -> None:
+        self.counts = WriteCounts()
 
     def __enter__(self) -> Sink:
         return self
 
-    def write_batch(self, rows: list[Record], rejects: Sequence[Reject] = ()) -> list[Reject]:
+    def write_batch(
+        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
+    ) -> list[Reject]:
         """Land ``rows`` and keep ``rejects``; return every reject of the batch, including rows the
-        destination itself refused."""
+        destination itself refused. ``fetched`` names every patent the batch asked for, which the
+        ``sync`` and ``history`` write modes need to remove or close what PatSnap no longer returns."""
         raise NotImplementedError
 
     def close(self, ok: bool) -> None:
@@ -71,10 +114,13 @@ class XComSink(Sink):
     """
 
     def __init__(self, row_limit: int) -> None:
+        super().__init__()
         self.row_limit = row_limit
         self.rows: list[Record] = []
 
-    def write_batch(self, rows: list[Record], rejects: Sequence[Reject] = ()) -> list[Reject]:
+    def write_batch(
+        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
+    ) -> list[Reject]:
         if len(self.rows) + len(rows) > self.row_limit:
             raise RowLimitExceededError(
                 f"more than xcom_row_limit={self.row_limit} rows: XCom is for small results. Land the rows "

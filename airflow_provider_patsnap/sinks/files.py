@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Record, Reject
-from airflow_provider_patsnap.sinks.base import Sink, reject_row, utc_now
+from airflow_provider_patsnap.sinks.base import FetchedBatch, Sink, reject_row, utc_now
 from airflow_provider_patsnap.sinks.names import rejects_file
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
@@ -46,6 +46,7 @@ class ObjectStorageSink(Sink):
     """
 
     def __init__(self, path: ObjectStoragePath) -> None:
+        super().__init__()
         self.path = path
         self.location = str(path)
         self.rejects_path = rejects_file(path)
@@ -54,7 +55,9 @@ class ObjectStorageSink(Sink):
         self._rows = _StagedFile(path)
         self._rejects: _StagedFile | None = None
 
-    def write_batch(self, rows: list[Record], rejects: Sequence[Reject] = ()) -> list[Reject]:
+    def write_batch(
+        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
+    ) -> list[Reject]:
         self._rows.write(rows)
         if rejects:
             if self._rejects is None:

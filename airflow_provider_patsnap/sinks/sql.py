@@ -1,4 +1,8 @@
-"""The SQL sink: rows upserted on their key through any common.sql hook (SQLite, PostgreSQL, ...)."""
+"""The SQL sink: rows written through any common.sql hook (SQLite, PostgreSQL, ...) in a write mode.
+
+``merge`` upserts rows on their key; ``sync`` also deletes the rows of fetched patents that PatSnap no
+longer returns; ``history`` keeps every version of a record (see :mod:`.sql_modes`).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,34 @@ from operator import itemgetter
 from typing import Any
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.endpoints import Column, Record, Reject, raw_json
-from airflow_provider_patsnap.sinks.base import REJECT_COLUMNS, Sink, reject_row, utc_now
-from airflow_provider_patsnap.sinks.names import check_table_name, rejects_table_name
+from airflow_provider_patsnap.endpoints import Column, IdKind, Record, Reject, raw_json
+from airflow_provider_patsnap.sinks.base import (
+    REJECT_COLUMNS,
+    WRITE_MODES,
+    FetchedBatch,
+    Sink,
+    WriteCounts,
+    WriteMode,
+    reject_row,
+    utc_now,
+)
+from airflow_provider_patsnap.sinks.names import InvalidDestinationError, check_table_name, rejects_table_name
+from airflow_provider_patsnap.sinks.sql_modes import (
+    HISTORY_COLUMNS,
+    VERSION_KEY,
+    ModeWriter,
+    Scope,
+    lock_patents,
+    patent_column,
+    scope_of,
+)
 from airflow_provider_patsnap.sinks.sql_tables import (
     TableKeeper,
     first_line,
     is_data_error,
     is_retryable,
 )
+from airflow_provider_patsnap.sinks.state import STATE_COLUMNS, STATE_KEY, FetchState
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +51,16 @@ REJECT_KEY = "reject_key"
 
 
 class SqlSink(Sink):
-    """Upserts rows into ``table`` through the common.sql hook of ``conn_id``, on one connection.
+    """Writes rows into ``table`` through the common.sql hook of ``conn_id``, on one connection.
 
-    Before the first call to PatSnap the table is created (``PRIMARY KEY (record_key)``) or, if it
-    exists, checked for every column and a unique key on ``record_key``. Each batch is one transaction:
-    rows de-duplicated and sorted by key (so concurrent upserts of overlapping patents lock rows in the
-    same order and cannot deadlock), upserted, its rejects added to ``<table>_rejects`` (created and
-    checked with the table), committed. A
-    deadlock or serialization failure repeats the write of the same rows, never the fetch. A value the
-    database refuses rejects that row alone.
+    Before the first call to PatSnap the table is created (``PRIMARY KEY (record_key)``, or
+    ``(version_key)`` in ``history`` mode) or, if it exists, checked for every column and that unique
+    key. Each batch is one transaction: in ``sync`` and ``history`` the batch's patents locked (in one
+    order) and their vanished rows deleted or closed; rows de-duplicated and sorted by key (so
+    concurrent writes of overlapping patents lock rows in the same order and cannot deadlock) and
+    upserted; what each patent cost recorded in ``<table>_state`` when ``state`` is given; rejects
+    added to ``<table>_rejects``; committed. A deadlock or serialization failure repeats the write of
+    the same rows, never the fetch. A value the database refuses rejects that row alone.
     """
 
     rejects_location = ""
@@ -48,13 +72,22 @@ class SqlSink(Sink):
         columns: Sequence[Column],
         *,
         endpoint: str,
+        write_mode: WriteMode = "merge",
+        id_kind: IdKind = "patent_number",
+        state: FetchState | None = None,
         write_attempts: int = 6,
     ) -> None:
         from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+        super().__init__()
+        if write_mode not in WRITE_MODES:
+            raise InvalidDestinationError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
+        self.write_mode = write_mode
+        self.state = state
         self.table = check_table_name(table)
         self.rejects_table = rejects_table_name(table)
-        self.columns = tuple(columns)
+        self.columns = (*columns, *HISTORY_COLUMNS) if write_mode == "history" else tuple(columns)
+        self.key = VERSION_KEY if write_mode == "history" else KEY
         self.endpoint = endpoint
         self.write_attempts = write_attempts
         self.write_retries = 0
@@ -69,16 +102,25 @@ class SqlSink(Sink):
         self.rejects_location = f"{conn_id}:{self.rejects_table}"
         self._names = [column.name for column in self.columns]
         self._values = itemgetter(*self._names)
-        self._upsert_sql = self._replace_sql(self.table, self._names, KEY)
+        self._upsert_sql = self._replace_sql(self.table, self._names, self.key)
         self._reject_names = [column.name for column in REJECT_COLUMNS]
         self._reject_sql = self._replace_sql(self.rejects_table, self._reject_names, REJECT_KEY)
+        if state is not None:
+            self._state_sql = self._replace_sql(state.table, state.names, STATE_KEY)
+        column = patent_column(id_kind)
+        self._modes = ModeWriter(self.table, column, [c.name for c in columns], hook.placeholder)
         # PostgreSQL through psycopg 3: COPY into a temporary table, then one upsert of the batch.
         self._bulk = hook.dialect_name == "postgresql"
+        self._sqlite = hook.dialect_name == "sqlite"
         self._tables = TableKeeper(hook)
         self._connection: Any = hook.get_conn()
         try:
-            self._tables.ensure(self._connection, self.table, self.columns, KEY)
+            self._tables.ensure(self._connection, self.table, self.columns, self.key)
+            if write_mode != "merge":  # sync and history find a patent's rows by its id
+                self._tables.ensure_index(self._connection, self.table, column)
             self._tables.ensure(self._connection, self.rejects_table, REJECT_COLUMNS, REJECT_KEY)
+            if state is not None:
+                self._tables.ensure(self._connection, state.table, STATE_COLUMNS, STATE_KEY)
         except BaseException:
             self.close(ok=False)
             raise
@@ -86,14 +128,17 @@ class SqlSink(Sink):
     def _replace_sql(self, table: str, names: list[str], key: str) -> str:
         return str(self.hook.dialect.generate_replace_sql(table, names, names, replace_index=[key]))
 
-    def write_batch(self, rows: list[Record], rejects: Sequence[Reject] = ()) -> list[Reject]:
+    def write_batch(
+        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
+    ) -> list[Reject]:
         # The last row of a key wins, as a second upsert of it would; sorted, locks come in one order.
         unique = sorted({row[KEY]: row for row in rows}.values(), key=itemgetter(KEY))
         attempt = 1
         while True:
             try:
-                refused = self._write(unique, rejects)
+                refused, counts = self._write(unique, rejects, fetched)
                 self._connection.commit()
+                self.counts.add(counts)
                 return [*rejects, *refused]
             except Exception as error:
                 self._connection.rollback()
@@ -113,23 +158,48 @@ class SqlSink(Sink):
             time.sleep(pause)
             attempt += 1
 
-    def _write(self, rows: list[Record], rejects: Sequence[Reject]) -> list[Reject]:
+    def _write(
+        self, rows: list[Record], rejects: Sequence[Reject], fetched: FetchedBatch | None
+    ) -> tuple[list[Reject], WriteCounts]:
         refused: list[Reject] = []
+        counts = WriteCounts()
         with closing(self._connection.cursor()) as cursor:
-            if rows:
+            stored = self._apply_mode(cursor, rows, fetched, counts)
+            if stored:
                 try:
                     if self._bulk and hasattr(cursor, "copy"):
-                        self._copy_upsert(cursor, rows)
+                        self._copy_upsert(cursor, stored)
                     else:
-                        cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
+                        cursor.executemany(self._upsert_sql, [self._values(row) for row in stored])
                 except Exception as error:
                     if not is_data_error(error):
                         raise
-                    self._connection.rollback()
-                    refused = self._write_one_by_one(cursor, rows)
+                    self._connection.rollback()  # undoes the mode's work too: redone before row by row
+                    counts = WriteCounts()
+                    stored = self._apply_mode(cursor, rows, fetched, counts)
+                    refused = self._write_one_by_one(cursor, stored)
+            if fetched is not None and self.state is not None:
+                cursor.executemany(self._state_sql, self.state.rows(fetched))
             if rejects or refused:
                 self._write_rejects(cursor, [*rejects, *refused])
-        return refused
+        return refused, counts
+
+    def _apply_mode(
+        self, cursor: Any, rows: list[Record], fetched: FetchedBatch | None, counts: WriteCounts
+    ) -> list[Record]:
+        """Lock the batch's patents and delete (sync) or close (history) what vanished; the rows to
+        upsert."""
+        if self.write_mode == "merge" or fetched is None or not fetched.patents:
+            return rows
+        scope: Scope = scope_of(fetched)
+        if self._sqlite and not self._connection.in_transaction:
+            cursor.execute("BEGIN IMMEDIATE")  # read and write under one lock: no other writer between
+        elif self._bulk:
+            lock_patents(cursor, self.table, scope)
+        if self.write_mode == "sync":
+            self._modes.remove_vanished(cursor, rows, scope, counts)
+            return rows
+        return self._modes.versions(cursor, rows, scope, fetched.fetched_at, counts)
 
     def _copy_upsert(self, cursor: Any, rows: list[Record]) -> None:
         names = ", ".join(self._names)
@@ -140,10 +210,10 @@ class SqlSink(Sink):
         with cursor.copy(f"COPY patsnap_stage ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(self._values(row))
-        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in self._names if name != KEY)
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in self._names if name != self.key)
         cursor.execute(
-            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM patsnap_stage ORDER BY {KEY} "
-            f"ON CONFLICT ({KEY}) DO UPDATE SET {updates}"
+            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM patsnap_stage ORDER BY {self.key} "
+            f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}"
         )
 
     def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[Reject]:

@@ -82,6 +82,22 @@ class TableKeeper:
                 cursor.close()
         self.check(table, columns, key)
 
+    def ensure_index(self, connection: Any, table: str, column: str) -> None:
+        """An index on ``column``, so a batch finds its patents' rows without reading the whole table."""
+        schema, _, name = table.rpartition(".")
+        cursor = connection.cursor()
+        try:
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {name}_{column} ON {table} ({column})")
+            connection.commit()
+        except Exception:
+            # Shards starting together can race on the catalog as for CREATE TABLE: fine if it is there.
+            connection.rollback()
+            indexed = self._inspector().get_indexes(name, schema=schema or None)
+            if not any(index["column_names"] == [column] for index in indexed):
+                raise
+        finally:
+            cursor.close()
+
     def check(self, table: str, columns: Sequence[Column], key: str) -> None:
         """Raise :class:`TableMismatchError` saying what to add if ``table`` cannot take the rows."""
         schema, _, name = table.rpartition(".")

@@ -18,13 +18,22 @@ from scripts.airflow_env import airflow_env
 from tests.helpers import EXAMPLE_DAGS
 
 
-def test_every_example_dag_imports_without_errors() -> None:
+def test_every_example_dag_imports_without_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from airflow.models import DagBag
+
+    # patsnap_incremental_sync names its Asset from the warehouse connection when parsed.
+    warehouse = f'{{"conn_type": "sqlite", "host": "{tmp_path / "warehouse.db"}"}}'
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_WAREHOUSE", warehouse)
 
     kwargs: dict[str, Any] = {} if AIRFLOW_V_3 else {"include_examples": False}
     bag = DagBag(dag_folder=str(EXAMPLE_DAGS), **kwargs)
     assert bag.import_errors == {}
-    assert {"patsnap_enrichment", "patsnap_sharded_enrichment"} <= set(bag.dag_ids)
+    assert {
+        "patsnap_enrichment",
+        "patsnap_sharded_enrichment",
+        "patsnap_incremental_sync",
+        "patsnap_incremental_report",
+    } <= set(bag.dag_ids)
     assert "pool slots × per-task qps" in (bag.dags["patsnap_sharded_enrichment"].doc_md or "")
 
 
@@ -43,6 +52,7 @@ def test_the_shipped_patent_list_is_valid() -> None:
     [
         ("patsnap_enrichment", [endpoint.default_table for endpoint in ENDPOINTS.values()]),
         ("patsnap_sharded_enrichment", ["patsnap_legal_information"]),
+        ("patsnap_incremental_sync", ["patsnap_legal_daily"]),
     ],
 )
 def test_airflow_dags_test_succeeds(sandbox: Sandbox, tmp_path: Path, dag_id: str, tables: list[str]) -> None:

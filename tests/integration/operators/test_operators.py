@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -161,12 +162,17 @@ def test_a_directory_gets_one_file_per_task_and_run(patsnap: Sandbox, tmp_path: 
     assert summary["destination"] == f"{tmp_path}/award/scheduled__2024-01-02T00_00_00_00_00.jsonl"
 
 
-def test_emit_asset_declares_the_destination() -> None:
-    table_op = PatsnapAwardOperator(task_id="a", patent_numbers=NUMBERS, sql_conn_id="wh", emit_asset=True)
+def test_emit_asset_declares_the_destination(sqlite_conn: str) -> None:
+    table_op = PatsnapAwardOperator(
+        task_id="a", patent_numbers=NUMBERS, sql_conn_id=sqlite_conn, emit_asset=True
+    )
     file_op = PatsnapAwardOperator(
         task_id="b", patent_numbers=NUMBERS, output_path="/data/a.jsonl", emit_asset=True
     )
-    assert [outlet.uri for outlet in table_op.outlets] == ["patsnap://wh/patsnap_award"]
+    # Named as the database and the file are (tests/integration/operators/test_lineage.py), not per conn id.
+    assert [outlet.uri for outlet in table_op.outlets] == [
+        f"sqlite:{os.environ['SQLITE_PATH']}/patsnap_award"
+    ]
     assert [outlet.uri for outlet in file_op.outlets] == ["file:///data/a.jsonl"]
     with pytest.raises(ValueError, match="emit_asset"):
         PatsnapAwardOperator(task_id="c", patent_numbers=NUMBERS, emit_asset=True)

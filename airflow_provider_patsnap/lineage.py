@@ -1,0 +1,136 @@
+"""Names of the data operators' inputs and outputs, for OpenLineage and for Asset (Dataset) outlets.
+
+One name per destination, so lineage and asset-scheduled DAGs meet other producers of the same table or
+file: a table is named as the SQL providers name it (PostgreSQL: namespace ``postgres://host:5432``, name
+``database.schema.table``; its asset URI ``postgres://host:5432/database/schema/table``, the postgres
+provider's own form), a file by its object-storage URI (no connection id in it). The PatSnap endpoint is
+the input: namespace the connection's base URL, name the endpoint's path.
+
+Standard library only at import: the OpenLineage provider is imported only when facets are asked for,
+by the OpenLineage listener after a task ran, never while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from airflow_provider_patsnap.endpoints import Column
+
+_DEFAULT_PORTS = {"postgres": 5432}
+_DEFAULT_SCHEMAS = {"postgres": "public"}
+_SCHEMES = {"postgresql": "postgres"}
+
+
+class LineageDataset(NamedTuple):
+    """A dataset as OpenLineage names it, and the Asset URI that names the same thing."""
+
+    namespace: str
+    name: str
+    uri: str
+
+
+class LineageRun(NamedTuple):
+    """What a finished run read and wrote: kept on the operator for the OpenLineage listener."""
+
+    source: LineageDataset
+    destination: LineageDataset | None
+    columns: Sequence[Column]
+    rows: int
+
+
+def endpoint_dataset(base_url: str, path: str) -> LineageDataset:
+    namespace = base_url.rstrip("/")
+    return LineageDataset(namespace, path, f"{namespace}{path}")
+
+
+def table_dataset(connection: Any, table: str) -> LineageDataset:
+    """``table`` in the database of ``connection`` (an Airflow Connection), named as the SQL providers
+    name it: ``DbApiHook.get_openlineage_authority_part`` for the authority, the connection's schema
+    field for the database, the dialect's default schema when ``table`` names none."""
+    scheme = _SCHEMES.get(connection.conn_type, connection.conn_type)
+    port = connection.port or _DEFAULT_PORTS.get(scheme)
+    authority = f"{connection.host}:{port}" if port else str(connection.host or "")
+    namespace = f"{scheme}://{authority}"
+    schema, _, name = table.rpartition(".")
+    parts = [connection.schema, schema or _DEFAULT_SCHEMAS.get(scheme), name]
+    if scheme == "sqlite":  # one file, one database: the file is the authority
+        parts = [schema, name]
+    qualified = [part for part in parts if part]
+    # Airflow stores an asset URI as urlunsplit(urlsplit(uri)) gives it: sqlite:///db → sqlite:/db.
+    uri = urlunsplit(urlsplit(f"{namespace}/{'/'.join(qualified)}"))
+    return LineageDataset(namespace, ".".join(qualified), uri)
+
+
+def file_dataset(path: str) -> LineageDataset:
+    """An object-storage path without its connection id: ``s3://conn@bucket/key`` → bucket and key; a
+    local file is ``file`` and its absolute path. A relative path is refused: it names nothing stable."""
+    parts = urlsplit(path)
+    if not parts.scheme:
+        if not path.startswith("/"):
+            raise ValueError(
+                f"output_path {path!r} is relative: give an absolute path or a URI (file:///..., s3://...) "
+                "so the asset names one file wherever the DAG is parsed"
+            )
+        return LineageDataset("file", path, f"file://{path}")
+    if parts.scheme == "file":
+        return LineageDataset("file", parts.path, f"file://{parts.path}")
+    host = parts.netloc.rpartition("@")[2]  # drop the Airflow connection id
+    return LineageDataset(
+        f"{parts.scheme}://{host}", parts.path.lstrip("/"), f"{parts.scheme}://{host}{parts.path}"
+    )
+
+
+def destination_dataset(
+    sql_conn_id: str | None, table: str, output_path: str | None
+) -> LineageDataset | None:
+    """The dataset a task writes: ``table`` through ``sql_conn_id``, or ``output_path``; None for XCom."""
+    if sql_conn_id:
+        from airflow_provider_patsnap._compat import BaseHook
+
+        try:
+            connection = BaseHook.get_connection(sql_conn_id)
+        except Exception as error:  # each Airflow line raises its own "not found"
+            raise ValueError(
+                f"connection {sql_conn_id!r} is needed to name table {table!r} as its database names it "
+                f"(host, port, database): {error}"
+            ) from None
+        return table_dataset(connection, table)
+    return file_dataset(output_path) if output_path else None
+
+
+def operator_lineage(run: LineageRun | None) -> Any:
+    """The ``OperatorLineage`` of a finished run; empty when the task did not get as far as writing."""
+    from airflow.providers.common.compat.openlineage.facet import (
+        InputDataset,
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+        SchemaDatasetFacet,
+        SchemaDatasetFacetFields,
+    )
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    if run is None:
+        return OperatorLineage()
+    schema = SchemaDatasetFacet(
+        fields=[
+            SchemaDatasetFacetFields(name=column.name, type=column.sql_type, description=column.description)
+            for column in run.columns
+        ]
+    )
+    outputs = []
+    if run.destination is not None:
+        outputs.append(
+            OutputDataset(
+                namespace=run.destination.namespace,
+                name=run.destination.name,
+                facets={"schema": schema},
+                outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=run.rows)},
+            )
+        )
+    return OperatorLineage(
+        inputs=[InputDataset(namespace=run.source.namespace, name=run.source.name)],
+        outputs=outputs,
+    )

@@ -1,0 +1,375 @@
+"""The base of the data operators: validate, skip what is fresh, fetch within a budget, land the rows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
+from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
+from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind
+from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
+from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
+from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
+from airflow_provider_patsnap.operators._mapping import map_batch
+from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, summary
+from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, Sink, XComSink
+from airflow_provider_patsnap.sinks.names import check_table_name, output_file
+from airflow_provider_patsnap.sinks.state import FetchState, Fresh
+
+if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
+    from airflow_provider_patsnap.hooks.patsnap import BatchResult, PatsnapHook
+
+NOTHING_FRESH = Fresh(frozenset(), 0)
+
+
+def utc_now() -> datetime:
+    """The operators' clock (tests replace it): row times, history validity, freshness."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class PatsnapBatchOperator(BaseOperator):
+    """
+    Base of the PatSnap data operators: look patents up in batches and land the rows.
+
+    Give exactly one of ``patent_numbers`` or ``patent_ids``. With neither ``sql_conn_id`` nor
+    ``output_path`` the rows are returned (to XCom); otherwise a small summary is returned.
+
+    :param patent_numbers: Patent numbers such as ``CN110650438A``: a list, a comma-separated string,
+        a template, or an XComArg from an upstream task. (templated)
+    :param patent_ids: PatSnap patent ids, in the same forms. (templated)
+    :param patsnap_conn_id: The PatSnap connection. (templated)
+    :param sql_conn_id: A database connection (a common.sql hook; SQLite and PostgreSQL are tested, other
+        databases are listed in docs/compatibility.md) to write the rows into. (templated)
+    :param table: The table for ``sql_conn_id``, created if missing; defaults to the endpoint's table,
+        for example ``patsnap_award``. (templated)
+    :param write_mode: How rows land in ``table`` (docs/destinations.md): ``sync`` (the default: each
+        fetched patent's rows become exactly what PatSnap returned, vanished rows deleted), ``merge``
+        (upsert only: nothing is ever deleted) or ``history`` (every version kept, with ``valid_from``
+        / ``valid_to``). SQL destinations only.
+    :param refresh_after: Skip patents this table's ``<table>_state`` says were fetched less than this
+        long ago (with data or without): a ``timedelta``, seconds, or text such as ``"7d"``. SQL only.
+    :param max_billed_units: Most units this run may be billed: the task stops with
+        :class:`PatsnapBudgetError` before a call that could go past it, after writing what it fetched.
+    :param estimate_only: Call nothing: return how many patents would be requested (after
+        ``refresh_after``) and the most units that could cost.
+    :param output_path: An object storage path (``file://``, ``s3://``, ...) for newline-delimited JSON.
+        A path ending in ``/`` (or an existing directory) gets ``<task_id>/<run_id>.jsonl`` under it;
+        template a file name with ``{{ ds }}`` for one file per run. (templated)
+    :param xcom_row_limit: Most rows returned to XCom when no destination is set.
+    :param fail_on_missing: Fail, after every row is written, when some patents have no data.
+    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, a payload
+        of a shape the mapping does not know, an object matching no requested id). Rejects are kept
+        in ``<table>_rejects`` or ``<file>.rejects.jsonl`` and the load goes on; with more than this
+        the task fails after everything else has landed.
+    :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
+        share of the vendor's QPS per mapped shard).
+    :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
+        the URI its OpenLineage output has (docs/lineage.md). Needs a literal, untemplated destination.
+    """
+
+    endpoint: ClassVar[Endpoint]
+    template_fields: Sequence[str] = (
+        "patent_numbers",
+        "patent_ids",
+        "patsnap_conn_id",
+        "sql_conn_id",
+        "table",
+        "output_path",
+    )
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        patent_numbers: Any = None,
+        patent_ids: Any = None,
+        patsnap_conn_id: str = DEFAULT_CONN_ID,
+        sql_conn_id: str | None = None,
+        table: str | None = None,
+        write_mode: str | None = None,
+        refresh_after: timedelta | float | str | None = None,
+        max_billed_units: int | None = None,
+        estimate_only: bool = False,
+        output_path: str | None = None,
+        xcom_row_limit: int = 10_000,
+        fail_on_missing: bool = False,
+        max_rejects: int = 10,
+        qps: float | None = None,
+        emit_asset: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if emit_asset:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), self._asset(sql_conn_id, table, output_path)]
+        super().__init__(**kwargs)
+        self.patent_numbers = patent_numbers
+        self.patent_ids = patent_ids
+        self.patsnap_conn_id = patsnap_conn_id
+        self.sql_conn_id = sql_conn_id
+        self.table = table
+        self.write_mode = write_mode
+        self.refresh_after = as_duration(refresh_after, "refresh_after")
+        self.max_billed_units = max_billed_units
+        self.estimate_only = estimate_only
+        self.output_path = output_path
+        self.xcom_row_limit = xcom_row_limit
+        self.fail_on_missing = fail_on_missing
+        self.max_rejects = max_rejects
+        self.qps = qps
+        self.emit_asset = emit_asset
+        if xcom_row_limit < 0:
+            raise ValueError(f"xcom_row_limit must be >= 0, got {xcom_row_limit!r}")
+        if max_rejects < 0:
+            raise ValueError(f"max_rejects must be >= 0, got {max_rejects!r}")
+        if qps is not None and qps <= 0:
+            raise ValueError(f"qps must be > 0, got {qps!r}")
+        if max_billed_units is not None and (isinstance(max_billed_units, bool) or max_billed_units < 0):
+            raise ValueError(f"max_billed_units must be a whole number >= 0, got {max_billed_units!r}")
+        self.validate(literal_only=True)
+
+    # --- validation ----------------------------------------------------------------------------------
+
+    def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
+        """The destination under the URI its OpenLineage output has (a table's connection is read now)."""
+        from airflow_provider_patsnap.lineage import destination_dataset
+
+        given = [value for value in (sql_conn_id, table, output_path) if value is not None]
+        if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
+            raise ValueError(
+                "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
+                f"destination declare outlets=[...] yourself (got {given!r})"
+            )
+        dataset = destination_dataset(sql_conn_id, table or self.endpoint.default_table, output_path)
+        return Dataset(dataset.uri if dataset else "")
+
+    def validate(self, literal_only: bool = False) -> tuple[IdKind, list[str]]:
+        """Check every input; return the id kind and the ids (empty when not known yet).
+
+        With ``literal_only`` (at DAG parse time) values still to be templated or pulled are skipped.
+        """
+        given = {
+            kind: value
+            for kind, value in (("patent_number", self.patent_numbers), ("patent_id", self.patent_ids))
+            if value is not None
+        }
+        if len(given) != 1:
+            state = "both were given" if given else "neither was given (or an upstream XCom was None)"
+            raise ValueError(f"give exactly one of patent_numbers or patent_ids: {state}")
+        kind, value = next(iter(given.items()))
+        ids: list[str] = []
+        if isinstance(value, str) and not value.strip():
+            raise InvalidPatentIdsError(f"no {kind} values given: {value!r}")
+        if is_literal(value) or not literal_only:
+            ids = normalise_ids(as_id_list(value), kind)  # type: ignore[arg-type]
+        if self.sql_conn_id and self.output_path:
+            raise ValueError(
+                f"give one destination: sql_conn_id={self.sql_conn_id!r} and "
+                f"output_path={self.output_path!r} were both given"
+            )
+        if self.table is not None and not self.sql_conn_id:
+            raise ValueError(f"table={self.table!r} needs sql_conn_id")
+        if self.table is not None and (is_literal(self.table) or not literal_only):
+            check_table_name(self.table)
+        self._validate_warehouse_options()
+        self.validate_params(literal_only)
+        return kind, ids  # type: ignore[return-value]
+
+    def _validate_warehouse_options(self) -> None:
+        if self.write_mode is not None and self.write_mode not in WRITE_MODES:
+            raise ValueError(f"write_mode must be one of {WRITE_MODES}, got {self.write_mode!r}")
+        if self.write_mode is not None and not self.sql_conn_id:
+            raise ValueError(
+                f"write_mode={self.write_mode!r} needs sql_conn_id: a file holds the rows of one run, "
+                "and XCom returns them"
+            )
+        if self.refresh_after is not None and not self.sql_conn_id:
+            raise ValueError(
+                "refresh_after needs sql_conn_id: what was fetched when is kept in <table>_state"
+            )
+
+    def validate_params(self, literal_only: bool) -> None:
+        """Check endpoint parameters such as P022's ``lang``; nothing to check by default."""
+
+    def query_params(self) -> dict[str, Any]:
+        """Extra query parameters of the endpoint."""
+        return {}
+
+    # --- run -----------------------------------------------------------------------------------------
+
+    @property
+    def destination_table(self) -> str:
+        return self.table or self.endpoint.default_table
+
+    def fetch_state(self, kind: IdKind) -> FetchState:
+        return FetchState(self.destination_table, self.endpoint.code, kind, self.query_params())
+
+    def open_sink(self, context: Context, kind: IdKind = "patent_number") -> Sink:
+        # The SQL and file sinks load at run time: a DAG file that imports the operators does not pay.
+        if self.sql_conn_id:
+            from airflow_provider_patsnap.sinks.sql import SqlSink
+
+            return SqlSink(
+                self.sql_conn_id,
+                self.destination_table,
+                self.endpoint.columns,
+                endpoint=self.endpoint.code,
+                write_mode=self.write_mode or "sync",  # type: ignore[arg-type]
+                id_kind=kind,
+                state=self.fetch_state(kind),
+            )
+        if self.output_path:
+            ti = context.get("ti")
+            path = output_file(
+                self.output_path,
+                self.task_id,
+                str(context.get("run_id") or "run"),
+                getattr(ti, "map_index", -1) if ti is not None else -1,
+            )
+            from airflow_provider_patsnap.sinks.files import ObjectStorageSink
+
+            return ObjectStorageSink(path)
+        return XComSink(self.xcom_row_limit)
+
+    def execute(self, context: Context) -> Any:
+        try:
+            kind, ids = self.validate()
+        except PatsnapInputError:
+            raise
+        except ValueError as err:  # a retry would fail the same way: fail without retrying
+            raise PatsnapInputError(str(err)) from None
+        if self.estimate_only:
+            return self._estimate(kind, ids)
+        from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+
+        hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
+        tally = Tally()
+        with self.open_sink(context, kind) as sink:  # opened (and a table checked) before any paid call
+            fresh = self._fresh(sink, kind, ids)
+            tally.skipped_fresh, tally.billed_units_saved = len(fresh.ids), fresh.with_data
+            tally.not_fetched = self._fetch(hook, sink, kind, [i for i in ids if i not in fresh.ids], tally)
+        result = summary(self.endpoint.code, getattr(sink, "write_mode", None), len(ids), tally, sink, hook)
+        self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
+        self._remember_lineage(hook, sink, tally.rows)
+        self._check_outcome(tally, len(ids), sink, result)
+        if isinstance(sink, XComSink):
+            return sink.rows
+        return result
+
+    def _fresh(self, sink: Sink, kind: IdKind, ids: list[str]) -> Fresh:
+        hook = getattr(sink, "hook", None)  # the SQL sink's database hook
+        if self.refresh_after is None or hook is None:
+            return NOTHING_FRESH
+        return self.fetch_state(kind).fresh(hook, ids, iso(utc_now() - self.refresh_after))
+
+    def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: list[str], tally: Tally) -> int:
+        """Fetch and land ``ids``; with a budget, never ask for more patents than units are left (each
+        patent returned is billed once). Return how many ids the budget left unfetched."""
+        rest = ids
+        while rest:
+            room = len(rest) if self.max_billed_units is None else self.max_billed_units - tally.billed
+            if room <= 0:
+                return len(rest)
+            take, rest = rest[:room], rest[room:]
+            for result in hook.lookup(self.endpoint, take, kind, params=self.query_params(), validated=True):
+                self._land(result, kind, sink, tally)
+        return 0
+
+    def _land(self, result: BatchResult, kind: IdKind, sink: Sink, tally: Tally) -> None:
+        fetched_at = iso(utc_now())
+        rows, rejects, patents = map_batch(self.endpoint, result, kind, tally, fetched_at, self.log)
+        kept = sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
+        tally.count_rejects(kept)
+        tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
+        tally.billed += len(result.patents)
+
+    def _estimate(self, kind: IdKind, ids: list[str]) -> dict[str, Any]:
+        """What a run would request after the freshness filter, read without calling PatSnap."""
+        fresh = NOTHING_FRESH
+        if self.refresh_after is not None and self.sql_conn_id:
+            since = iso(utc_now() - self.refresh_after)
+            fresh = self.fetch_state(kind).fresh_in(self.sql_conn_id, ids, since)
+        would = len(ids) - len(fresh.ids)
+        estimate = {
+            "endpoint": self.endpoint.code,
+            "estimate_only": True,
+            "requested": len(ids),
+            "skipped_fresh": len(fresh.ids),
+            "billed_units_saved": fresh.with_data,
+            "would_request": would,
+            "calls_at_least": -(-would // MAX_BATCH),
+            "billed_units_at_most": would,
+            "max_billed_units": self.max_billed_units,
+        }
+        self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
+        return estimate
+
+    def _remember_lineage(self, hook: PatsnapHook, sink: Sink, rows: int) -> None:
+        from airflow_provider_patsnap.lineage import LineageRun, destination_dataset, endpoint_dataset
+
+        output_path = self.output_path
+        if output_path and "://" not in output_path:
+            output_path = os.path.abspath(output_path)  # lineage of a run: where the file really went
+        self._lineage_run = LineageRun(
+            endpoint_dataset(hook.settings.base_url, self.endpoint.path),
+            destination_dataset(self.sql_conn_id, self.destination_table, output_path),
+            getattr(sink, "columns", self.endpoint.columns),
+            rows,
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The PatSnap endpoint read, the table or file written (schema, row count): docs/lineage.md."""
+        from airflow_provider_patsnap.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_lineage_run", None))
+
+    def on_kill(self) -> None:
+        """Stop at once: no new call, waits abandoned, calls in flight cut; what was written stays."""
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.cancel()
+
+    def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
+        if tally.missing:
+            self.log.warning(
+                "%d patent(s) had no %s data, first: %s",
+                tally.missing,
+                self.endpoint.code,
+                tally.missing_shown,
+            )
+        if tally.rejects:
+            self.log.warning(
+                "%d record(s) rejected, kept in %s; first reasons: %s",
+                tally.rejects,
+                sink.rejects_location,
+                tally.rejects_shown,
+            )
+        if tally.not_fetched:
+            resume = (
+                "a rerun skips what was fetched (refresh_after)"
+                if self.refresh_after
+                else "set refresh_after so a rerun skips what was fetched"
+            )
+            raise PatsnapBudgetError(
+                f"max_billed_units={self.max_billed_units} reached: {tally.billed} unit(s) billed; the next "
+                f"call could go past it, so {tally.not_fetched} of {requested} patent(s) were not requested. "
+                f"Everything fetched was written to {sink.location}; {resume}",
+                summary=result,
+            )
+        if tally.rejects > self.max_rejects:
+            raise PatsnapRejectsError(
+                f"{tally.rejects} {self.endpoint.code} record(s) rejected, more than max_rejects="
+                f"{self.max_rejects}; every other row was written to {sink.location} and the rejects, with "
+                f"their reasons and raw values, to {sink.rejects_location}. First: {tally.rejects_shown}"
+            )
+        if tally.missing and self.fail_on_missing:
+            raise PatsnapInputError(
+                f"{tally.missing} of {requested} patent(s) had no {self.endpoint.code} data "
+                f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
+                f"First missing: {tally.missing_shown}"
+            )

@@ -1,0 +1,82 @@
+"""What a data task counted, the summary it returns, and the errors it ends with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_patsnap.endpoints import Reject
+from airflow_provider_patsnap.exceptions import PatsnapFailFastError
+from airflow_provider_patsnap.sinks.base import Sink
+
+MISSING_SHOWN = 10
+REJECTS_SHOWN = 5
+
+
+class PatsnapBudgetError(PatsnapFailFastError):
+    """The next call could bill more than ``max_billed_units``: stopped after writing what was fetched.
+
+    ``summary`` is what the task would have returned: rows written and units billed so far.
+    """
+
+    def __init__(self, message: str, *, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass
+class Tally:
+    """What a run has counted so far, across batches."""
+
+    rows: int = 0
+    billed: int = 0
+    missing: int = 0
+    rejects: int = 0
+    unrequested: int = 0
+    duplicates: int = 0
+    skipped_fresh: int = 0
+    billed_units_saved: int = 0
+    not_fetched: int = 0
+    missing_shown: list[str] = field(default_factory=list)
+    rejects_shown: list[str] = field(default_factory=list)
+
+    def count_rejects(self, rejects: list[Reject]) -> None:
+        self.rejects += len(rejects)
+        self.rejects_shown.extend(
+            reject.reason for reject in rejects[: REJECTS_SHOWN - len(self.rejects_shown)]
+        )
+
+    def count_missing(self, missing: list[str]) -> None:
+        self.missing += len(missing)
+        self.missing_shown.extend(missing[: MISSING_SHOWN - len(self.missing_shown)])
+
+
+def summary(
+    endpoint: str, write_mode: str | None, requested: int, tally: Tally, sink: Sink, hook: Any
+) -> dict[str, Any]:
+    """The small dict a data task returns (to XCom) when rows go to a table or a file."""
+    fetched = requested - tally.skipped_fresh - tally.not_fetched
+    return {
+        "endpoint": endpoint,
+        "write_mode": write_mode,
+        "requested": requested,
+        "skipped_fresh": tally.skipped_fresh,
+        "not_fetched": tally.not_fetched,
+        "found": fetched - tally.missing,
+        "missing": tally.missing,
+        "rows": tally.rows,
+        "rejects": tally.rejects,
+        "unrequested": tally.unrequested,
+        "duplicates": tally.duplicates,
+        "billed_units": tally.billed,
+        "billed_units_saved": tally.billed_units_saved,
+        "calls": hook.stats.calls,
+        "retries": hook.stats.retries,
+        "write_retries": sink.write_retries,
+        "rows_removed": sink.counts.rows_removed,
+        "patents_emptied": sink.counts.patents_emptied,
+        "versions_opened": sink.counts.versions_opened,
+        "versions_closed": sink.counts.versions_closed,
+        "destination": sink.location,
+        "rejects_destination": sink.rejects_location,
+    }

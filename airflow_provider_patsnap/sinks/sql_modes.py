@@ -1,0 +1,152 @@
+"""What ``sync`` and ``history`` do to the rows of the patents a batch fetched, beyond an upsert.
+
+``sync`` deletes the rows PatSnap no longer returns; ``history`` keeps every version of a record with
+``valid_from`` / ``valid_to`` (slowly-changing dimension, type 2) and touches nothing that did not change.
+Both run inside the batch's transaction, after the patents are locked (see :func:`lock_patents`), so two
+shards fetching the same patent write one after the other and each sees what the other committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from airflow_provider_patsnap.endpoints import Column, IdKind, Record
+from airflow_provider_patsnap.ids import match_key
+from airflow_provider_patsnap.sinks.base import FetchedBatch, WriteCounts
+
+KEY = "record_key"
+VERSION_KEY = "version_key"
+HISTORY_COLUMNS = (
+    Column(VERSION_KEY, "VARCHAR(40)", "sha1 of record_key, row_hash and valid_from; the primary key"),
+    Column("row_hash", "VARCHAR(40)", "sha1 of the record's values: a change makes a new version"),
+    Column("valid_from", "VARCHAR(32)", "UTC time this version was first fetched, ISO 8601"),
+    Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone; NULL while current"),
+    Column("is_current", "SMALLINT", "1 for the version PatSnap returns now, else 0"),
+)
+_NOT_HASHED = frozenset({KEY, "fetched_at"})  # fetched_at changes on every fetch; the key follows values
+
+
+def patent_column(id_kind: IdKind) -> str:
+    """The column that names a patent's rows: the one the patents were requested by."""
+    return "patent_id" if id_kind == "patent_id" else "pn"
+
+
+class Scope(NamedTuple):
+    """The patents of a batch as the table knows them: column value → requested patent."""
+
+    owner: dict[str, str]
+    removable: frozenset[str]  # requested patents whose vanished rows go (none of their data rejected)
+    empty: frozenset[str]  # requested patents without a row in this batch
+
+    @property
+    def values(self) -> list[str]:
+        return sorted(self.owner)
+
+
+def scope_of(batch: FetchedBatch) -> Scope:
+    owner: dict[str, str] = {}
+    for patent in batch.patents:
+        owner[patent.requested] = patent.requested
+        if patent.echoed is not None:
+            owner[patent.echoed] = patent.requested  # what the rows hold, in the vendor's spelling
+    return Scope(
+        owner,
+        frozenset(patent.requested for patent in batch.patents if not patent.rejected),
+        frozenset(patent.requested for patent in batch.patents if patent.rows == 0),
+    )
+
+
+def lock_patents(cursor: Any, table: str, scope: Scope) -> None:
+    """PostgreSQL: one transaction-scoped advisory lock per patent, taken in one (sorted) order.
+
+    Two shards with overlapping patents then write them one after the other, and neither can hold a
+    lock the other waits for while waiting itself: no deadlock, and no vanished row left by a writer
+    that did not yet see the other's rows.
+    """
+    locks = sorted({_lock_id(table, patent) for patent in scope.owner.values()})
+    cursor.executemany("SELECT pg_advisory_xact_lock(%s)", [(lock,) for lock in locks])
+
+
+def _lock_id(table: str, patent: str) -> int:
+    digest = hashlib.sha1(f"{table}\x1f{match_key(patent)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class ModeWriter:
+    """Selects the batch's patents' rows and works out what to delete, close and insert."""
+
+    def __init__(self, table: str, column: str, names: Sequence[str], placeholder: str) -> None:
+        self.table = table
+        self.column = column
+        self.placeholder = placeholder
+        self._hashed = [name for name in names if name not in _NOT_HASHED]
+
+    def _select(self, cursor: Any, what: str, scope: Scope, where: str = "") -> list[tuple[Any, ...]]:
+        marks = ", ".join([self.placeholder] * len(scope.owner))
+        cursor.execute(
+            f"SELECT {what}, {self.column} FROM {self.table} WHERE {where}{self.column} IN ({marks})",
+            scope.values,
+        )
+        return list(cursor.fetchall())
+
+    def remove_vanished(self, cursor: Any, rows: list[Record], scope: Scope, counts: WriteCounts) -> None:
+        """``sync``: delete the scope's rows whose key is not among ``rows``, in key order."""
+        keep = {row[KEY] for row in rows}
+        existing = self._select(cursor, KEY, scope)
+        vanished = {
+            key: scope.owner.get(value, "")
+            for key, value in existing
+            if key not in keep and scope.owner.get(value) in scope.removable
+        }
+        if vanished:
+            cursor.executemany(
+                f"DELETE FROM {self.table} WHERE {KEY} = {self.placeholder}",
+                [(key,) for key in sorted(vanished)],
+            )
+        counts.rows_removed += len(vanished)
+        counts.patents_emptied += len(set(vanished.values()) & scope.empty)
+
+    def versions(
+        self, cursor: Any, rows: list[Record], scope: Scope, valid_at: str, counts: WriteCounts
+    ) -> list[Record]:
+        """``history``: close changed and vanished versions; return the versions to insert."""
+        new = {row[KEY]: (row, self.row_hash(row)) for row in rows}
+        closed: dict[str, str] = {}  # version key → its patent when it closes because it vanished
+        current = self._select(cursor, f"{VERSION_KEY}, {KEY}, row_hash", scope, "is_current = 1 AND ")
+        for version_key, key, row_hash, value in current:
+            if key in new:
+                if new[key][1] == row_hash:
+                    del new[key]  # unchanged: not written at all
+                else:
+                    closed[version_key] = ""
+            elif scope.owner.get(value) in scope.removable:
+                closed[version_key] = scope.owner.get(value, "")
+        if closed:
+            cursor.executemany(
+                f"UPDATE {self.table} SET valid_to = {self.placeholder}, is_current = 0 "
+                f"WHERE {VERSION_KEY} = {self.placeholder}",
+                [(valid_at, version_key) for version_key in sorted(closed)],
+            )
+        counts.versions_closed += len(closed)
+        counts.versions_opened += len(new)
+        counts.patents_emptied += len({owner for owner in closed.values() if owner} & scope.empty)
+        return [self._version(row, row_hash, valid_at) for row, row_hash in new.values()]
+
+    def row_hash(self, row: Record) -> str:
+        text = json.dumps([row[name] for name in self._hashed], ensure_ascii=True, default=str)
+        return hashlib.sha1(text.encode("ascii")).hexdigest()
+
+    @staticmethod
+    def _version(row: Record, row_hash: str, valid_at: str) -> Record:
+        version_key = hashlib.sha1(f"{row[KEY]}\x1f{row_hash}\x1f{valid_at}".encode()).hexdigest()
+        return {
+            **row,
+            VERSION_KEY: version_key,
+            "row_hash": row_hash,
+            "valid_from": valid_at,
+            "valid_to": None,
+            "is_current": 1,
+        }

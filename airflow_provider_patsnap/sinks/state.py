@@ -1,0 +1,109 @@
+"""What each patent cost and when: the ``<table>_state`` table behind ``refresh_after``.
+
+One row per requested patent (and endpoint parameters, such as P022's ``lang``): when it was last
+fetched, whether PatSnap had data for it and how many rows it became. Patents with no data are kept too,
+so a later run does not pay to ask again. The SQL sink writes a batch's state in the same transaction as
+its rows: a patent is never remembered as fetched unless its rows are in the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from airflow_provider_patsnap.endpoints import Column, IdKind, Record
+from airflow_provider_patsnap.ids import match_key
+from airflow_provider_patsnap.sinks.base import FetchedBatch
+from airflow_provider_patsnap.sinks.names import check_table_name
+
+STATE_SUFFIX = "_state"
+STATE_KEY = "state_key"
+STATE_COLUMNS = (
+    Column(STATE_KEY, "VARCHAR(40)", "sha1 of endpoint, id kind, patent and parameters; the primary key"),
+    Column("endpoint", "VARCHAR(8)", "PatSnap API code, P026 for example"),
+    Column("id_kind", "VARCHAR(16)", "patent_number or patent_id"),
+    Column("patent", "TEXT", "the patent as it was requested"),
+    Column("params", "TEXT", "the endpoint parameters of the request, as JSON (P022's lang)"),
+    Column("found", "INTEGER", "1 when PatSnap returned data for the patent (a billed unit), else 0"),
+    Column("row_count", "INTEGER", "rows the patent's data became"),
+    Column("fetched_at", "VARCHAR(32)", "UTC time of the fetch, ISO 8601"),
+)
+_LOOKUP_CHUNK = 500  # keys per SELECT: far below any database's parameter limit
+
+
+def state_table_name(table: str) -> str:
+    """``awards`` → ``awards_state``; ``enrich.awards`` → ``enrich.awards_state``."""
+    return check_table_name(table) + STATE_SUFFIX
+
+
+class Fresh(NamedTuple):
+    """Patents fetched recently enough not to be requested again."""
+
+    ids: frozenset[str]
+    with_data: int  # of them, how many had data: the billed units skipping them saves
+
+
+class FetchState:
+    """Keys and rows of ``<table>_state`` for one endpoint, id kind and set of parameters."""
+
+    def __init__(self, table: str, endpoint: str, id_kind: IdKind, params: Mapping[str, Any]) -> None:
+        self.table = state_table_name(table)
+        self.endpoint = endpoint
+        self.id_kind = id_kind
+        self.params = json.dumps(dict(params), sort_keys=True, ensure_ascii=True)
+        self.names = [column.name for column in STATE_COLUMNS]
+
+    def key(self, patent: str) -> str:
+        """Ids PatSnap treats as the same (``cn1`` / ``CN1``) share a key."""
+        text = "\x1f".join((self.endpoint, self.id_kind, match_key(patent), self.params))
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def rows(self, batch: FetchedBatch) -> list[tuple[Any, ...]]:
+        """The batch's state rows as value tuples in column order, sorted by key (the lock order)."""
+        by_key: dict[str, Record] = {}
+        for patent in batch.patents:
+            by_key[self.key(patent.requested)] = {
+                STATE_KEY: self.key(patent.requested),
+                "endpoint": self.endpoint,
+                "id_kind": self.id_kind,
+                "patent": patent.requested,
+                "params": self.params,
+                "found": int(patent.echoed is not None),
+                "row_count": patent.rows,
+                "fetched_at": batch.fetched_at,
+            }
+        return [tuple(row[name] for name in self.names) for _, row in sorted(by_key.items())]
+
+    def fresh_in(self, conn_id: str, patents: Sequence[str], since: str) -> Fresh:
+        """:meth:`fresh` through the database connection ``conn_id``, creating nothing: a table that
+        does not exist yet has nothing fresh."""
+        from airflow_provider_patsnap._compat import BaseHook
+        from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
+
+        hook = BaseHook.get_connection(conn_id).get_hook()
+        keeper = TableKeeper(hook)
+        try:
+            return self.fresh(hook, patents, since) if keeper.exists(self.table) else Fresh(frozenset(), 0)
+        finally:
+            keeper.dispose()
+
+    def fresh(self, hook: Any, patents: Sequence[str], since: str) -> Fresh:
+        """The ``patents`` fetched after ``since`` (ISO 8601 UTC), read through ``hook``."""
+        wanted: dict[str, list[str]] = {}
+        for patent in patents:
+            wanted.setdefault(self.key(patent), []).append(patent)
+        keys = list(wanted)
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            marks = ", ".join([hook.placeholder] * len(chunk))
+            records = hook.get_records(
+                f"SELECT {STATE_KEY}, found FROM {self.table} "
+                f"WHERE fetched_at > {hook.placeholder} AND {STATE_KEY} IN ({marks})",
+                parameters=[since, *chunk],
+            )
+            found.update((str(key), int(has_data)) for key, has_data in records)
+        # Ids PatSnap treats as the same are requested (and billed) once: one unit per key.
+        return Fresh(frozenset(patent for key in found for patent in wanted[key]), sum(found.values()))

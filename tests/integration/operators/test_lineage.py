@@ -1,0 +1,172 @@
+"""Lineage and assets: one name per destination, the one the SQL providers and common.io give it.
+
+The facet tests run where the OpenLineage provider is installed (the dev extra installs it): they go
+through the provider's own ExtractorManager, as its listener does when a task succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.lineage import file_dataset
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
+from airflow_provider_patsnap.sandbox import Sandbox
+from tests.helpers import numbers
+
+IDS = numbers(12, start=170000000)
+AWARD_PATH = "/advanced-patent-data/award-data"
+
+
+def pg_settings(postgres_conn: str) -> Any:
+    return BaseHook.get_connection(postgres_conn)
+
+
+def test_a_postgres_table_asset_is_the_postgres_providers_own_uri(postgres_conn: str) -> None:
+    from airflow.providers.postgres.assets.postgres import create_asset
+
+    connection = pg_settings(postgres_conn)
+    op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=postgres_conn, emit_asset=True)
+    schema_op = PatsnapAwardOperator(
+        task_id="b", patent_numbers=IDS, sql_conn_id=postgres_conn, table="enrich.awards", emit_asset=True
+    )
+
+    expected = create_asset(
+        host=connection.host,
+        port=connection.port,
+        database=connection.schema,
+        schema="public",
+        table="patsnap_award",
+    )
+    assert [outlet.uri for outlet in op.outlets] == [expected.uri]
+    assert [outlet.uri for outlet in schema_op.outlets] == [
+        f"postgres://127.0.0.1:{connection.port}/{connection.schema}/enrich/awards"
+    ]
+
+
+def test_sqlite_and_file_assets_name_the_database_file_and_the_path(sqlite_conn: str, tmp_path: Any) -> None:
+    table_op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=sqlite_conn, emit_asset=True)
+    file_op = PatsnapAwardOperator(
+        task_id="b", patent_numbers=IDS, output_path=f"{tmp_path}/a.jsonl", emit_asset=True
+    )
+    s3_op = PatsnapAwardOperator(
+        task_id="c", patent_numbers=IDS, output_path="s3://aws_prod@bucket/patsnap/a.jsonl", emit_asset=True
+    )
+
+    # Airflow drops the empty authority of sqlite:///path when it stores an asset URI.
+    assert [outlet.uri for outlet in table_op.outlets] == [f"sqlite:{tmp_path}/warehouse.db/patsnap_award"]
+    assert [outlet.uri for outlet in file_op.outlets] == [f"file://{tmp_path}/a.jsonl"]
+    assert [outlet.uri for outlet in s3_op.outlets] == ["s3://bucket/patsnap/a.jsonl"]  # no connection id
+
+
+def test_assets_that_would_name_nothing_stable_are_refused() -> None:
+    with pytest.raises(ValueError, match="relative"):
+        PatsnapAwardOperator(task_id="a", patent_numbers=IDS, output_path="data/a.jsonl", emit_asset=True)
+    with pytest.raises(ValueError, match="connection 'nowhere' is needed"):
+        PatsnapAwardOperator(task_id="b", patent_numbers=IDS, sql_conn_id="nowhere", emit_asset=True)
+    with pytest.raises(ValueError, match="literal"):
+        PatsnapAwardOperator(
+            task_id="c", patent_numbers=IDS, sql_conn_id="x", table="{{ params.t }}", emit_asset=True
+        )
+
+
+def test_a_file_asset_converts_to_the_same_openlineage_dataset_as_common_io_gives() -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    from airflow.providers.common.io.assets.file import convert_asset_to_openlineage, create_asset
+
+    for path in ("/data/awards.jsonl", "file:///data/awards.jsonl"):
+        ours = file_dataset(path)
+        theirs = convert_asset_to_openlineage(create_asset(path=path), None)
+        assert (ours.namespace, ours.name, ours.uri) == (
+            theirs.namespace,
+            theirs.name,
+            "file:///data/awards.jsonl",
+        )
+
+
+def extracted(op: PatsnapAwardOperator) -> dict[str, Any]:
+    """What the OpenLineage listener gets from the operator after a successful run, as JSON."""
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+    from airflow.utils.state import TaskInstanceState
+    from openlineage.client.serde import Serde
+
+    lineage = ExtractorManager().extract_metadata(
+        dagrun=SimpleNamespace(run_id="manual__1"),
+        task=op,
+        task_instance_state=TaskInstanceState.SUCCESS,
+        task_instance=SimpleNamespace(task_id=op.task_id),
+    )
+    return {
+        "inputs": [json.loads(Serde.to_json(dataset)) for dataset in lineage.inputs],
+        "outputs": [json.loads(Serde.to_json(dataset)) for dataset in lineage.outputs],
+    }
+
+
+def check_facets(facets: dict[str, Any], sandbox: Sandbox, namespace: str, name: str, rows: int) -> None:
+    assert facets["inputs"] == [
+        {"namespace": sandbox.base_url, "name": AWARD_PATH, "facets": {}, "inputFacets": {}}
+    ]
+    [output] = facets["outputs"]
+    assert (output["namespace"], output["name"]) == (namespace, name)
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == rows > 0
+    fields = output["facets"]["schema"]["fields"]
+    assert [field["name"] for field in fields][:3] == ["record_key", "pn", "patent_id"]
+    assert all(field["type"] and field["description"] for field in fields)
+
+
+def test_facets_of_a_postgres_table_name_it_as_the_postgres_hook_does(
+    patsnap: Sandbox, postgres_conn: str
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    from airflow.providers.openlineage.sqlparser import SQLParser
+
+    op = PatsnapAwardOperator(
+        task_id="awards", patent_numbers=IDS, sql_conn_id=postgres_conn, write_mode="history"
+    )
+    summary = op.execute(context={})
+
+    hook = BaseHook.get_connection(postgres_conn).get_hook()
+    info = hook.get_openlineage_database_info(BaseHook.get_connection(postgres_conn))
+    schema = hook.get_openlineage_default_schema()
+    facets = extracted(op)
+    check_facets(
+        facets,
+        patsnap,
+        SQLParser.create_namespace(info),
+        f"{info.database}.{schema}.patsnap_award",
+        summary["rows"],
+    )
+    history_columns = [field["name"] for field in facets["outputs"][0]["facets"]["schema"]["fields"]][-5:]
+    assert history_columns == ["version_key", "row_hash", "valid_from", "valid_to", "is_current"]
+
+
+def test_facets_of_a_sqlite_table_and_an_ndjson_file(
+    patsnap: Sandbox, sqlite_conn: str, tmp_path: Any
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    table_op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, sql_conn_id=sqlite_conn)
+    file_op = PatsnapAwardOperator(
+        task_id="awards", patent_numbers=IDS, output_path=f"{tmp_path}/awards.jsonl"
+    )
+
+    table_summary = table_op.execute(context={})
+    file_summary = file_op.execute(context={})
+
+    check_facets(
+        extracted(table_op),
+        patsnap,
+        f"sqlite://{tmp_path}/warehouse.db",
+        "patsnap_award",
+        table_summary["rows"],
+    )
+    check_facets(extracted(file_op), patsnap, "file", f"{tmp_path}/awards.jsonl", file_summary["rows"])
+
+
+def test_a_task_that_wrote_nothing_reports_no_datasets() -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, sql_conn_id="x")
+    assert extracted(op) == {"inputs": [], "outputs": []}

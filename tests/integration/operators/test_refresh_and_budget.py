@@ -1,0 +1,165 @@
+"""refresh_after, max_billed_units and estimate_only against the sandbox's billing ledger.
+
+The sandbox here has no faults, so what it billed must equal what the summaries claim, to the unit.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.operators import _batch
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator, PatsnapBudgetError
+from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.sandbox.data import patent_object
+from tests.helpers import OperatorClock, business, fresh_postgres_database, numbers
+
+AWARD_PATH = "/advanced-patent-data/award-data"
+START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+FIRST = [*numbers(250, start=140000000), "NODATA01", "NODATA02"]
+LATER = numbers(50, start=150000000)
+
+
+def with_data(ids: list[str]) -> int:
+    """How many of ``ids`` the sandbox has data for: each is one billed unit."""
+    return sum(patent_object("P032", "patent_number", value) is not None for value in ids)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> OperatorClock:
+    fake = OperatorClock(START)
+    monkeypatch.setattr(_batch, "utc_now", fake)
+    return fake
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "sqlite":
+        conn = f'{{"conn_type": "sqlite", "host": "{tmp_path / "rb.db"}"}}'
+    else:
+        conn = fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    monkeypatch.setenv("AIRFLOW_CONN_RB", conn)
+    return "rb"
+
+
+class Ledger:
+    """Billed units and requested ids since the last look."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.mark()
+
+    def mark(self) -> None:
+        self.billed = self.sandbox.stats()["billed_units"]
+        self.sandbox.clear_requests()
+
+    def since(self) -> tuple[int, list[str]]:
+        """(units billed, ids requested) since the last mark; marks again."""
+        billed = self.sandbox.stats()["billed_units"] - self.billed
+        requested = [value for record in business(self.sandbox, AWARD_PATH) for value in record.ids]
+        self.mark()
+        return billed, requested
+
+
+def awards(ids: list[str], **kwargs: Any) -> PatsnapAwardOperator:
+    return PatsnapAwardOperator(task_id="awards", patent_numbers=ids, sql_conn_id="rb", **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["merge", "sync", "history"])
+def test_refresh_after_pays_only_for_what_is_stale_or_new(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str, mode: str
+) -> None:
+    ledger = Ledger(patsnap)
+    first = awards(FIRST, write_mode=mode, refresh_after="1d").execute(context={})
+    billed, requested = ledger.since()
+    assert billed == first["billed_units"] == with_data(FIRST)
+    assert sorted(requested) == sorted(FIRST)
+
+    clock.now = START + timedelta(hours=6)
+    second = awards(FIRST + LATER, write_mode=mode, refresh_after="1d").execute(context={})
+    billed, requested = ledger.since()
+
+    # Patents fetched 6 hours ago, with data or without (NODATA01/02), are not asked for again.
+    assert sorted(requested) == sorted(LATER)
+    assert billed == second["billed_units"] == with_data(LATER)
+    assert second["skipped_fresh"] == len(FIRST)
+    assert second["billed_units_saved"] == with_data(FIRST)
+
+    clock.now = START + timedelta(days=2)
+    third = awards(FIRST, write_mode=mode, refresh_after="1d").execute(context={})
+    billed, requested = ledger.since()
+    assert sorted(requested) == sorted(FIRST)  # stale now: all fetched again
+    assert billed == third["billed_units"] == with_data(FIRST) and third["skipped_fresh"] == 0
+
+
+def test_budget_stops_before_a_call_that_could_pass_it_and_a_rerun_resumes(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str
+) -> None:
+    ledger = Ledger(patsnap)
+    op = awards(FIRST, refresh_after="7d", max_billed_units=120)
+
+    with pytest.raises(PatsnapBudgetError, match="max_billed_units=120") as stopped:
+        op.execute(context={})
+    billed, requested = ledger.since()
+
+    partial = stopped.value.summary
+    assert billed == partial["billed_units"] <= 120
+    assert partial["not_fetched"] == len(FIRST) - len(requested) > 0
+    # Everything fetched was written: the rows of every patent requested are in the table.
+    hook = BaseHook.get_connection("rb").get_hook()
+    [(rows,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award")
+    assert rows == partial["rows"] > 0
+    [(remembered,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award_state")
+    assert remembered == len(requested)
+
+    clock.now = START + timedelta(hours=1)
+    resumed = awards(FIRST, refresh_after="7d", max_billed_units=1000).execute(context={})
+    billed_again, requested_again = ledger.since()
+    assert not set(requested_again) & set(requested)  # nothing paid twice
+    assert billed_again == resumed["billed_units"]
+    assert billed + billed_again == with_data(FIRST)
+    [(rows,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award")
+    assert rows == partial["rows"] + resumed["rows"]
+
+
+def test_a_budget_never_lets_one_call_ask_for_more_patents_than_units_left(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str
+) -> None:
+    ids = numbers(30, start=160000000) + [f"NODATA{n}" for n in range(5)]
+    ledger = Ledger(patsnap)
+
+    with pytest.raises(PatsnapBudgetError):
+        awards(sorted(ids), max_billed_units=7).execute(context={})
+
+    calls = [list(record.ids) for record in business(patsnap, AWARD_PATH)]
+    billed, _ = ledger.since()
+    assert billed == 7
+    spent = 0
+    for call in calls:  # each call asked for at most the units still left before it
+        assert 0 < len(call) <= 7 - spent
+        spent += with_data(call)
+
+
+def test_estimate_only_calls_nothing_and_counts_what_a_run_would_request(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str
+) -> None:
+    from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
+
+    ledger = Ledger(patsnap)
+    before = awards(FIRST, refresh_after="1d", estimate_only=True).execute(context={})
+    assert before["would_request"] == len(FIRST) and before["skipped_fresh"] == 0
+    assert not TableKeeper(BaseHook.get_connection("rb").get_hook()).exists("patsnap_award_state")
+    awards(FIRST, refresh_after="1d").execute(context={})
+    ledger.since()
+    clock.now = START + timedelta(hours=1)
+
+    estimate = awards(FIRST + LATER, refresh_after="1d", estimate_only=True).execute(context={})
+
+    assert patsnap.requests == []  # not even a token
+    assert ledger.since()[0] == 0
+    assert estimate["would_request"] == len(LATER) == estimate["billed_units_at_most"]
+    assert estimate["skipped_fresh"] == len(FIRST)
+    assert estimate["billed_units_saved"] == with_data(FIRST)

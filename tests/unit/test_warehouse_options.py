@@ -1,0 +1,48 @@
+"""The warehouse options of the data operators are checked when the DAG is parsed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow_provider_patsnap.operators._inputs import as_duration
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7d", timedelta(days=7)),
+        ("1d 6h", timedelta(days=1, hours=6)),
+        ("90s", timedelta(seconds=90)),
+        (3600, timedelta(hours=1)),
+        (timedelta(minutes=5), timedelta(minutes=5)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_durations_in_the_forms_users_write(text: Any, expected: timedelta) -> None:
+    assert as_duration(text, "refresh_after") == expected
+
+
+@pytest.mark.parametrize("bad", ["7x", "", "d", 0, -5, "0h", True, [1]])
+def test_a_duration_that_is_not_one_is_refused(bad: Any) -> None:
+    with pytest.raises(ValueError, match="refresh_after must be a positive duration"):
+        as_duration(bad, "refresh_after")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sql_conn_id": "wh", "write_mode": "upsert"}, "write_mode must be one of"),
+        ({"output_path": "/tmp/a.jsonl", "write_mode": "sync"}, "needs sql_conn_id"),
+        ({"write_mode": "history"}, "needs sql_conn_id"),
+        ({"output_path": "/tmp/a.jsonl", "refresh_after": "1d"}, "refresh_after needs sql_conn_id"),
+        ({"sql_conn_id": "wh", "refresh_after": "soon"}, "positive duration"),
+        ({"sql_conn_id": "wh", "max_billed_units": -1}, "max_billed_units"),
+    ],
+)
+def test_warehouse_options_are_checked_at_parse_time(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], **kwargs)
