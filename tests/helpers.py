@@ -303,23 +303,28 @@ class CannedVendor:
         self.server.close()
 
 
-def fresh_postgres_database(server_json: str) -> str:
-    """Create an empty database on the PostgreSQL fixture's server; return connection JSON for it."""
-    import uuid
-
+def postgres_admin(server_json: str) -> Any:
+    """An autocommit psycopg connection to the ``postgres`` database of the PostgreSQL fixture's server."""
     import psycopg
 
     settings = json.loads(server_json)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(
+    return psycopg.connect(
         host=settings["host"],
         port=settings["port"],
         user=settings["login"],
         dbname="postgres",
         autocommit=True,
-    ) as connection:
+    )
+
+
+def fresh_postgres_database(server_json: str) -> str:
+    """Create an empty database on the PostgreSQL fixture's server; return connection JSON for it."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_admin(server_json) as connection:
         connection.execute(f"CREATE DATABASE {name}")
-    return json.dumps({**settings, "schema": name})
+    return json.dumps({**json.loads(server_json), "schema": name})
 
 
 class ScriptedVendor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -16,7 +15,7 @@ from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import AWARD, Record
 from airflow_provider_patsnap.sinks import SqlSink
 from airflow_provider_patsnap.sinks.names import RESERVED_WORDS
-from tests.helpers import fresh_postgres_database
+from tests.helpers import fresh_postgres_database, postgres_admin
 
 
 @pytest.fixture
@@ -140,14 +139,7 @@ def fails(statement: Callable[[], Any]) -> bool:
 
 
 def test_each_reserved_word_fails_as_a_table_name_in_sqlite_or_postgres(postgres_server: str) -> None:
-    settings = json.loads(postgres_server)
-    with psycopg.connect(
-        host=settings["host"],
-        port=settings["port"],
-        user=settings["login"],
-        dbname="postgres",
-        autocommit=True,
-    ) as postgres:
+    with postgres_admin(postgres_server) as postgres:
         for word in sorted(RESERVED_WORDS):
             sql = f"CREATE TABLE {word} (record_key TEXT PRIMARY KEY)"
             in_sqlite = fails(lambda sql=sql: sqlite3.connect(":memory:").execute(sql))
