@@ -18,14 +18,15 @@ from typing import Any, Literal, NamedTuple
 from airflow_provider_patsnap.payloads import (
     PayloadShapeError,
     Record,
-    field_text,
+    Values,
+    ValuesOf,
     id_text,
     legal_items,
-    legal_record,
+    legal_values,
     list_of_objects,
     raw_json,
-    seic_record,
-    text_record,
+    seic_values,
+    text_values,
 )
 
 IdKind = Literal["patent_id", "patent_number"]
@@ -65,23 +66,14 @@ class PatentRows(NamedTuple):
     rejects: list[Reject]
 
 
-class _RowPlan(NamedTuple):
-    """How an endpoint's records become rows, worked out once."""
-
-    names: tuple[str, ...]  # the record columns, in table order
-    name_set: frozenset[str]
-    row_names: tuple[str, ...]  # every column of a row, in table order
-    record_values: Callable[[Record], tuple[Any, ...]]  # a record's values in ``names`` order
-    key_values: Callable[[Record], tuple[Any, ...]]  # a record's values of the key columns
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """One PatSnap data API and the shape of the rows it yields.
 
     ``to_items`` splits a payload into vendor records (raising :class:`PayloadShapeError` on a shape it
-    does not understand); ``to_record`` turns one into column values (raising ``ValueError`` on a value
-    it cannot store), so one bad record is rejected on its own.
+    does not understand); ``to_values`` turns one record (and the patent object it came in) into its
+    values in ``record_columns`` order (raising ``ValueError`` on a value it cannot store), so one bad
+    record is rejected on its own.
     """
 
     code: str
@@ -92,7 +84,7 @@ class Endpoint:
     record_columns: tuple[Column, ...]
     key_columns: tuple[str, ...]
     to_items: Callable[[Any], Iterator[Mapping[str, Any]]]
-    to_record: Callable[[Mapping[str, Any]], Record]
+    to_values: ValuesOf
     method: str = "GET"
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -104,7 +96,7 @@ class Endpoint:
     def columns(self) -> tuple[Column, ...]:
         return (*COMMON_HEAD, *self.record_columns, *COMMON_TAIL)
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
@@ -121,33 +113,24 @@ class Endpoint:
         identity = patent_id if patent_id is not None else f"pn:{pn}"
         rows: list[Record] = []
         rejects: list[Reject] = []
-        names, name_set, row_names, record_values, key_values = self._row_plan
+        row_names, key_values = self.column_names, self._key_values
         for item in items:
             try:
-                record = self.to_record(item)
-                if not name_set <= record.keys():
-                    # Patent-level fields (P022's ``lang``) fill columns the record does not carry.
-                    for name in names:
-                        if name not in record:
-                            record[name] = field_text(patent, name)
+                values = self.to_values(item, patent)
             except ValueError as err:
                 reason = f"{self.code} record of {pn or patent_id!r}: {err}"
                 rejects.append(Reject(self.code, pn, patent_id, reason, raw_json(item)))
                 continue
-            key = record_key(identity, key_values(record))
-            values = (key, pn, patent_id, *record_values(record), fetched_at)
-            rows.append(dict(zip(row_names, values, strict=True)))
+            key = record_key(identity, key_values(values))
+            rows.append(dict(zip(row_names, (key, pn, patent_id, *values, fetched_at), strict=True)))
         return PatentRows(rows, rejects)
 
     @cached_property
-    def _row_plan(self) -> _RowPlan:
-        names = tuple(column.name for column in self.record_columns)
-
-        def getter(fields: tuple[str, ...]) -> Callable[[Record], tuple[Any, ...]]:
-            get = itemgetter(*fields)
-            return get if len(fields) > 1 else lambda record: (get(record),)
-
-        return _RowPlan(names, frozenset(names), self.column_names, getter(names), getter(self.key_columns))
+    def _key_values(self) -> Callable[[Values], tuple[Any, ...]]:
+        """The key columns' values, out of a record's values."""
+        names = [column.name for column in self.record_columns]
+        get = itemgetter(*(names.index(key) for key in self.key_columns))
+        return get if len(self.key_columns) > 1 else lambda values: (get(values),)
 
     def rows(self, patent: Mapping[str, Any], fetched_at: str) -> Iterator[Record]:
         """The rows of one per-patent object; ``ValueError`` naming the first reject if there is one."""
@@ -186,7 +169,7 @@ SEIC_CLASSIFICATION = Endpoint(
     ),
     key_columns=("lang", "seic_lv1_no", "seic_lv2_no"),
     to_items=list_of_objects,
-    to_record=seic_record,
+    to_values=seic_values,
 )
 
 _AWARD_FIELDS = ("category", "award_name", "award_level", "award_session", "award_referrer")
@@ -205,7 +188,7 @@ AWARD = Endpoint(
     ),
     key_columns=("award_name", "award_session", "award_level"),
     to_items=list_of_objects,
-    to_record=text_record(_AWARD_FIELDS),
+    to_values=text_values(_AWARD_FIELDS),
 )
 
 _CUSTOMS_TEXT = ("record_number", "record_status", "country", "product", "contact", "approval_opinion")
@@ -229,7 +212,7 @@ CUSTOMS_RECORD = Endpoint(
     ),
     key_columns=("record_number", "country", "start_date"),
     to_items=list_of_objects,
-    to_record=text_record(_CUSTOMS_TEXT, ("start_date", "end_date")),
+    to_values=text_values(_CUSTOMS_TEXT, ("start_date", "end_date")),
 )
 
 LEGAL_INFORMATION = Endpoint(
@@ -252,7 +235,7 @@ LEGAL_INFORMATION = Endpoint(
     ),
     key_columns=("source", "event_date", "event_code", "event_desc", "event_vol", "ref_country_code"),
     to_items=legal_items,
-    to_record=legal_record,
+    to_values=legal_values,
 )
 
 ENDPOINTS: dict[str, Endpoint] = {

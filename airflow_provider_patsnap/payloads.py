@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 Record = dict[str, Any]
+#: A record's column values, in the order of its endpoint's ``record_columns``.
+Values = Sequence[Any]
+ValuesOf = Callable[[Mapping[str, Any], Mapping[str, Any]], Values]
 
 
 class PayloadShapeError(ValueError):
@@ -111,14 +114,15 @@ def _object(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def seic_record(item: Mapping[str, Any]) -> Record:
+def seic_values(item: Mapping[str, Any], patent: Mapping[str, Any]) -> Values:
     level1, level2 = _object(item.get("seic_lv1"), "seic_lv1"), _object(item.get("seic_lv2"), "seic_lv2")
-    return {
-        "seic_lv1_no": field_text(level1, "seic_no", "seic_lv1_no"),
-        "seic_lv1_desc": field_text(level1, "seic_desc", "seic_lv1_desc"),
-        "seic_lv2_no": field_text(level2, "seic_no", "seic_lv2_no"),
-        "seic_lv2_desc": field_text(level2, "seic_desc", "seic_lv2_desc"),
-    }
+    return (
+        field_text(patent, "lang"),  # a field of the patent, not of each classification
+        field_text(level1, "seic_no", "seic_lv1_no"),
+        field_text(level1, "seic_desc", "seic_lv1_desc"),
+        field_text(level2, "seic_no", "seic_lv2_no"),
+        field_text(level2, "seic_desc", "seic_lv2_desc"),
+    )
 
 
 def field_text(item: Mapping[str, Any], name: str, column: str | None = None) -> str | None:
@@ -131,6 +135,15 @@ def field_text(item: Mapping[str, Any], name: str, column: str | None = None) ->
         raise ValueError(f"{column or name}: {err}") from None
 
 
+def _stored_text(value: Any, name: str) -> str | None:
+    if type(value) is str:
+        return clean_text(value)
+    try:
+        return as_text(value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
+
+
 def _date(item: Mapping[str, Any], name: str) -> int | None:
     try:
         return as_date(item.get(name))
@@ -138,25 +151,34 @@ def _date(item: Mapping[str, Any], name: str) -> int | None:
         raise ValueError(f"{name}: {err}") from None
 
 
-def text_record(names: tuple[str, ...], dates: tuple[str, ...] = ()) -> Callable[[Mapping[str, Any]], Record]:
-    def to_record(item: Mapping[str, Any]) -> Record:
+def text_values(names: tuple[str, ...], dates: tuple[str, ...] = ()) -> ValuesOf:
+    """A record's ``names`` as text, then its ``dates`` as YYYYMMDD integers, in that order."""
+
+    def to_values(item: Mapping[str, Any], patent: Mapping[str, Any]) -> Values:
         # Plain ASCII text and None are kept as they are without a call: most values are.
-        record: Record = {
-            name: value
+        values: list[str | int | None] = [
+            value
             if value is None or (type(value) is str and value.isascii() and "\x00" not in value)
-            else field_text(item, name)
+            else _stored_text(value, name)
             for name, value in zip(names, map(item.get, names), strict=True)
-        }
-        for name in dates:
-            record[name] = _date(item, name)
-        return record
+        ]
+        values += [_date(item, name) for name in dates]
+        return values
 
-    return to_record
+    return to_values
 
 
-_INPADOC_FIELDS = ("event_code", "event_desc", "ref_country_code")
-_OFFICIAL_FIELDS = ("event_vol", "event_code", "event_desc", "event_others", "event_legal_status")
-_LEGAL_SOURCES = (("inpadoc", _INPADOC_FIELDS), ("official", _OFFICIAL_FIELDS))
+_LEGAL_SOURCES = ("inpadoc", "official")
+#: Every text field of either source: a field one source lacks is simply None in its rows.
+LEGAL_TEXT_FIELDS = (
+    "event_code",
+    "event_desc",
+    "ref_country_code",
+    "event_vol",
+    "event_others",
+    "event_legal_status",
+)
+_legal_texts = text_values(LEGAL_TEXT_FIELDS)
 
 
 def legal_items(payload: Any) -> Iterator[Mapping[str, Any]]:
@@ -166,16 +188,11 @@ def legal_items(payload: Any) -> Iterator[Mapping[str, Any]]:
         raise PayloadShapeError(
             f"expected an object with inpadoc_legal_data and official_legal_data, got {_shape(payload)}"
         )
-    for source, _ in _LEGAL_SOURCES:
+    for source in _LEGAL_SOURCES:
         for item in list_of_objects(payload.get(f"{source}_legal_data"), f"{source}_legal_data as a list"):
             yield {**item, "source": source}
 
 
-def legal_record(item: Mapping[str, Any]) -> Record:
-    source = item["source"]
-    record = _LEGAL_RECORDS[source](item)
-    record["source"] = source
-    return record
-
-
-_LEGAL_RECORDS = {source: text_record(names, ("event_date",)) for source, names in _LEGAL_SOURCES}
+def legal_values(item: Mapping[str, Any], patent: Mapping[str, Any]) -> Values:
+    """``source``, ``event_date``, then :data:`LEGAL_TEXT_FIELDS`."""
+    return [item["source"], _date(item, "event_date"), *_legal_texts(item, patent)]

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from airflow_provider_patsnap.endpoints import Column, IdKind, Record
+from airflow_provider_patsnap.endpoints import Column, IdKind
 from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.sinks.base import FetchedBatch
 from airflow_provider_patsnap.sinks.names import check_table_name
@@ -62,19 +62,20 @@ class FetchState:
 
     def rows(self, batch: FetchedBatch) -> list[tuple[Any, ...]]:
         """The batch's state rows as value tuples in column order, sorted by key (the lock order)."""
-        by_key: dict[str, Record] = {}
-        for patent in batch.patents:
-            by_key[self.key(patent.requested)] = {
-                STATE_KEY: self.key(patent.requested),
-                "endpoint": self.endpoint,
-                "id_kind": self.id_kind,
-                "patent": patent.requested,
-                "params": self.params,
-                "found": int(patent.echoed is not None),
-                "row_count": patent.rows,
-                "fetched_at": batch.fetched_at,
-            }
-        return [tuple(row[name] for name in self.names) for _, row in sorted(by_key.items())]
+        by_key = {
+            key: (  # in STATE_COLUMNS order
+                key,
+                self.endpoint,
+                self.id_kind,
+                patent.requested,
+                self.params,
+                int(patent.echoed is not None),
+                patent.rows,
+                batch.fetched_at,
+            )
+            for key, patent in ((self.key(patent.requested), patent) for patent in batch.patents)
+        }
+        return [row for _, row in sorted(by_key.items())]
 
     def fresh_in(self, conn_id: str, patents: Sequence[str], since: str) -> Fresh:
         """:meth:`fresh` through the database connection ``conn_id``, creating nothing: a table that

@@ -55,6 +55,16 @@ def test_p026_gives_one_row_per_event_with_its_source() -> None:
     assert set(inpadoc) == set(ENDPOINTS["P026"].column_names)
 
 
+def test_p026_keeps_every_field_an_event_carries_whatever_its_source() -> None:
+    [inpadoc] = rows(
+        "P026",
+        '{"pn": "CN1A", "patent_id": "p1", "event_vol": "patent-level", "patsnap_legal_data":'
+        ' {"inpadoc_legal_data": [{"event_code": "B350", "event_date": 20211207, "event_vol": "12"}]}}',
+    )
+    assert inpadoc["event_vol"] == "12"  # a field of the event, never one of the patent
+    assert inpadoc["ref_country_code"] is None and inpadoc["event_legal_status"] is None
+
+
 def test_p032_award_session_as_int_becomes_text() -> None:
     [row] = rows(
         "P032",
