@@ -117,6 +117,22 @@ def cpu_section(data: dict[str, Any]) -> tuple[list[str], list[Check]]:
     return [*lines, ""], checks
 
 
+#: Goal of the project's issue 11: the PostgreSQL bulk path against what release 0.1 did.
+PG_BULK_TARGET = 4.0
+
+
+def sql_check(data: dict[str, Any]) -> Check | None:
+    ratios = data.get("bench_pg")
+    if not ratios:
+        return None
+    return (
+        f"PostgreSQL bulk path (`SqlSink`: COPY + one upsert a batch) over 0.1's `insert_rows`, {data['rows']:,} rows",
+        f"**{ratios['insert']:.1f}x** new rows/s ({ratios['rerun']:.1f}x on the rerun's upsert of the same rows)",
+        f">= {PG_BULK_TARGET:g}x",
+        ratios["insert"] >= PG_BULK_TARGET,
+    )
+
+
 def sql_section(data: dict[str, Any]) -> list[str]:
     lines = [
         "## SQL write paths",
@@ -154,6 +170,9 @@ def render(directory: Path, seconds: int) -> tuple[str, bool]:
         checks += found
     if sql:
         sections += sql_section(sql)
+        check = sql_check(sql)
+        if check:
+            checks.append(check)
     if memory:
         checks.append(
             (

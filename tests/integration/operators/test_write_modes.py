@@ -189,6 +189,27 @@ def test_overlapping_sync_shards_leave_exactly_the_new_rows(
     assert sum(summary["patents_emptied"] for summary in summaries) == 400
 
 
+def test_overlapping_merge_shards_write_every_row_exactly_once(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
+) -> None:
+    numbers = [f"CN{n}M" for n in range(1200)]
+    vendor.objects = {pn: patent(pn, award("Gold prize"), award("Design prize")) for pn in numbers}
+    summaries: list[dict[str, Any]] = []
+
+    errors = together(
+        [
+            lambda: summaries.append(run("merge", numbers[:1100])),
+            lambda: summaries.append(run("merge", numbers[100:])),
+        ]
+    )
+
+    assert errors == []
+    assert award_table() == rows_of(vendor.objects)
+    [(rows,)] = query("SELECT COUNT(*) FROM patsnap_award")
+    assert rows == 2 * 1200  # the 1000 patents both shards fetched are upserted, never duplicated
+    assert sorted(summary["rows"] for summary in summaries) == [2 * 1100, 2 * 1100]
+
+
 # --- history ---------------------------------------------------------------------------------------
 
 
