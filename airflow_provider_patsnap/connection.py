@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from airflow_provider_patsnap.endpoints import MAX_BATCH
+
 DEFAULT_BASE_URL = "https://connect.patsnap.com"
 DEFAULT_CONN_ID = "patsnap_default"
 #: The vendor's worst documented latency per call (seconds): concurrency is sized from it.
@@ -136,6 +138,19 @@ def default_concurrency(qps: float) -> int:
         return UNLIMITED_QPS_CONCURRENCY
     in_flight = round(qps * MAX_VENDOR_LATENCY * CONCURRENCY_HEADROOM, 6)  # 60.00000000000001 is 60
     return min(MAX_CONCURRENCY, max(2, math.ceil(in_flight)))
+
+
+def concurrency_shortfall(settings: ConnectionSettings) -> str | None:
+    """Why ``concurrency`` calls in flight cannot carry ``qps`` at the vendor's worst latency, or None."""
+    allowed = settings.concurrency / MAX_VENDOR_LATENCY
+    if settings.qps <= 0 or allowed >= settings.qps:
+        return None
+    return (
+        f"concurrency={settings.concurrency} allows at most {allowed:.1f} calls/s "
+        f"({allowed * MAX_BATCH:.0f} patents/s) when PatSnap takes {MAX_VENDOR_LATENCY:g} s a call, "
+        f"below qps={settings.qps:g}; raise the connection's concurrency extra to "
+        f"{default_concurrency(settings.qps)} to use the whole QPS"
+    )
 
 
 def _extras(conn: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:

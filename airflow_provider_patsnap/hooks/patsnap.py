@@ -9,16 +9,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
 from airflow_provider_patsnap.connection import (
-    CONN_FIELDS,
     DEFAULT_CONN_ID,
-    MAX_VENDOR_LATENCY,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     ConnectionSettingsError,
-    default_concurrency,
+    concurrency_shortfall,
     parse_connection,
 )
-from airflow_provider_patsnap.endpoints import AWARD, MAX_BATCH, Endpoint, IdKind
+from airflow_provider_patsnap.endpoints import AWARD, Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import (
     PatsnapAuthError,
     PatsnapError,
@@ -96,29 +94,9 @@ class PatsnapHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
+        from airflow_provider_patsnap.hooks._form import flask_form_widgets
 
-        fields: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            label, description, default = lazy_gettext(spec.label), spec.description, spec.default
-            if spec.json_type == "boolean":
-                fields[name] = BooleanField(label, default=default, description=description)
-            elif spec.json_type == "integer":
-                fields[name] = IntegerField(
-                    label,
-                    widget=BS3TextFieldWidget(),
-                    validators=[Optional(), NumberRange(min=0)],
-                    default=default,
-                    description=description,
-                )
-            else:  # Airflow 2.11 drops a hook whose form has a FloatField: numbers are text fields
-                fields[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), default=default, description=description
-                )
-        return fields
+        return flask_form_widgets()
 
     # --- state ---------------------------------------------------------------------------------------
 
@@ -247,7 +225,9 @@ class PatsnapHook(BaseHook):
         """
         unique = list(ids) if validated else normalise_ids(ids, id_kind)
         transport = self.transport  # created here, not racing in the worker threads
-        self._warn_if_concurrency_binds()
+        shortfall = concurrency_shortfall(self.settings)
+        if shortfall:
+            self.log.warning("%s", shortfall)
 
         def fetch(batch: list[str]) -> BatchResult:
             return self.fetch_batch(endpoint, batch, id_kind, params, slot_taken=True)
@@ -268,23 +248,6 @@ class PatsnapHook(BaseHook):
             cancellation=transport.cancellation,
             name=f"patsnap-{endpoint.code}-",
             on_stop=stopped,
-        )
-
-    def _warn_if_concurrency_binds(self) -> None:
-        """Say so when ``concurrency`` calls in flight cannot carry ``qps`` at the vendor's worst latency."""
-        settings = self.settings
-        allowed = settings.concurrency / MAX_VENDOR_LATENCY
-        if settings.qps <= 0 or allowed >= settings.qps:
-            return
-        self.log.warning(
-            "concurrency=%d allows at most %.1f calls/s (%.0f patents/s) when PatSnap takes %g s a call, "
-            "below qps=%g; raise the connection's concurrency extra to %d to use the whole QPS",
-            settings.concurrency,
-            allowed,
-            allowed * MAX_BATCH,
-            MAX_VENDOR_LATENCY,
-            settings.qps,
-            default_concurrency(settings.qps),
         )
 
     # --- value report (R002) -------------------------------------------------------------------------
