@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import pytest
 
 from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
+from airflow_provider_patsnap.sandbox.contract import JOB_DONE, JOB_EXPORTING, JOB_FAILED, JOB_WAITING
 from airflow_provider_patsnap.sandbox.data import (
     EndpointCode,
     number_for_patent_id,
@@ -507,7 +508,7 @@ def run_job(sandbox: Sandbox, token: str, job_id: int) -> list[dict[str, Any]]:
     for _ in range(10):
         data = api(sandbox, STATUS, token, job_id=str(job_id)).json["data"]
         seen.append(data)
-        if data["job_status"] in (2, 3):
+        if data["job_status"] in (JOB_DONE, JOB_FAILED):
             return seen
         sandbox.advance(sandbox.config.report_delay / 3)
     raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
@@ -532,8 +533,8 @@ def test_report_lifecycle_and_download(report_sandbox: Sandbox, report_token: st
     ).json["data"]["job_id"]
     seen = run_job(report_sandbox, report_token, job_id)
     statuses = [data["job_status"] for data in seen]
-    assert statuses[0] == 0 and seen[0]["queue_num"] > 0 and seen[0]["download_url"] is None
-    assert 1 in statuses and statuses[-1] == 2 and statuses == sorted(statuses)
+    assert statuses[0] == JOB_WAITING and seen[0]["queue_num"] > 0 and seen[0]["download_url"] is None
+    assert JOB_EXPORTING in statuses and statuses[-1] == JOB_DONE and statuses == sorted(statuses)
     assert all(data["job_id"] == job_id for data in seen)
     url = seen[-1]["download_url"]
     assert (
@@ -573,12 +574,13 @@ def test_word_report_is_a_real_docx(report_sandbox: Sandbox, report_token: str) 
     assert pn in document and str(job_id) in document
 
 
-def test_failing_report_ends_in_status_3(report_sandbox: Sandbox, report_token: str) -> None:
+def test_failing_report_ends_failed(report_sandbox: Sandbox, report_token: str) -> None:
     job_id = create_report(report_sandbox, report_token, patent_number="CNFAIL123B", report_type="pdf").json[
         "data"
     ]["job_id"]
     final = run_job(report_sandbox, report_token, job_id)[-1]
-    assert (final["job_status"], final["abnormal_cause"], final["download_url"]) == (3, FAILURE_CAUSE, None)
+    assert (final["job_status"], final["abnormal_cause"]) == (JOB_FAILED, FAILURE_CAUSE)
+    assert final["download_url"] is None
 
 
 def test_report_rejections(report_sandbox: Sandbox, report_token: str) -> None:

@@ -24,7 +24,7 @@ from airflow_provider_patsnap.exceptions import (
 from airflow_provider_patsnap.hooks._envelope import parse_token_response
 from airflow_provider_patsnap.hooks._transport import RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
 from tests.helpers import FakeClock
 from tests.unit.conftest import BASE_URL, TOKEN_URL
 
@@ -250,7 +250,7 @@ def test_report_status_as_a_float_is_read_as_an_int(vendor: requests_mock.Mocker
     body = b'{"data": {"job_id": 1579434053399036123, "job_status": 2.0, "download_url": "https://x/r.pdf"}, "status": true}'
     vendor.get(f"{BASE_URL}{STATUS_PATH}", content=body)
     status = PatsnapHook().get_report_status("1579434053399036123")
-    assert status["job_status"] == 2 and status["job_id"] == "1579434053399036123"
+    assert status["job_status"] == ReportStatus.DONE and status["job_id"] == "1579434053399036123"
 
 
 def test_token_endpoint_message_is_scrubbed(vendor: requests_mock.Mocker) -> None:
