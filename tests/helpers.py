@@ -31,6 +31,9 @@ CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
+# The unit tier's mocked PatSnap (requests-mock answers here; nothing listens).
+BASE_URL = "https://patsnap.test"
+TOKEN_URL = f"{BASE_URL}/oauth/token"
 
 
 def numbers(count: int, prefix: str = "CN", start: int = 100000000) -> list[str]:

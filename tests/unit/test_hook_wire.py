@@ -25,8 +25,7 @@ from airflow_provider_patsnap.hooks._envelope import parse_token_response
 from airflow_provider_patsnap.hooks._transport import RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
-from tests.helpers import FakeClock
-from tests.unit.conftest import BASE_URL, TOKEN_URL
+from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
 PATH = AWARD.path
 URL = f"{BASE_URL}{PATH}"
