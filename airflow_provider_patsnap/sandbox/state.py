@@ -27,6 +27,13 @@ class SandboxClock:
         self._offset = 0.0
         self._lock = threading.Lock()
 
+    @classmethod
+    def frozen(cls) -> SandboxClock:
+        """A clock that stands still (at this moment's readings) until ``advance()`` moves it: the rate
+        limit refills, tokens and links age and report jobs progress only when a test says so."""
+        monotonic, wall = time.monotonic(), time.time()
+        return cls(monotonic=lambda: monotonic, wall=lambda: wall)
+
     def now(self) -> float:
         """Monotonic seconds, for durations: token and link lifetimes, the bucket, job progress."""
         return self._monotonic() + self._offset
