@@ -32,7 +32,7 @@ from airflow_provider_patsnap.sandbox.data import (
     patent_id_for_number,
     patent_object,
 )
-from airflow_provider_patsnap.sandbox.http import IDLE_TIMEOUT_SECONDS
+from airflow_provider_patsnap.sandbox.http import ApiHandler
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -325,7 +325,8 @@ def test_unknown_path_and_wrong_method(sandbox: Sandbox, token: str) -> None:
 
 
 def test_errors_can_come_with_http_200(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
-    sandbox = patsnap_sandbox_factory(error_http_status=False, qps=1, burst=1)
+    # Frozen clock: the bucket's one token is not refilled between the two calls, however slow they are.
+    sandbox = patsnap_sandbox_factory(error_http_status=False, qps=1, burst=1, frozen_clock=True)
     token = get_token(sandbox)
     assert_error(api(sandbox, AWARD, token, patent_number="CN1A", apikey=""), 67200008, 200)
     reply = api(sandbox, AWARD, token, patent_number="CN1A")
@@ -353,19 +354,24 @@ def test_keep_alive_serves_many_requests_on_one_connection(sandbox: Sandbox, tok
 
 
 def test_qps_limit_rejects_calls_over_the_bucket(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
-    sandbox = patsnap_sandbox_factory(qps=5, burst=5)
+    # Frozen clock: no time passes for the bucket while the calls run, however slow the machine is.
+    sandbox = patsnap_sandbox_factory(qps=5, burst=5, frozen_clock=True)
     token = get_token(sandbox)
-    started = time.monotonic()
+
+    def award_call(_: int = 0) -> Reply:
+        return api(sandbox, AWARD, token, patent_number="CN1A")
+
     with ThreadPoolExecutor(max_workers=30) as pool:
-        replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(30)))
-    elapsed = time.monotonic() - started
+        replies = list(pool.map(award_call, range(30)))
     limited = [reply for reply in replies if reply.status == 429]
-    # The bucket allows its burst plus qps per second of the run, however slow the machine is.
-    assert 5 <= sum(reply.status == 200 for reply in replies) <= 5 + 5 * elapsed + 1
+    # The bucket allows its burst plus qps per second of the run: here, no second passed.
+    assert sum(reply.status == 200 for reply in replies) == 5 and len(limited) == 25
     assert limited and all(reply.headers["Retry-After"] == "1" for reply in limited)
     assert all(reply.json["error_code"] == 67200002 for reply in limited)
     assert sandbox.stats()["errors"]["67200002"] == len(limited)
     assert sum(record.error_code == 67200002 for record in sandbox.requests) == len(limited)
+    sandbox.advance(1)  # one second refills qps tokens, up to the burst
+    assert [award_call().status for _ in range(6)] == [200] * 5 + [429]
 
 
 def test_latency_is_slept_per_call_so_calls_overlap(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
@@ -807,17 +813,23 @@ def test_sandbox_imports_without_airflow_or_requests() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_stop_is_fast_even_with_open_keep_alive_connections() -> None:
+def test_stop_cuts_open_keep_alive_connections_without_waiting_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sandbox's own lifecycle (start, stop twice, no address after), so not the plugin's factory. Its
+    # handler would wait for an idle keep-alive connection's next request forever (no idle timeout):
+    # a stop() that waited for it would never return (pytest-timeout fails the test), so no bound on
+    # elapsed time is needed, and a connection left open would leave the recv() below blocked.
+    monkeypatch.setattr(ApiHandler, "timeout", None)
     sandbox = Sandbox().start()
     parts = urlsplit(sandbox.base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    # http.client, not requests: the test needs the socket of the idle keep-alive connection.
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
     connection.request("GET", "/_sandbox/stats")
     connection.getresponse().read()
-    started = time.monotonic()
     sandbox.stop()
     sandbox.stop()
-    # Far below the idle timeout a keep-alive connection would otherwise hold a handler for.
-    assert time.monotonic() - started < IDLE_TIMEOUT_SECONDS / 4
+    assert connection.sock is not None and connection.sock.recv(1) == b""  # the sandbox hung up
     connection.close()
     with pytest.raises(RuntimeError):
         _ = sandbox.base_url

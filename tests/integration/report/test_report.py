@@ -239,12 +239,13 @@ def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any])
     assert sandbox.config.client_secret not in str(failed.value)
 
 
-def test_timeout_is_a_sensor_timeout(start_sandbox: Callable[..., Sandbox], context: dict[str, Any]) -> None:
-    start_sandbox(report_delay=60)
+def test_timeout_is_a_sensor_timeout(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    # The sandbox's clock is frozen, so the job stays unfinished; a timeout of 0 has passed by the first
+    # check, so the sensor and the trigger time out without anyone waiting for a deadline.
     job_id = create(context)
     with pytest.raises(AirflowSensorTimeout):
-        sensor(job_id, timeout=0.5).execute(context)
-    task = sensor(job_id, deferrable=True, timeout=0.5)
+        sensor(job_id, timeout=0).execute(context)
+    task = sensor(job_id, deferrable=True, timeout=0)
     [event] = events_of(deferred_trigger(lambda: task.execute(context)))
     assert event["status"] == "timeout"
     with pytest.raises(AirflowSensorTimeout, match=job_id):
