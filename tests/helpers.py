@@ -31,6 +31,9 @@ CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
+# The unit tier's mocked PatSnap (requests-mock answers here; nothing listens).
+BASE_URL = "https://patsnap.test"
+TOKEN_URL = f"{BASE_URL}/oauth/token"
 
 
 def numbers(count: int, prefix: str = "CN", start: int = 100000000) -> list[str]:
@@ -328,53 +331,34 @@ def fresh_postgres_database(server_json: str) -> str:
 
 
 class ScriptedVendor:
-    """A loopback PatSnap whose per-patent objects a test sets (and changes between runs).
+    """A loopback PatSnap (a :class:`RawServer`) whose per-patent objects a test sets (and changes between
+    runs).
 
     A data call is answered with the objects of the requested ``patent_number`` values that are in
-    ``objects`` (others have no data), as PatSnap does; ``billed`` counts the objects returned.
+    ``objects`` (others have no data), as PatSnap does; ``billed`` counts the objects returned. Its
+    connection uses an ``sk-`` key (no token step), ``qps`` 0 and ``max_retries`` 0.
     """
 
     def __init__(self) -> None:
-        import http.server
-        from urllib.parse import parse_qs
-
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls = 0
         self.billed = 0
-        vendor = self
-        lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.server = RawServer(default=self._answer)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                wanted = ",".join(query.get("patent_number", [])).split(",")
-                data = [vendor.objects[pn] for pn in wanted if pn in vendor.objects]
-                with lock:
-                    vendor.calls += 1
-                    vendor.billed += len(data)
-                body = envelope(data)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the test asserts on what matters."""
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _answer(self, connection: socket.socket, request: RawRequest) -> None:
+        wanted = request.query.get("patent_number", "").split(",")
+        data = [self.objects[pn] for pn in wanted if pn in self.objects]
+        with self._lock:
+            self.calls += 1
+            self.billed += len(data)
+        connection.sendall(http_response(200, envelope(data), Content_Type="application/json"))
 
     def connection_json(self) -> str:
-        host = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return (
-            f'{{"conn_type": "patsnap", "host": "{host}", "password": "sk-scripted",'
-            ' "extra": {"qps": 0, "max_retries": 0}}'
-        )
+        return self.server.connection_json(password="sk-scripted", qps=0, max_retries=0)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.server.close()
 
 
 class OperatorClock:

@@ -23,15 +23,19 @@ from airflow_provider_patsnap.sandbox.contract import FAULT_KINDS
 from airflow_provider_patsnap.sandbox.http import RunningServers, start_servers
 from airflow_provider_patsnap.sandbox.state import RequestRecord, SandboxClock
 
-__all__ = ["FAULT_KINDS", "RequestRecord", "Sandbox", "SandboxConfig"]
+__all__ = ["FAULT_KINDS", "RequestRecord", "Sandbox", "SandboxClock", "SandboxConfig"]
 
 
 class Sandbox:
-    """Runs the API server and the download server ("another host") in daemon threads."""
+    """Runs the API server and the download server ("another host") in daemon threads.
 
-    def __init__(self, config: SandboxConfig | None = None) -> None:
+    ``clock`` is real time plus ``advance()`` by default; ``SandboxClock.frozen()`` stands still until
+    ``advance()`` moves it.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, *, clock: SandboxClock | None = None) -> None:
         self._config = config or SandboxConfig()
-        self._clock = SandboxClock()
+        self._clock = clock or SandboxClock()
         self._app: SandboxApp | None = None
         self._servers: RunningServers | None = None
 

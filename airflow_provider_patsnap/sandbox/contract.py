@@ -1,8 +1,9 @@
-"""The vendor's vocabulary as the sandbox speaks it: paths, error codes and messages, fault kinds.
+"""The vendor's vocabulary as the sandbox speaks it: paths, error codes and messages, job statuses, faults.
 
-Kept apart from the client's own tables (``endpoints.py``, ``exceptions.py``) on purpose: the sandbox
-is written from the vendor's pages, not from the client, so a client that misreads the pages fails
-against it. tests/unit/test_sandbox_contract.py checks that both still name the same paths and codes.
+Kept apart from the client's own tables (``endpoints.py``, ``exceptions.py``, ``report.py``) on purpose:
+the sandbox is written from the vendor's pages, not from the client, so a client that misreads the pages
+fails against it. tests/unit/test_sandbox_contract.py checks that both still name the same paths, codes
+and report job statuses.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ ROUTE_METHODS: dict[str, str] = {
     REPORT_CREATE_PATH: "POST",
     REPORT_STATUS_PATH: "GET",
 }
+# R002 ``job_status``, as the vendor's page documents it (the client's own copy: report.ReportStatus).
+JOB_WAITING, JOB_EXPORTING, JOB_DONE, JOB_FAILED = 0, 1, 2, 3
+
 ADMIN_PREFIX = "/_sandbox/"
 MAX_BATCH = 100
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
+from airflow_provider_patsnap.sandbox.contract import JOB_DONE, JOB_EXPORTING, JOB_FAILED, JOB_WAITING
 from airflow_provider_patsnap.sandbox.data import IdKind, resolve
 from airflow_provider_patsnap.sandbox.files import REPORT_FORMATS
 from airflow_provider_patsnap.sandbox.files import report_bytes as report_bytes  # public here too
@@ -37,8 +38,6 @@ MAX_ID_LENGTH = 64
 FAIL_MARKER = "FAIL"
 TRAVERSAL_MARKER = "TRAVERSAL"
 DESIGN_MARKER = "DESIGN"
-
-JOB_WAITING, JOB_EXPORTING, JOB_DONE, JOB_FAILED = 0, 1, 2, 3
 
 # The kind code is the letters (and digits) after the last digit of the number: "S" = design.
 _KIND_CODE = re.compile(r"\d([A-Za-z]+\d*)$")

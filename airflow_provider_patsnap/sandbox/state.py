@@ -6,6 +6,7 @@ expire a token, refill the bucket or finish a report job without anyone sleeping
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import threading
@@ -26,6 +27,18 @@ class SandboxClock:
         self._wall = wall
         self._offset = 0.0
         self._lock = threading.Lock()
+
+    @classmethod
+    def frozen(cls) -> SandboxClock:
+        """A clock that stands still until ``advance()`` moves it: the rate limit refills, tokens and
+        links age and report jobs progress only when a test says so.
+
+        It stands at this moment's readings rounded down to whole seconds, so that sums of whole-second
+        advances are exact: ``advance(ttl)`` after an issue lands exactly on the deadline, not a
+        rounding error before it.
+        """
+        monotonic, wall = float(math.floor(time.monotonic())), float(math.floor(time.time()))
+        return cls(monotonic=lambda: monotonic, wall=lambda: wall)
 
     def now(self) -> float:
         """Monotonic seconds, for durations: token and link lifetimes, the bucket, job progress."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
+from airflow_provider_patsnap.sandbox import Sandbox, SandboxClock, SandboxConfig
 
 CONN_ID = "patsnap_default"
 #: Sandbox settings for tests: no latency and no rate limit, so a test runs as fast as the CPU allows.
@@ -28,7 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "patsnap_sandbox(**config): SandboxConfig fields for this test's `patsnap_sandbox` "
-        "(for example latency=1.0, fault_rate=0.1)",
+        "(for example latency=1.0, fault_rate=0.1), and frozen_clock=True for a clock that only "
+        "advance() moves",
     )
 
 
@@ -44,11 +45,16 @@ def _reset_shared_client_state() -> None:
 
 @pytest.fixture
 def patsnap_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
-    """Start sandboxes with any :class:`SandboxConfig` fields; each is stopped after the test."""
+    """Start sandboxes with any :class:`SandboxConfig` fields; each is stopped after the test.
+
+    ``frozen_clock=True``: the sandbox's clock stands still until ``advance()`` moves it (the rate limit
+    refills, tokens and links expire and report jobs progress only when the test says so).
+    """
     started: list[Sandbox] = []
 
-    def start(**config: Any) -> Sandbox:
-        sandbox = Sandbox(SandboxConfig(**{**TEST_DEFAULTS, **config})).start()
+    def start(*, frozen_clock: bool = False, **config: Any) -> Sandbox:
+        clock = SandboxClock.frozen() if frozen_clock else None
+        sandbox = Sandbox(SandboxConfig(**{**TEST_DEFAULTS, **config}), clock=clock).start()
         started.append(sandbox)
         return sandbox
 

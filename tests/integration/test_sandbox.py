@@ -1,4 +1,5 @@
-"""The sandbox over real HTTP on loopback, using only the standard library's HTTP client."""
+"""The sandbox over real HTTP on loopback: requests as the client, urllib3 or http.client where the test
+is about a connection itself (keep-alive, a connection cut on stop)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,18 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
+import requests
+import urllib3
 
-from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
+from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.sandbox.contract import JOB_DONE, JOB_EXPORTING, JOB_FAILED, JOB_WAITING
 from airflow_provider_patsnap.sandbox.data import (
     EndpointCode,
     number_for_patent_id,
     patent_id_for_number,
     patent_object,
 )
-from airflow_provider_patsnap.sandbox.http import IDLE_TIMEOUT_SECONDS
+from airflow_provider_patsnap.sandbox.http import ApiHandler
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +51,7 @@ ENDPOINTS: dict[str, EndpointCode] = {SEIC: "P022", AWARD: "P032", CUSTOMS: "P03
 @dataclass
 class Reply:
     status: int
-    headers: http.client.HTTPMessage
+    headers: Mapping[str, str]  # case-insensitive
     body: bytes
 
     @property
@@ -62,15 +66,13 @@ def call(
     body: bytes | None = None,
     timeout: float = 5.0,
 ) -> Reply:
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request(method, target, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return Reply(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+    """One request on a connection of its own; a dropped connection raises ``requests.ConnectionError``."""
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy, no .netrc: exactly this request goes to the loopback server
+        response = session.request(
+            method, url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+        )
+        return Reply(response.status_code, response.headers, response.content)
 
 
 def basic(user: str, password: str) -> str:
@@ -127,13 +129,13 @@ def number_without_data(code: EndpointCode) -> str:
     raise AssertionError("no patent without data in 1000 tries")
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
+@pytest.fixture
+def sandbox(patsnap_sandbox: Sandbox) -> Sandbox:
+    """The plugin's sandbox with the default settings, fresh for each test."""
+    return patsnap_sandbox
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def token(sandbox: Sandbox) -> str:
     return get_token(sandbox)
 
@@ -180,23 +182,22 @@ def test_business_call_auth_checks(sandbox: Sandbox, token: str) -> None:
     assert api(sandbox, AWARD, token, patent_number="CN1A").status == 200
 
 
-def test_expire_tokens_invalidates_every_issued_token() -> None:
-    with Sandbox() as sandbox:
-        old = get_token(sandbox)
-        assert api(sandbox, LEGAL, old, patent_number="CN1A").status == 200
-        sandbox.expire_tokens()
-        assert_error(api(sandbox, LEGAL, old, patent_number="CN1A"), 67200003, 401)
-        assert api(sandbox, LEGAL, get_token(sandbox), patent_number="CN1A").status == 200
+def test_expire_tokens_invalidates_every_issued_token(sandbox: Sandbox) -> None:
+    old = get_token(sandbox)
+    assert api(sandbox, LEGAL, old, patent_number="CN1A").status == 200
+    sandbox.expire_tokens()
+    assert_error(api(sandbox, LEGAL, old, patent_number="CN1A"), 67200003, 401)
+    assert api(sandbox, LEGAL, get_token(sandbox), patent_number="CN1A").status == 200
 
 
-def test_token_expires_after_its_ttl() -> None:
-    with Sandbox(SandboxConfig(token_ttl=600)) as sandbox:
-        short = get_token(sandbox)
-        assert api(sandbox, LEGAL, short, patent_number="CN1A").status == 200
-        sandbox.advance(590)
-        assert api(sandbox, LEGAL, short, patent_number="CN1A").status == 200
-        sandbox.advance(10)
-        assert_error(api(sandbox, LEGAL, short, patent_number="CN1A"), 67200003, 401)
+def test_token_expires_after_its_ttl(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory(token_ttl=600)
+    short = get_token(sandbox)
+    assert api(sandbox, LEGAL, short, patent_number="CN1A").status == 200
+    sandbox.advance(590)
+    assert api(sandbox, LEGAL, short, patent_number="CN1A").status == 200
+    sandbox.advance(10)
+    assert_error(api(sandbox, LEGAL, short, patent_number="CN1A"), 67200003, 401)
 
 
 def test_api_key_model_needs_the_key_as_apikey_too(sandbox: Sandbox) -> None:
@@ -323,121 +324,133 @@ def test_unknown_path_and_wrong_method(sandbox: Sandbox, token: str) -> None:
     assert reply.headers["Allow"] == "GET"
 
 
-def test_errors_can_come_with_http_200() -> None:
-    with Sandbox(SandboxConfig(error_http_status=False, qps=1, burst=1)) as sandbox:
-        token = get_token(sandbox)
-        assert_error(api(sandbox, AWARD, token, patent_number="CN1A", apikey=""), 67200008, 200)
-        reply = api(sandbox, AWARD, token, patent_number="CN1A")
-        assert_error(reply, 67200002, 200)
-        assert reply.headers["Retry-After"] is None
+def test_errors_can_come_with_http_200(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    # Frozen clock: the bucket's one token is not refilled between the two calls, however slow they are.
+    sandbox = patsnap_sandbox_factory(error_http_status=False, qps=1, burst=1, frozen_clock=True)
+    token = get_token(sandbox)
+    assert_error(api(sandbox, AWARD, token, patent_number="CN1A", apikey=""), 67200008, 200)
+    reply = api(sandbox, AWARD, token, patent_number="CN1A")
+    assert_error(reply, 67200002, 200)
+    assert reply.headers.get("Retry-After") is None
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(sandbox: Sandbox, token: str) -> None:
     parts = urlsplit(sandbox.base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
-    try:
+    with urllib3.HTTPConnectionPool(
+        parts.hostname, parts.port, maxsize=1, timeout=5.0, retries=False
+    ) as pool:
         for value in ("CN1A", "CN2A", "CN3A"):
-            connection.request(
+            response = pool.request(
                 "GET",
                 f"{AWARD}?apikey=sandbox-client&patent_number={value}",
                 headers={"Authorization": f"Bearer {token}"},
             )
-            response = connection.getresponse()
-            assert response.status == 200 and json.loads(response.read())["status"] is True
-            assert response.getheader("Connection") != "close"
-    finally:
-        connection.close()
+            assert response.status == 200 and json.loads(response.data)["status"] is True
+            assert response.headers.get("Connection") != "close"
+        assert pool.num_connections == 1  # all three went over the one connection
 
 
 # ----------------------------------------------------------------------------------------- limits and faults
 
 
-def test_qps_limit_rejects_calls_over_the_bucket() -> None:
-    with Sandbox(SandboxConfig(qps=5, burst=5)) as sandbox:
-        token = get_token(sandbox)
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=30) as pool:
-            replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(30)))
-        elapsed = time.monotonic() - started
-        limited = [reply for reply in replies if reply.status == 429]
-        # The bucket allows its burst plus qps per second of the run, however slow the machine is.
-        assert 5 <= sum(reply.status == 200 for reply in replies) <= 5 + 5 * elapsed + 1
-        assert limited and all(reply.headers["Retry-After"] == "1" for reply in limited)
-        assert all(reply.json["error_code"] == 67200002 for reply in limited)
-        assert sandbox.stats()["errors"]["67200002"] == len(limited)
-        assert sum(record.error_code == 67200002 for record in sandbox.requests) == len(limited)
+def test_qps_limit_rejects_calls_over_the_bucket(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    # Frozen clock: no time passes for the bucket while the calls run, however slow the machine is.
+    sandbox = patsnap_sandbox_factory(qps=5, burst=5, frozen_clock=True)
+    token = get_token(sandbox)
+
+    def award_call(_: int = 0) -> Reply:
+        return api(sandbox, AWARD, token, patent_number="CN1A")
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        replies = list(pool.map(award_call, range(30)))
+    limited = [reply for reply in replies if reply.status == 429]
+    # The bucket allows its burst plus qps per second of the run: here, no second passed.
+    assert sum(reply.status == 200 for reply in replies) == 5 and len(limited) == 25
+    assert limited and all(reply.headers["Retry-After"] == "1" for reply in limited)
+    assert all(reply.json["error_code"] == 67200002 for reply in limited)
+    assert sandbox.stats()["errors"]["67200002"] == len(limited)
+    assert sum(record.error_code == 67200002 for record in sandbox.requests) == len(limited)
+    sandbox.advance(1)  # one second refills qps tokens, up to the burst
+    assert [award_call().status for _ in range(6)] == [200] * 5 + [429]
 
 
-def test_latency_is_slept_per_call_so_calls_overlap() -> None:
-    with Sandbox(SandboxConfig(latency=0.3, latency_jitter=0.05)) as sandbox:
-        token = get_token(sandbox)
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(8)))
-        elapsed = time.monotonic() - started
-        assert all(reply.status == 200 for reply in replies)
-        assert elapsed >= 0.3
-        assert sandbox.stats()["max_in_flight"] >= 4  # calls overlapped: not one after another
+def test_latency_is_slept_per_call_so_calls_overlap(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory(latency=0.3, latency_jitter=0.05)
+    token = get_token(sandbox)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: api(sandbox, AWARD, token, patent_number="CN1A"), range(8)))
+    elapsed = time.monotonic() - started
+    assert all(reply.status == 200 for reply in replies)
+    assert elapsed >= 0.3
+    assert sandbox.stats()["max_in_flight"] >= 4  # calls overlapped: not one after another
 
 
 @pytest.mark.parametrize(
     ("fault", "http_status", "code"),
     [("qps", 429, 67200002), ("busy", 503, 67200100), ("service", 500, 68300008)],
 )
-def test_envelope_faults(fault: str, http_status: int, code: int) -> None:
-    with Sandbox(SandboxConfig(fault_rate=1.0, faults=(fault,))) as sandbox:
-        token = get_token(sandbox)  # token calls are never faulted
-        assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), code, http_status)
-        stats = sandbox.stats()
-        assert stats["faults"] == {fault: 1} and stats["billed_units"] == 0
-        assert sandbox.requests[-1].fault == fault
+def test_envelope_faults(
+    patsnap_sandbox_factory: Callable[..., Sandbox], fault: str, http_status: int, code: int
+) -> None:
+    sandbox = patsnap_sandbox_factory(fault_rate=1.0, faults=(fault,))
+    token = get_token(sandbox)  # token calls are never faulted
+    assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), code, http_status)
+    stats = sandbox.stats()
+    assert stats["faults"] == {fault: 1} and stats["billed_units"] == 0
+    assert sandbox.requests[-1].fault == fault
 
 
 @pytest.mark.parametrize(("fault", "http_status"), [("http500", 500), ("http502", 502)])
-def test_http_faults_have_non_json_bodies(fault: str, http_status: int) -> None:
-    with Sandbox(SandboxConfig(fault_rate=1.0, faults=(fault,))) as sandbox:
-        reply = api(sandbox, LEGAL, get_token(sandbox), patent_number="CN1A")
-        assert reply.status == http_status and reply.headers["Content-Type"].startswith("text/html")
-        with pytest.raises(json.JSONDecodeError):
-            json.loads(reply.body)
-        assert sandbox.requests[-1].http_status == http_status
+def test_http_faults_have_non_json_bodies(
+    patsnap_sandbox_factory: Callable[..., Sandbox], fault: str, http_status: int
+) -> None:
+    sandbox = patsnap_sandbox_factory(fault_rate=1.0, faults=(fault,))
+    reply = api(sandbox, LEGAL, get_token(sandbox), patent_number="CN1A")
+    assert reply.status == http_status and reply.headers["Content-Type"].startswith("text/html")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(reply.body)
+    assert sandbox.requests[-1].http_status == http_status
 
 
-def test_drop_fault_closes_the_connection_without_an_answer() -> None:
-    with Sandbox(SandboxConfig(fault_rate=1.0, faults=("drop",))) as sandbox:
-        token = get_token(sandbox)
-        with pytest.raises((ConnectionError, http.client.HTTPException)):
-            api(sandbox, LEGAL, token, patent_number="CN1A")
-        record = sandbox.requests[-1]
-        assert (record.fault, record.http_status) == ("drop", 0)
+def test_drop_fault_closes_the_connection_without_an_answer(
+    patsnap_sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sandbox = patsnap_sandbox_factory(fault_rate=1.0, faults=("drop",))
+    token = get_token(sandbox)
+    with pytest.raises(requests.ConnectionError):
+        api(sandbox, LEGAL, token, patent_number="CN1A")
+    record = sandbox.requests[-1]
+    assert (record.fault, record.http_status) == ("drop", 0)
 
 
-def test_slow_fault_answers_late_but_normally() -> None:
-    with Sandbox(SandboxConfig(fault_rate=1.0, faults=("slow",), slow_seconds=0.4)) as sandbox:
-        token = get_token(sandbox)
-        with pytest.raises(TimeoutError):
-            api(sandbox, LEGAL, token, patent_number="CN1A", timeout=0.1)
-        started = time.monotonic()
-        reply = api(sandbox, LEGAL, token, patent_number="CN1A")
-        assert time.monotonic() - started >= 0.4
-        expected = patent_object("P026", "patent_number", "CN1A")
-        assert reply.status == 200 and reply.json["data"] == ([expected] if expected else [])
+def test_slow_fault_answers_late_but_normally(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory(fault_rate=1.0, faults=("slow",), slow_seconds=0.4)
+    token = get_token(sandbox)
+    with pytest.raises(requests.ReadTimeout):
+        api(sandbox, LEGAL, token, patent_number="CN1A", timeout=0.1)
+    started = time.monotonic()
+    reply = api(sandbox, LEGAL, token, patent_number="CN1A")
+    assert time.monotonic() - started >= 0.4
+    expected = patent_object("P026", "patent_number", "CN1A")
+    assert reply.status == 200 and reply.json["data"] == ([expected] if expected else [])
 
 
-def test_faults_are_reproducible_with_a_seed_and_adjustable_at_runtime() -> None:
+def test_faults_are_reproducible_with_a_seed_and_adjustable_at_runtime(
+    patsnap_sandbox_factory: Callable[..., Sandbox],
+) -> None:
     def sequence(seed: int) -> list[int]:
-        config = SandboxConfig(fault_rate=0.5, faults=("busy", "service"), seed=seed)
-        with Sandbox(config) as sandbox:
-            token = get_token(sandbox)
-            return [api(sandbox, AWARD, token, patent_number="CN1A").json["error_code"] for _ in range(12)]
+        sandbox = patsnap_sandbox_factory(fault_rate=0.5, faults=("busy", "service"), seed=seed)
+        token = get_token(sandbox)
+        return [api(sandbox, AWARD, token, patent_number="CN1A").json["error_code"] for _ in range(12)]
 
     first = sequence(7)
     assert first == sequence(7) and len(set(first)) > 1
-    with Sandbox(SandboxConfig(fault_rate=1.0, faults=("busy",))) as sandbox:
-        token = get_token(sandbox)
-        assert api(sandbox, AWARD, token, patent_number="CN1A").status == 503
-        sandbox.set_fault_rate(0.0)
-        assert api(sandbox, AWARD, token, patent_number="CN1A").status == 200
+    sandbox = patsnap_sandbox_factory(fault_rate=1.0, faults=("busy",))
+    token = get_token(sandbox)
+    assert api(sandbox, AWARD, token, patent_number="CN1A").status == 503
+    sandbox.set_fault_rate(0.0)
+    assert api(sandbox, AWARD, token, patent_number="CN1A").status == 200
 
 
 # ----------------------------------------------------------------------------------------- records and admin
@@ -463,36 +476,35 @@ def test_request_records(sandbox: Sandbox, token: str) -> None:
         first.path = "/changed"  # type: ignore[misc]
 
 
-def test_admin_endpoints() -> None:
-    with Sandbox(SandboxConfig(faults=("busy",))) as sandbox:
-        token = get_token(sandbox)
-        api(sandbox, AWARD, token, patent_number="CN1A")
-        stats = call(sandbox.base_url + "/_sandbox/stats").json
-        assert (stats["requests"], stats["business_calls"], stats["token_calls"]) == (2, 1, 1)
-        records = call(sandbox.base_url + "/_sandbox/requests?since=1").json
-        assert [record["path"] for record in records] == [AWARD] and records[0]["params"]["apikey"] == "***"
-        assert call(sandbox.base_url + "/_sandbox/fault-rate?rate=1", "POST").json == {"fault_rate": 1.0}
-        assert call(sandbox.base_url + "/_sandbox/fault-rate?rate=2", "POST").status == 400
-        assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), 67200100, 503)
-        call(sandbox.base_url + "/_sandbox/fault-rate?rate=0", "POST")
-        assert call(sandbox.base_url + "/_sandbox/expire-tokens", "POST").json == {"expired": 1}
-        assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), 67200003, 401)
-        assert len(sandbox.requests) == 4  # admin calls are not recorded
-        assert sandbox.stats()["business_calls"] == 3
+def test_admin_endpoints(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory(faults=("busy",))
+    token = get_token(sandbox)
+    api(sandbox, AWARD, token, patent_number="CN1A")
+    stats = call(sandbox.base_url + "/_sandbox/stats").json
+    assert (stats["requests"], stats["business_calls"], stats["token_calls"]) == (2, 1, 1)
+    records = call(sandbox.base_url + "/_sandbox/requests?since=1").json
+    assert [record["path"] for record in records] == [AWARD] and records[0]["params"]["apikey"] == "***"
+    assert call(sandbox.base_url + "/_sandbox/fault-rate?rate=1", "POST").json == {"fault_rate": 1.0}
+    assert call(sandbox.base_url + "/_sandbox/fault-rate?rate=2", "POST").status == 400
+    assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), 67200100, 503)
+    call(sandbox.base_url + "/_sandbox/fault-rate?rate=0", "POST")
+    assert call(sandbox.base_url + "/_sandbox/expire-tokens", "POST").json == {"expired": 1}
+    assert_error(api(sandbox, AWARD, token, patent_number="CN1A"), 67200003, 401)
+    assert len(sandbox.requests) == 4  # admin calls are not recorded
+    assert sandbox.stats()["business_calls"] == 3
 
 
 # ----------------------------------------------------------------------------------------- reports
 
 
-@pytest.fixture(scope="module")
-def report_sandbox() -> Iterator[Sandbox]:
-    """Its own sandbox, because run_job moves the clock. A minute of report_delay: no job gets past
-    "waiting" on its own however loaded the machine is; only advance() moves it on."""
-    with Sandbox(SandboxConfig(report_delay=60)) as running:
-        yield running
+@pytest.fixture
+def report_sandbox(patsnap_sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
+    """A minute of report_delay on a frozen clock: no job gets past "waiting" on its own however loaded
+    the machine is; only advance() (run_job) moves it on."""
+    return patsnap_sandbox_factory(report_delay=60, frozen_clock=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def report_token(report_sandbox: Sandbox) -> str:
     return get_token(report_sandbox)
 
@@ -507,7 +519,7 @@ def run_job(sandbox: Sandbox, token: str, job_id: int) -> list[dict[str, Any]]:
     for _ in range(10):
         data = api(sandbox, STATUS, token, job_id=str(job_id)).json["data"]
         seen.append(data)
-        if data["job_status"] in (2, 3):
+        if data["job_status"] in (JOB_DONE, JOB_FAILED):
             return seen
         sandbox.advance(sandbox.config.report_delay / 3)
     raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
@@ -532,8 +544,8 @@ def test_report_lifecycle_and_download(report_sandbox: Sandbox, report_token: st
     ).json["data"]["job_id"]
     seen = run_job(report_sandbox, report_token, job_id)
     statuses = [data["job_status"] for data in seen]
-    assert statuses[0] == 0 and seen[0]["queue_num"] > 0 and seen[0]["download_url"] is None
-    assert 1 in statuses and statuses[-1] == 2 and statuses == sorted(statuses)
+    assert statuses[0] == JOB_WAITING and seen[0]["queue_num"] > 0 and seen[0]["download_url"] is None
+    assert JOB_EXPORTING in statuses and statuses[-1] == JOB_DONE and statuses == sorted(statuses)
     assert all(data["job_id"] == job_id for data in seen)
     url = seen[-1]["download_url"]
     assert (
@@ -573,12 +585,13 @@ def test_word_report_is_a_real_docx(report_sandbox: Sandbox, report_token: str) 
     assert pn in document and str(job_id) in document
 
 
-def test_failing_report_ends_in_status_3(report_sandbox: Sandbox, report_token: str) -> None:
+def test_failing_report_ends_failed(report_sandbox: Sandbox, report_token: str) -> None:
     job_id = create_report(report_sandbox, report_token, patent_number="CNFAIL123B", report_type="pdf").json[
         "data"
     ]["job_id"]
     final = run_job(report_sandbox, report_token, job_id)[-1]
-    assert (final["job_status"], final["abnormal_cause"], final["download_url"]) == (3, FAILURE_CAUSE, None)
+    assert (final["job_status"], final["abnormal_cause"]) == (JOB_FAILED, FAILURE_CAUSE)
+    assert final["download_url"] is None
 
 
 def test_report_rejections(report_sandbox: Sandbox, report_token: str) -> None:
@@ -626,48 +639,52 @@ def test_both_kinds_in_report_body_use_patent_id(report_sandbox: Sandbox, report
     assert report_sandbox.requests[-1].ids == (patent_id,)
 
 
-def test_lost_create_answer_bills_a_job_the_client_never_hears_of() -> None:
-    with Sandbox() as sandbox:
-        token = get_token(sandbox)
-        first = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf")
-        sandbox.lose_create_answers(1)
-        with pytest.raises((ConnectionError, http.client.HTTPException)):
-            create_report(sandbox, token, patent_number="CN110650438A", report_type="word")
-        last = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf")
-        first_id, last_id = first.json["data"]["job_id"], last.json["data"]["job_id"]
-        # The lost job is real: the one id between the two answered ones is a job being prepared.
-        between = [api(sandbox, STATUS, token, job_id=str(n)) for n in range(first_id + 1, last_id)]
-        assert [reply.status for reply in between] == [200]
-        stats = sandbox.stats()
-        assert (stats["reports_created"], stats["report_answers_lost"], stats["billed_units"]) == (3, 1, 3)
-        assert sandbox.report_jobs_created == 3 and stats["faults"] == {"lost_create": 1}
-        lost = sandbox.requests[-3]
-        assert (lost.path, lost.http_status, lost.fault, lost.ids) == (
-            CREATE,
-            0,
-            "lost_create",
-            ("CN110650438A",),
-        )
+def test_lost_create_answer_bills_a_job_the_client_never_hears_of(
+    patsnap_sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sandbox = patsnap_sandbox_factory()
+    token = get_token(sandbox)
+    first = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf")
+    sandbox.lose_create_answers(1)
+    with pytest.raises(requests.ConnectionError):
+        create_report(sandbox, token, patent_number="CN110650438A", report_type="word")
+    last = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf")
+    first_id, last_id = first.json["data"]["job_id"], last.json["data"]["job_id"]
+    # The lost job is real: the one id between the two answered ones is a job being prepared.
+    between = [api(sandbox, STATUS, token, job_id=str(n)) for n in range(first_id + 1, last_id)]
+    assert [reply.status for reply in between] == [200]
+    stats = sandbox.stats()
+    assert (stats["reports_created"], stats["report_answers_lost"], stats["billed_units"]) == (3, 1, 3)
+    assert sandbox.report_jobs_created == 3 and stats["faults"] == {"lost_create": 1}
+    lost = sandbox.requests[-3]
+    assert (lost.path, lost.http_status, lost.fault, lost.ids) == (
+        CREATE,
+        0,
+        "lost_create",
+        ("CN110650438A",),
+    )
 
 
-def test_admin_endpoints_for_the_clock_and_lost_creates() -> None:
-    with Sandbox(SandboxConfig(token_ttl=600)) as sandbox:
-        token = get_token(sandbox)
-        assert call(sandbox.base_url + "/_sandbox/advance?seconds=600", "POST").json == {"advanced": 600.0}
-        assert_error(api(sandbox, LEGAL, token, patent_number="CN1A"), 67200003, 401)
-        assert call(sandbox.base_url + "/_sandbox/advance?seconds=-1", "POST").status == 400
-        armed = call(sandbox.base_url + "/_sandbox/lose-create-answers?count=1", "POST")
-        assert armed.json == {"create_answers_to_lose": 1}
-        assert call(sandbox.base_url + "/_sandbox/stats").json["create_answers_to_lose"] == 1
-        with pytest.raises((ConnectionError, http.client.HTTPException)):
-            create_report(sandbox, get_token(sandbox), patent_number="CN1B", report_type="pdf")
-        assert call(sandbox.base_url + "/_sandbox/stats").json["report_answers_lost"] == 1
+def test_admin_endpoints_for_the_clock_and_lost_creates(
+    patsnap_sandbox_factory: Callable[..., Sandbox],
+) -> None:
+    sandbox = patsnap_sandbox_factory(token_ttl=600)
+    token = get_token(sandbox)
+    assert call(sandbox.base_url + "/_sandbox/advance?seconds=600", "POST").json == {"advanced": 600.0}
+    assert_error(api(sandbox, LEGAL, token, patent_number="CN1A"), 67200003, 401)
+    assert call(sandbox.base_url + "/_sandbox/advance?seconds=-1", "POST").status == 400
+    armed = call(sandbox.base_url + "/_sandbox/lose-create-answers?count=1", "POST")
+    assert armed.json == {"create_answers_to_lose": 1}
+    assert call(sandbox.base_url + "/_sandbox/stats").json["create_answers_to_lose"] == 1
+    with pytest.raises(requests.ConnectionError):
+        create_report(sandbox, get_token(sandbox), patent_number="CN1B", report_type="pdf")
+    assert call(sandbox.base_url + "/_sandbox/stats").json["report_answers_lost"] == 1
 
 
 # ----------------------------------------------------------------------------------------- download host
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def download_url(report_sandbox: Sandbox, report_token: str) -> str:
     job_id = create_report(
         report_sandbox, report_token, patent_number="CN108977442B", report_type="pdf"
@@ -692,20 +709,20 @@ def test_download_rejects_a_tampered_link(download_url: str) -> None:
     assert call(download_url.replace("/reports/", "/reports/x")).status == 403
 
 
-def test_download_link_expires() -> None:
-    with Sandbox(SandboxConfig(report_delay=0.0, link_ttl=3600)) as sandbox:
-        token = get_token(sandbox)
-        job_id = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf").json["data"][
-            "job_id"
-        ]
-        url = run_job(sandbox, token, job_id)[-1]["download_url"]
-        assert call(url).status == 200
-        sandbox.advance(3590)
-        assert call(url).status == 200
-        sandbox.advance(10)
-        reply = call(url)
-        assert reply.status == 403
-        assert b"<Code>AccessDenied</Code><Message>Request has expired</Message>" in reply.body
+def test_download_link_expires(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory(report_delay=0.0, link_ttl=3600)
+    token = get_token(sandbox)
+    job_id = create_report(sandbox, token, patent_number="CN108977442B", report_type="pdf").json["data"][
+        "job_id"
+    ]
+    url = run_job(sandbox, token, job_id)[-1]["download_url"]
+    assert call(url).status == 200
+    sandbox.advance(3590)
+    assert call(url).status == 200
+    sandbox.advance(10)
+    reply = call(url)
+    assert reply.status == 403
+    assert b"<Code>AccessDenied</Code><Message>Request has expired</Message>" in reply.body
 
 
 def test_traversal_value_gets_a_hostile_file_name(report_sandbox: Sandbox, report_token: str) -> None:
@@ -759,23 +776,23 @@ def test_cli_prints_the_listening_line_and_stops_on_sigterm() -> None:
             process.wait()
 
 
-def test_connection_json() -> None:
-    with Sandbox() as sandbox:
-        secret = json.loads(sandbox.connection_json(qps=3))
-        assert secret == {
-            "conn_type": "patsnap",
-            "host": sandbox.base_url,
-            "login": "sandbox-client",
-            "password": "sandbox-secret",
-            "extra": {"qps": 3},
-        }
-        key = json.loads(sandbox.connection_json(auth="key"))
-        assert key == {
-            "conn_type": "patsnap",
-            "host": sandbox.base_url,
-            "password": "sk-sandbox-key",
-            "extra": {},
-        }
+def test_connection_json(patsnap_sandbox_factory: Callable[..., Sandbox]) -> None:
+    sandbox = patsnap_sandbox_factory()
+    secret = json.loads(sandbox.connection_json(qps=3))
+    assert secret == {
+        "conn_type": "patsnap",
+        "host": sandbox.base_url,
+        "login": "sandbox-client",
+        "password": "sandbox-secret",
+        "extra": {"qps": 3},
+    }
+    key = json.loads(sandbox.connection_json(auth="key"))
+    assert key == {
+        "conn_type": "patsnap",
+        "host": sandbox.base_url,
+        "password": "sk-sandbox-key",
+        "extra": {},
+    }
 
 
 def test_sandbox_imports_without_airflow_or_requests() -> None:
@@ -796,17 +813,23 @@ def test_sandbox_imports_without_airflow_or_requests() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_stop_is_fast_even_with_open_keep_alive_connections() -> None:
+def test_stop_cuts_open_keep_alive_connections_without_waiting_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Sandbox's own lifecycle (start, stop twice, no address after), so not the plugin's factory. Its
+    # handler would wait for an idle keep-alive connection's next request forever (no idle timeout):
+    # a stop() that waited for it would never return (pytest-timeout fails the test), so no bound on
+    # elapsed time is needed, and a connection left open would leave the recv() below blocked.
+    monkeypatch.setattr(ApiHandler, "timeout", None)
     sandbox = Sandbox().start()
     parts = urlsplit(sandbox.base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    # http.client, not requests: the test needs the socket of the idle keep-alive connection.
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port)
     connection.request("GET", "/_sandbox/stats")
     connection.getresponse().read()
-    started = time.monotonic()
     sandbox.stop()
     sandbox.stop()
-    # Far below the idle timeout a keep-alive connection would otherwise hold a handler for.
-    assert time.monotonic() - started < IDLE_TIMEOUT_SECONDS / 4
+    assert connection.sock is not None and connection.sock.recv(1) == b""  # the sandbox hung up
     connection.close()
     with pytest.raises(RuntimeError):
         _ = sandbox.base_url

@@ -8,10 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests_mock as requests_mock_module
 
-from tests.helpers import FakeClock
-
-BASE_URL = "https://patsnap.test"
-TOKEN_URL = f"{BASE_URL}/oauth/token"
+from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
 
 @pytest.fixture(autouse=True)

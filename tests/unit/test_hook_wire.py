@@ -24,9 +24,8 @@ from airflow_provider_patsnap.exceptions import (
 from airflow_provider_patsnap.hooks._envelope import parse_token_response
 from airflow_provider_patsnap.hooks._transport import RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
-from tests.helpers import FakeClock
-from tests.unit.conftest import BASE_URL, TOKEN_URL
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
+from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
 PATH = AWARD.path
 URL = f"{BASE_URL}{PATH}"
@@ -247,10 +246,15 @@ def test_retry_after_is_honoured_and_capped(vendor: requests_mock.Mocker, clock:
 
 
 def test_report_status_as_a_float_is_read_as_an_int(vendor: requests_mock.Mocker) -> None:
-    body = b'{"data": {"job_id": 1579434053399036123, "job_status": 2.0, "download_url": "https://x/r.pdf"}, "status": true}'
+    data = {
+        "job_id": 1579434053399036123,
+        "job_status": float(ReportStatus.DONE),  # a float on the wire
+        "download_url": "https://x/r.pdf",
+    }
+    body = json.dumps({"data": data, "status": True}).encode()
     vendor.get(f"{BASE_URL}{STATUS_PATH}", content=body)
     status = PatsnapHook().get_report_status("1579434053399036123")
-    assert status["job_status"] == 2 and status["job_id"] == "1579434053399036123"
+    assert status["job_status"] == ReportStatus.DONE and status["job_id"] == "1579434053399036123"
 
 
 def test_token_endpoint_message_is_scrubbed(vendor: requests_mock.Mocker) -> None:

@@ -16,8 +16,7 @@ from airflow_provider_patsnap.exceptions import PatsnapCancelledError
 from airflow_provider_patsnap.hooks import _pipeline
 from airflow_provider_patsnap.hooks._transport import RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from tests.helpers import FakeClock
-from tests.unit.conftest import BASE_URL
+from tests.helpers import BASE_URL, FakeClock
 
 URL = f"{BASE_URL}{AWARD.path}"
 

@@ -14,6 +14,9 @@ import pytest
 from airflow_provider_patsnap.sandbox import SandboxConfig
 from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
 from airflow_provider_patsnap.sandbox.contract import (
+    JOB_DONE,
+    JOB_EXPORTING,
+    JOB_WAITING,
     LOST_CREATE_FAULT,
     REPORT_CREATE_PATH,
     REPORT_STATUS_PATH,
@@ -95,7 +98,7 @@ def test_report_job_moves_through_its_states_as_the_clock_moves() -> None:
     for seconds in (34, 65, 1, 199, 1):  # waiting for the first 100 s, exporting until 300 s, then done
         app.clock.advance(seconds)
         seen.append(status(app, token, job_id))
-    assert [data["job_status"] for data in seen] == [0, 0, 0, 1, 1, 2]
+    assert [data["job_status"] for data in seen] == [*[JOB_WAITING] * 3, *[JOB_EXPORTING] * 2, JOB_DONE]
     assert [data["queue_num"] for data in seen] == [3, 2, 1, 0, 0, 0]
     assert seen[-2]["download_url"] is None and seen[-1]["download_url"]
 

@@ -1,6 +1,6 @@
 """The sandbox's vendor vocabulary and the client's are written separately on purpose; they must agree.
 
-If the client learns a new path or error code (or the sandbox does), this fails until the other side
+If the client learns a new path, error code or job status (or the sandbox does), this fails until the other side
 is taught it too, so the sandbox never silently stops exercising part of the client.
 """
 
@@ -53,3 +53,15 @@ def test_vendor_error_codes_match_the_client_code_sets() -> None:
     assert set(contract.ERROR_MESSAGES) == client_codes
     assert set(contract.HTTP_STATUS_FOR_CODE) == client_codes
     assert set(contract.FAULT_ERROR_CODES.values()) <= client_codes
+
+
+def test_report_job_statuses_match_the_client() -> None:
+    sandbox_statuses = {
+        "WAITING": contract.JOB_WAITING,
+        "EXPORTING": contract.JOB_EXPORTING,
+        "DONE": contract.JOB_DONE,
+        "FAILED": contract.JOB_FAILED,
+    }
+    assert sandbox_statuses == {status.name: status.value for status in report.ReportStatus}
+    assert {contract.JOB_WAITING, contract.JOB_EXPORTING} == set(report.ACTIVE_STATUSES)
+    assert {contract.JOB_DONE, contract.JOB_FAILED} == set(report.TERMINAL_STATUSES)

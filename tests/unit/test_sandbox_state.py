@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_patsnap.sandbox import state
 from airflow_provider_patsnap.sandbox.state import (
     Ledger,
     LostCreateAnswers,
@@ -46,6 +48,29 @@ def test_the_clock_follows_real_time_plus_the_offset() -> None:
     clock.advance(10)
     real[0] = 7.0
     assert clock.now() == 17.0
+
+
+def test_a_frozen_clock_ignores_real_time_and_moves_only_when_advanced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = SimpleNamespace(monotonic=lambda: 50.75, time=lambda: START_WALL + 0.4)
+    monkeypatch.setattr(state, "time", real)
+    clock = SandboxClock.frozen()
+    real.monotonic, real.time = (lambda: 80.0), (lambda: START_WALL + 30)  # real time went on
+    assert (clock.now(), clock.wall()) == (50.0, START_WALL)  # whole seconds: advances add up exactly
+    clock.advance(2.5)
+    assert (clock.now(), clock.wall()) == (52.5, START_WALL + 2.5)
+
+
+def test_on_a_frozen_clock_a_token_dies_exactly_at_its_ttl() -> None:
+    clock = SandboxClock.frozen()
+    store = TokenStore(ttl=1799, clock=clock.now)
+    clock.advance(60)
+    token = store.issue("client")
+    clock.advance(1798)
+    assert store.client_for(token) == "client"
+    clock.advance(1)
+    assert store.client_for(token) is None
 
 
 def test_token_lives_exactly_its_ttl() -> None:

@@ -1,20 +1,16 @@
-"""Fixtures for hook tests over loopback: the sandbox as ``patsnap_default``."""
+"""Fixtures for hook tests over loopback: the plugin's sandbox as ``patsnap_default``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
+
+from airflow_provider_patsnap.sandbox import Sandbox
 
 
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
-
-    with Sandbox(SandboxConfig(port=0)) as sb:
-        monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", sb.connection_json(auth="secret", qps=0))
-        yield sb
+def sandbox(patsnap_sandbox: Sandbox, patsnap_conn: str) -> Sandbox:
+    """The plugin's sandbox as ``patsnap_default`` (client id + secret, no client rate limit)."""
+    return patsnap_sandbox
 
 
 @pytest.fixture(autouse=True)

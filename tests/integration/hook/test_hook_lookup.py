@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from airflow_provider_patsnap.endpoints import AWARD, LEGAL_INFORMATION, SEIC_CL
 from airflow_provider_patsnap.exceptions import PatsnapQuotaError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.ids import InvalidPatentIdsError
-from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
+from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
+from tests.helpers import CONN_ENV
 
 
 def numbers(count: int, prefix: str = "CN") -> list[str]:
@@ -64,14 +66,16 @@ def test_bad_ids_are_rejected_before_any_call(sandbox: Any, bad: Any) -> None:
     assert sandbox.requests == []
 
 
-def test_client_rate_limit_holds_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_rate_limit_holds_under_concurrency(
+    patsnap_sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
     qps = 10
-    with Sandbox(SandboxConfig(port=0, latency=0.3)) as sb:
-        monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", sb.connection_json(auth="secret", qps=qps))
-        hook = PatsnapHook()
-        list(hook.lookup(AWARD, numbers(3000), batch_size=100))
-        arrivals = sorted(r.arrival for r in business(sb, AWARD.path))
-        in_flight = sb.stats()["max_in_flight"]
+    sb = patsnap_sandbox_factory(latency=0.3)
+    monkeypatch.setenv(CONN_ENV, sb.connection_json(auth="secret", qps=qps))
+    hook = PatsnapHook()
+    list(hook.lookup(AWARD, numbers(3000), batch_size=100))
+    arrivals = sorted(r.arrival for r in business(sb, AWARD.path))
+    in_flight = sb.stats()["max_in_flight"]
     assert len(arrivals) == 30
     assert in_flight >= 2  # concurrency is real: several calls were in the server at once
     # Arrivals are stamped by the server's threads, which share this process's GIL: allow jitter of
@@ -82,15 +86,15 @@ def test_client_rate_limit_holds_under_concurrency(monkeypatch: pytest.MonkeyPat
     assert (arrivals[-1] - arrivals[0]) >= (len(arrivals) - 1) / qps * 0.95
 
 
-def test_server_qps_rejections_are_retried_without_loss(monkeypatch: pytest.MonkeyPatch) -> None:
-    with Sandbox(SandboxConfig(port=0, qps=5, burst=1)) as sb:
-        # The client believes it may go twice as fast as the server allows: 67200002 follows.
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_PATSNAP_DEFAULT", sb.connection_json(auth="secret", qps=10, max_retries=10)
-        )
-        ids = numbers(1500)
-        results = list(PatsnapHook().lookup(AWARD, ids))
-        rejected = [r for r in business(sb, AWARD.path) if r.error_code == 67200002]
+def test_server_qps_rejections_are_retried_without_loss(
+    patsnap_sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = patsnap_sandbox_factory(qps=5, burst=1)
+    # The client believes it may go twice as fast as the server allows: 67200002 follows.
+    monkeypatch.setenv(CONN_ENV, sb.connection_json(auth="secret", qps=10, max_retries=10))
+    ids = numbers(1500)
+    results = list(PatsnapHook().lookup(AWARD, ids))
+    rejected = [r for r in business(sb, AWARD.path) if r.error_code == 67200002]
     assert rejected, "the server never pushed back; the test proves nothing"
     answered = {p["pn"] for r in results for p in r.patents} | {m for r in results for m in r.missing}
     assert answered == set(ids)
@@ -99,21 +103,17 @@ def test_server_qps_rejections_are_retried_without_loss(monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize("fault", ["qps", "busy", "service", "http500", "http502", "drop", "slow"])
-def test_injected_faults_are_retried_without_loss(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
-    config = SandboxConfig(port=0, fault_rate=0.4, faults=(fault,), slow_seconds=1.0, seed=7)
-    with Sandbox(config) as sb:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_PATSNAP_DEFAULT",
-            sb.connection_json(auth="secret", qps=0, max_retries=8, timeout=0.5),
-        )
-        ids = numbers(1000)
-        hook = PatsnapHook()
-        results = list(hook.lookup(AWARD, ids))
-        while sb.stats()[
-            "in_flight"
-        ]:  # a slow answer is recorded when it completes, after the client gave up
-            time.sleep(0.05)
-        injected = [r for r in sb.requests if r.fault == fault]
+def test_injected_faults_are_retried_without_loss(
+    patsnap_sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    sb = patsnap_sandbox_factory(fault_rate=0.4, faults=(fault,), slow_seconds=1.0, seed=7)
+    monkeypatch.setenv(CONN_ENV, sb.connection_json(auth="secret", qps=0, max_retries=8, timeout=0.5))
+    ids = numbers(1000)
+    hook = PatsnapHook()
+    results = list(hook.lookup(AWARD, ids))
+    while sb.stats()["in_flight"]:  # a slow answer is recorded when it completes, after the client gave up
+        time.sleep(0.05)
+    injected = [r for r in sb.requests if r.fault == fault]
     assert injected, f"no {fault} fault was injected"
     assert hook.stats.retries >= len(injected)
     got = {p["pn"] for r in results for p in r.patents} | {m for r in results for m in r.missing}

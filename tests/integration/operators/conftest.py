@@ -8,23 +8,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
-from tests.helpers import CONN_ENV
+from airflow_provider_patsnap.sandbox import Sandbox
 from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(port=0, qps=0, latency=0.0)) as running:
-        yield running
-
-
 @pytest.fixture
-def patsnap(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
-    """The sandbox as ``patsnap_default`` (no client-side rate limit), its request log cleared."""
-    monkeypatch.setenv(CONN_ENV, sandbox.connection_json(qps=0))
-    sandbox.clear_requests()
-    return sandbox
+def patsnap(patsnap_sandbox: Sandbox, patsnap_conn: str) -> Sandbox:
+    """The plugin's sandbox, fresh for each test, as ``patsnap_default`` (no client-side rate limit)."""
+    return patsnap_sandbox
 
 
 @pytest.fixture

@@ -1,31 +1,31 @@
-"""Fixtures for the value report (R002) tests: a running sandbox, and stand-ins for a task instance."""
+"""Fixtures for the value report (R002) tests: the plugin's sandbox, and stand-ins for a task instance."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.sandbox import Sandbox, SandboxConfig
-from tests.helpers import FakeTaskInstance, FakeTaskStateStore
+from airflow_provider_patsnap.sandbox import Sandbox
+from tests.helpers import CONN_ENV, FakeTaskInstance, FakeTaskStateStore
 
 
 @pytest.fixture
-def start_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sandbox]]:
-    """Start a sandbox with the given config and point ``patsnap_default`` at it (no hook retries)."""
-    running: list[Sandbox] = []
+def start_sandbox(
+    patsnap_sandbox_factory: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Sandbox]:
+    """Start a sandbox (the plugin's factory) with the given config and point ``patsnap_default`` at it
+    (no hook retries)."""
 
     def start(max_retries: int = 0, **config: Any) -> Sandbox:
-        # A job never finishes by itself: a test moves the sandbox's clock (finish_report_jobs*).
-        sandbox = Sandbox(SandboxConfig(**{"report_delay": 60, **config})).start()
-        running.append(sandbox)
-        monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", sandbox.connection_json(max_retries=max_retries))
+        # A job never finishes by itself: its clock stands still until a test moves it
+        # (finish_report_jobs*, which advance by report_delay).
+        sandbox = patsnap_sandbox_factory(**{"report_delay": 60, "frozen_clock": True, **config})
+        monkeypatch.setenv(CONN_ENV, sandbox.connection_json(max_retries=max_retries))
         return sandbox
 
-    yield start
-    for sandbox in running:
-        sandbox.stop()
+    return start
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from airflow_provider_patsnap.operators.report import (
     link_file_name,
     safe_file_name,
 )
+from airflow_provider_patsnap.report import ReportStatus
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import FAILURE_CAUSE, report_bytes
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
@@ -165,7 +166,7 @@ def test_sensor_poke_mode(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
     finish_report_jobs_once_polled(sandbox)
     report = sensor(job_id).execute(context)
-    assert report["job_status"] == 2 and report["download_url"] is None
+    assert report["job_status"] == ReportStatus.DONE and report["download_url"] is None
     assert "download_url" not in context["ti"].xcom
 
 
@@ -186,7 +187,7 @@ def test_sensor_reschedule_mode(
             reschedules += 1
             sandbox.advance(sandbox.config.report_delay / 3)  # time passes between reschedules
     assert reschedules >= 1
-    assert report["job_status"] == 2
+    assert report["job_status"] == ReportStatus.DONE
 
 
 class _RescheduledTaskInstance(FakeTaskInstance):
@@ -210,14 +211,14 @@ def test_sensor_deferred(sandbox: Sandbox, context: dict[str, Any]) -> None:
     events = events_of(round_trip(trigger))
     assert [event["status"] for event in events] == ["success"]
     report = task.execute_complete(context, events[0])
-    assert report["job_id"] == job_id and report["job_status"] == 2
+    assert report["job_id"] == job_id and report["job_status"] == ReportStatus.DONE
     assert events[0]["report"]["download_url"] is None  # the triggerer logs events: no link in them
 
 
 def test_sensor_returns_at_once_when_already_done(sandbox: Sandbox, context: dict[str, Any]) -> None:
     job_id = create(context)
     finish_report_jobs(sandbox)
-    assert sensor(job_id, deferrable=True).execute(context)["job_status"] == 2
+    assert sensor(job_id, deferrable=True).execute(context)["job_status"] == ReportStatus.DONE
 
 
 def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any]) -> None:
@@ -238,12 +239,13 @@ def test_failed_job_reports_the_cause(sandbox: Sandbox, context: dict[str, Any])
     assert sandbox.config.client_secret not in str(failed.value)
 
 
-def test_timeout_is_a_sensor_timeout(start_sandbox: Callable[..., Sandbox], context: dict[str, Any]) -> None:
-    start_sandbox(report_delay=60)
+def test_timeout_is_a_sensor_timeout(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    # The sandbox's clock is frozen, so the job stays unfinished; a timeout of 0 has passed by the first
+    # check, so the sensor and the trigger time out without anyone waiting for a deadline.
     job_id = create(context)
     with pytest.raises(AirflowSensorTimeout):
-        sensor(job_id, timeout=0.5).execute(context)
-    task = sensor(job_id, deferrable=True, timeout=0.5)
+        sensor(job_id, timeout=0).execute(context)
+    task = sensor(job_id, deferrable=True, timeout=0)
     [event] = events_of(deferred_trigger(lambda: task.execute(context)))
     assert event["status"] == "timeout"
     with pytest.raises(AirflowSensorTimeout, match=job_id):
@@ -264,7 +266,7 @@ def test_sensor_tolerates_a_few_transient_poll_errors(
     job_id = create(context)
     sandbox.set_fault_rate(0.5)
     finish_report_jobs_once_polled(sandbox)
-    assert sensor(job_id, tolerated_errors=10).execute(context)["job_status"] == 2
+    assert sensor(job_id, tolerated_errors=10).execute(context)["job_status"] == ReportStatus.DONE
     trigger = PatsnapReportTrigger(
         job_id=job_id, end_time=time.time() + 20, poll_interval=0.1, tolerated_errors=10
     )

@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_patsnap._compat import AirflowFailException
 from airflow_provider_patsnap.exceptions import PatsnapQuotaError, PatsnapReportError
 from airflow_provider_patsnap.operators.report import PatsnapCreateValueReportOperator
-from airflow_provider_patsnap.report import STATUS_PATH
+from airflow_provider_patsnap.report import STATUS_PATH, ReportStatus
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 from tests.helpers import (
@@ -89,8 +89,8 @@ def status_answer(**data: Any) -> bytes:
         ({}, "unreadable job_status None"),
         ({"job_status": "done"}, "unreadable job_status 'done'"),
         ({"job_status": "2.7"}, "unreadable job_status '2.7'"),
-        ({"job_status": 1, "job_id": "1579434053399036999"}, "when asked about job"),
-        ({"job_status": 2}, "sent no download_url"),
+        ({"job_status": ReportStatus.EXPORTING, "job_id": "1579434053399036999"}, "when asked about job"),
+        ({"job_status": ReportStatus.DONE}, "sent no download_url"),
     ],
     ids=["unknown", "missing", "text", "fraction", "other-job", "done-without-link"],
 )
