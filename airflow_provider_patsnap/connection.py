@@ -122,9 +122,11 @@ def _as_bool(name: str, value: Any, default: bool, conn_id: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
+    # "y" is what a ticked WTForms checkbox posts: Airflow 2.11's connection form sends it as is to the
+    # connection test (its Test button), where "Verify TLS" would otherwise be refused.
+    if text in ("true", "1", "yes", "y", "on"):
         return True
-    if text in ("false", "0", "no", "off"):
+    if text in ("false", "0", "no", "n", "off"):
         return False
     raise ConnectionSettingsError(
         f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}"

@@ -83,6 +83,17 @@ def file_dataset(path: str) -> LineageDataset:
     )
 
 
+class DestinationConnectionError(ValueError):
+    """The connection a table is named from could not be read (``reason`` says what Airflow answered)."""
+
+    def __init__(self, conn_id: str, table: str, reason: str) -> None:
+        super().__init__(
+            f"connection {conn_id!r} is needed to name table {table!r} as its database names it "
+            f"(host, port, database): {reason}"
+        )
+        self.conn_id, self.table, self.reason = conn_id, table, reason
+
+
 def destination_dataset(
     sql_conn_id: str | None, table: str, output_path: str | None
 ) -> LineageDataset | None:
@@ -93,10 +104,7 @@ def destination_dataset(
         try:
             connection = BaseHook.get_connection(sql_conn_id)
         except Exception as error:  # each Airflow line raises its own "not found"
-            raise ValueError(
-                f"connection {sql_conn_id!r} is needed to name table {table!r} as its database names it "
-                f"(host, port, database): {error}"
-            ) from None
+            raise DestinationConnectionError(sql_conn_id, table, str(error)) from None
         return table_dataset(connection, table)
     return file_dataset(output_path) if output_path else None
 

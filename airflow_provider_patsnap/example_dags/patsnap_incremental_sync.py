@@ -10,7 +10,10 @@ is scheduled on that Asset: it runs after every successful sync, and after any o
 same table.
 
 The Asset URI is built when this file is parsed, from the ``patsnap_warehouse`` connection (for example
-``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``), which must be readable then. Also needs
+``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``). That connection must exist where DAG
+files are parsed (the dag-processor, or the scheduler on Airflow 2.11 without one, and the workers)
+before this file is first parsed: without it the file does not load, and the import error names the
+connection (docs/lineage.md, "The table's connection must exist where DAG files are parsed"). Also needs
 ``patsnap_default`` (PatSnap, or the sandbox) and the pool ``patsnap_api`` (``make demo`` creates it and
 runs the sync twice to show the second run paying for nothing it already has).
 """

@@ -71,7 +71,9 @@ class PatsnapBatchOperator(BaseOperator):
     :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
         share of the vendor's QPS per mapped shard).
     :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
-        the URI its OpenLineage output has (docs/lineage.md). Needs a literal, untemplated destination.
+        the URI its OpenLineage output has (docs/lineage.md). Needs a literal, untemplated destination;
+        a table's ``sql_conn_id`` is read when the DAG file is parsed, so that connection must exist
+        wherever DAG files are parsed (the dag-processor and the workers).
     """
 
     endpoint: ClassVar[Endpoint]
@@ -136,8 +138,12 @@ class PatsnapBatchOperator(BaseOperator):
     # --- validation ----------------------------------------------------------------------------------
 
     def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
-        """The destination under the URI its OpenLineage output has (a table's connection is read now)."""
-        from airflow_provider_patsnap.lineage import destination_dataset
+        """The destination under the URI its OpenLineage output has.
+
+        Airflow needs an outlet's URI when it parses the DAG file (the scheduler matches asset-scheduled
+        DAGs on it), so a table's connection is read now, in whatever process parses the file.
+        """
+        from airflow_provider_patsnap.lineage import DestinationConnectionError, destination_dataset
 
         given = [value for value in (sql_conn_id, table, output_path) if value is not None]
         if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
@@ -145,7 +151,18 @@ class PatsnapBatchOperator(BaseOperator):
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
                 f"destination declare outlets=[...] yourself (got {given!r})"
             )
-        dataset = destination_dataset(sql_conn_id, table or self.endpoint.default_table, output_path)
+        try:
+            dataset = destination_dataset(sql_conn_id, table or self.endpoint.default_table, output_path)
+        except DestinationConnectionError as error:
+            raise ValueError(
+                f"emit_asset=True: connection {error.conn_id!r} must exist where DAG files are parsed "
+                "(the dag-processor, or the scheduler on Airflow 2.11 without one; and each worker, which "
+                "parses the file again before a task runs): the asset URI of table "
+                f"{error.table!r} is built from its host, port and database when the file is parsed. "
+                f"Define it there (AIRFLOW_CONN_{error.conn_id.upper()}, a secrets backend, or the "
+                "metadata database), or drop emit_asset and declare outlets=[...] yourself. "
+                f"Airflow said: {error.reason}"
+            ) from None
         return Dataset(dataset.uri if dataset else "")
 
     def validate(self, literal_only: bool = False) -> tuple[IdKind, list[str]]:

@@ -168,9 +168,26 @@ class FormCheck:
         )
         self.capture("5-connection-list")
         self.check("saved from the UI", row is not None, f"row {row.text.splitlines()[:1]!r} in the list")
-        self.observe_test_button(row)
+        self.observe_test_button(row, "list-row Test button", "6-list-row-test-button")
 
-    def observe_test_button(self, row: WebElement) -> None:
+    def observe_row_with_port(self, base_url: str, conn_id: str) -> None:
+        """The list-row Test button of a connection whose port is stored (made through the REST API)."""
+        name = "list-row Test button, connection with a stored port"
+        try:
+            self.driver.get(f"{base_url}/connections")  # a fresh page: no toast of the first click left
+            row = self.until(
+                f"the row of {conn_id}",
+                lambda d: next(
+                    (r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if conn_id in r.text), None
+                ),
+            )
+            self.observe_test_button(row, name, "7-list-row-test-button-with-port")
+        except WebDriverException as error:  # an observation, not a check: note what happened instead
+            self.observations.append(
+                {"name": name, "shown": f"not observed: {type(error).__name__}: {error.msg}"}
+            )
+
+    def observe_test_button(self, row: WebElement, name: str, screenshot: str) -> None:
         """Click the row's Test button and note what the UI says (recorded for the docs, not asserted)."""
         row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
         toast = self.until(
@@ -184,8 +201,8 @@ class FormCheck:
                 None,
             ),
         )
-        self.observations.append({"name": "list-row Test button", "shown": toast.text.replace("\n", " / ")})
-        self.capture("6-list-row-test-button")
+        self.observations.append({"name": name, "shown": toast.text.replace("\n", " / ")})
+        self.capture(screenshot)
 
     def _label_of(self, dialog: WebElement, field_name: str) -> str | None:
         """The text of the form label of the field named ``field_name`` (None when there is no such field)."""
@@ -227,6 +244,7 @@ def main() -> int:
         form.save(
             dialog, env["E2E_CONN_HOST"], env["E2E_CONN_LOGIN"], env["E2E_CONN_SECRET"], env["E2E_CONN_ID"]
         )
+        form.observe_row_with_port(env["E2E_BASE_URL"], env["E2E_PORT_CONN_ID"])
     except WebDriverException as error:
         form.check("browser steps", False, f"{type(error).__name__}: {error.msg}")
         try:

@@ -40,22 +40,29 @@ class TableCount(NamedTuple):
 
 
 def warehouse_tables(
-    warehouse: Path, patents: list[str], endpoints: Iterable[Endpoint] = ENDPOINTS.values()
+    warehouse: Path,
+    patents: list[str],
+    endpoints: Iterable[Endpoint] = ENDPOINTS.values(),
+    tables: Mapping[str, str] | None = None,
 ) -> list[TableCount]:
-    """Per table: the sandbox's own rows for the list against the rows landed, each exactly once."""
+    """Per table: the sandbox's own rows for the list against the rows landed, each exactly once.
+
+    Each endpoint's rows are looked for in its default table, or in ``tables[endpoint.code]``.
+    """
     counts = []
     with sqlite3.connect(warehouse) as db:
         for endpoint in endpoints:
+            table = (tables or {}).get(endpoint.code, endpoint.default_table)
             expected: set[str] = set()
             for pn in patents:
                 patent = patent_object(endpoint.code, "patent_number", pn, "en")  # type: ignore[arg-type]
                 if patent is not None:
                     expected.update(str(row["record_key"]) for row in endpoint.rows(patent, ""))
-            keys = [key for (key,) in db.execute(f"SELECT record_key FROM {endpoint.default_table}")]
+            keys = [key for (key,) in db.execute(f"SELECT record_key FROM {table}")]
             found = set(keys)
             counts.append(
                 TableCount(
-                    endpoint.default_table,
+                    table,
                     len(expected),
                     len(keys),
                     len(found),

@@ -26,7 +26,9 @@ from checks import (
     warehouse_tables,
     write_summary,
 )
+from connection_checks import PORT_CONN_ID, ConnectionChecks
 from deployment import Deployment
+from incremental import FOLLOWER, SYNC, describe_events, follower_run, sync_rows, table_uri
 from rest import TERMINAL_RUN_STATES, AirflowApi, wait_for
 from stack import (
     ADMIN_PASSWORD,
@@ -35,7 +37,6 @@ from stack import (
     VENDOR_QPS,
     AirflowSettings,
     VendorSandbox,
-    expected_extra_fields,
     patsnap_connection,
 )
 
@@ -43,12 +44,12 @@ from airflow_provider_patsnap.report import CREATE_PATH as CREATE_REPORT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 ENRICHMENT, SHARDED, REPORT = "patsnap_enrichment", "patsnap_sharded_enrichment", "patsnap_value_report"
+EXAMPLE_DAGS = {ENRICHMENT, SHARDED, REPORT, SYNC, FOLLOWER}  # every DAG the package ships
 POOL, POOL_SLOTS = "patsnap_api", 2
 RATE_LIMIT_CODE = "67200002"
-UI_CONN_ID = "patsnap_ui"
 
 
-class EndToEnd:
+class EndToEnd(ConnectionChecks):
     def __init__(self, artifacts: Path, browser_python: str | None) -> None:
         self.artifacts = artifacts
         self.browser_python = browser_python
@@ -109,21 +110,27 @@ class EndToEnd:
         migrate = self.airflow("db", "migrate")
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed: {migrate.stderr[-2000:]}")
-        self.step("starting api-server, scheduler (LocalExecutor), dag-processor, triggerer")
-        for command in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        # The dag-processor starts last: patsnap_incremental_sync reads patsnap_warehouse when its file is
+        # parsed (emit_asset), so the connections must exist before the first parse (docs/lineage.md).
+        self.step("starting api-server, scheduler (LocalExecutor), triggerer")
+        for command in ("api-server", "scheduler", "triggerer"):
             self.deployment.start(command, command)
         wait_for("the API server's health", self.api.healthy, timeout=120)
-        wanted = {ENRICHMENT, SHARDED, REPORT}
-        wait_for(
-            "the example DAGs to be parsed", lambda: wanted <= self.api.dag_ids(), timeout=180, interval=2
-        )
-        self.step("deployment up; connections and pool through the REST API")
+        self.step("connections and pool through the REST API, before any DAG file is parsed")
         hook_meta = self.api.hook_meta("patsnap")
         connection = patsnap_connection(hook_meta, "patsnap_default", self.sandbox)
         self.api.create_connection(connection)
         warehouse = self.home / "warehouse.db"
         self.api.create_connection(
             {"connection_id": "patsnap_warehouse", "conn_type": "sqlite", "host": str(warehouse)}
+        )
+        self.api.create_connection(
+            {
+                **connection,
+                "connection_id": PORT_CONN_ID,
+                "host": "http://127.0.0.1",
+                "port": self.sandbox.port,
+            }
         )
         self.api.create_pool(POOL, POOL_SLOTS, f"PatSnap API: {POOL_SLOTS} slots x 2.5 qps = vendor QPS 5")
         self.rest_extra = json.loads(connection["extra"])
@@ -132,15 +139,33 @@ class EndToEnd:
             self.rest_extra.get("qps") == VENDOR_QPS,
             f"extra {self.rest_extra}; vendor QPS {VENDOR_QPS}",
         )
+        known_before = self.api.dag_ids()
+        self.step("starting the dag-processor")
+        self.deployment.start("dag-processor", "dag-processor")
+        wait_for(
+            "the example DAGs to be parsed (or an import error)",
+            lambda: self.api.import_errors() or self.api.dag_ids() >= EXAMPLE_DAGS,
+            timeout=180,
+            interval=2,
+        )
+        errors = self.api.import_errors()
+        parsed = self.api.dag_ids()
+        self.record(
+            "every example DAG parsed, no import error",
+            not errors and parsed >= EXAMPLE_DAGS,
+            f"DAGs before the dag-processor started: {sorted(known_before)}; parsed {sorted(parsed)}; "
+            f"GET /api/v2/importErrors: {[(e.get('filename'), e.get('stack_trace', '')[-300:]) for e in errors]}",
+        )
 
     def run_dags(self) -> dict[str, str]:
-        self.step("triggering the three example DAGs")
+        self.step(f"triggering four example DAGs; {FOLLOWER} is left to the scheduler")
         runs = {}
-        for dag_id in (REPORT, ENRICHMENT, SHARDED):
+        for dag_id in (REPORT, ENRICHMENT, SHARDED, FOLLOWER, SYNC):
             self.api.unpause(dag_id)
         runs[REPORT] = self.api.trigger(REPORT, {"report_dir": str(self.artifacts / "reports")})
         runs[ENRICHMENT] = self.api.trigger(ENRICHMENT)
         runs[SHARDED] = self.api.trigger(SHARDED)
+        runs[SYNC] = self.api.trigger(SYNC)
         self.triggerer_restart(runs[REPORT])
         self.step("waiting for every run to finish")
         for dag_id, run_id in runs.items():
@@ -227,7 +252,7 @@ class EndToEnd:
         )
         pooled = [
             ti
-            for dag_id in (ENRICHMENT, SHARDED)
+            for dag_id in (ENRICHMENT, SHARDED, SYNC)
             for ti in self.api.task_instances(dag_id, runs[dag_id])
             if ti.get("pool") == POOL
         ]
@@ -253,88 +278,39 @@ class EndToEnd:
             stats=stats,
         )
 
-    def check_ui(self) -> None:
-        self.step("UI: Add Connection form in headless Chromium")
-        if not self.browser_python:
-            self.record("UI connection form", False, "no --browser-python (selenium venv) given")
-            return
-        result_file = self.artifacts / "ui-result.json"
-        browser_env = {
-            **self.env,
-            "E2E_BASE_URL": self.settings.base_url,
-            "E2E_USER": ADMIN_USER,
-            "E2E_PASSWORD": ADMIN_PASSWORD,
-            "E2E_CONN_ID": UI_CONN_ID,
-            "E2E_CONN_HOST": self.sandbox.base_url,
-            "E2E_CONN_LOGIN": self.sandbox.client_id,
-            "E2E_CONN_SECRET": self.sandbox.client_secret,
-            "E2E_ARTIFACTS": str(self.artifacts),
-            "E2E_RESULT": str(result_file),
-            "E2E_EXPECTED_FIELDS": json.dumps(expected_extra_fields()),
-        }
-        browser_env.pop("PYTHONPATH", None)
-        with (self.logs / "browser.log").open("w", encoding="utf-8") as log:
-            code = subprocess.call(
-                [self.browser_python, str(Path(__file__).with_name("browser.py"))],
-                env=browser_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=300,
+    def check_incremental(self, sync_run: str) -> None:
+        """The synced table's rows, and the asset-scheduled run the sync's asset event must start."""
+        self.step(f"{SYNC}: its table, its asset event, and {FOLLOWER} started by the scheduler")
+        warehouse = self.home / "warehouse.db"
+        ok, detail = sync_rows(warehouse, patent_list(DAGS_FOLDER / "data" / "patents.csv"))
+        self.record(f"{SYNC} rows exactly once", ok, detail)
+        try:
+            run, events = wait_for(
+                f"an asset-triggered {FOLLOWER} run started by {SYNC} run {sync_run}",
+                lambda: follower_run(self.api, sync_run),
+                timeout=120,
+                interval=2,
             )
-        result = json.loads(result_file.read_text()) if result_file.exists() else {"checks": []}
-        for check in result["checks"]:
-            self.record(f"UI: {check['name']}", check["ok"], check["detail"])
-        for seen in result.get("observations", []):
-            self.observations[f"UI: {seen['name']}"] = seen["shown"]
-        if code != 0 or not result["checks"]:
-            self.record("UI browser run", False, f"browser.py exit {code}; see logs/browser.log")
-        saved = self.api.call("GET", f"/api/v2/connections/{UI_CONN_ID}")
-        saved_extra = json.loads(saved.get("extra") or "{}")
+        except TimeoutError as error:
+            runs = [(r["dag_run_id"], r.get("run_type"), r["state"]) for r in self.api.dag_runs(FOLLOWER)]
+            self.record(f"{FOLLOWER} started by the asset event", False, f"{error}; its runs: {runs}")
+            return
+        ours = [e for e in events if e.get("source_run_id") == sync_run]
         self.record(
-            "UI saves the extra the REST set-up posted",
-            saved_extra == self.rest_extra,
-            f"UI: {saved_extra}; REST: {self.rest_extra} (as the API shows them)",
+            f"asset event from {SYNC}",
+            all(
+                e.get("uri") == table_uri(warehouse) and e.get("source_task_id") == "legal_events"
+                for e in ours
+            ),
+            f"{len(events)} event(s) behind {FOLLOWER} run {run['dag_run_id']}: {describe_events(events)}",
         )
-        test = self.airflow("connections", "test", UI_CONN_ID)
+        state = self.wait_for_run(FOLLOWER, run["dag_run_id"])
+        states = {ti["task_id"]: ti["state"] for ti in self.api.task_instances(FOLLOWER, run["dag_run_id"])}
         self.record(
-            "UI-saved connection passes airflow connections test",
-            test.returncode == 0 and "Connection success!" in test.stdout,
-            f"exit {test.returncode}: {test.stdout.strip().splitlines()[-1:]} {test.stderr.strip()[-300:]}",
-        )
-        self.check_rest_test()
-
-    def check_rest_test(self) -> None:
-        """POST /api/v2/connections/test with the credentials in the body, as docs/connection.md says."""
-        body = {
-            "connection_id": UI_CONN_ID,
-            "conn_type": "patsnap",
-            "host": self.sandbox.base_url,
-            "login": self.sandbox.client_id,
-            "password": self.sandbox.client_secret,
-            "extra": json.dumps(self.rest_extra),
-        }
-        right = self.api.call("POST", "/api/v2/connections/test", body)
-        self.record("REST connection test", right["status"] is True, f"answer {right}")
-        wrong_body = {**body, "connection_id": "patsnap_wrong_secret", "password": "not-the-secret"}
-        wrong = self.api.call("POST", "/api/v2/connections/test", wrong_body)
-        self.record(
-            "REST connection test, wrong secret",
-            wrong["status"] is False and "67200003" in wrong["message"],
-            f"answer {wrong}",
-        )
-        self.api.create_connection(wrong_body)
-        failed = self.airflow("connections", "test", "patsnap_wrong_secret")
-        self.record(
-            "CLI connection test, wrong secret",
-            failed.returncode == 1 and "Connection failed!" in failed.stdout and "67200003" in failed.stdout,
-            f"exit {failed.returncode}: {' '.join(failed.stdout.split())[-250:]}",
-        )
-        disabled = self.airflow("connections", "test", UI_CONN_ID, AIRFLOW__CORE__TEST_CONNECTION="Disabled")
-        self.record(
-            "CLI connection test needs [core] test_connection = Enabled",
-            disabled.returncode == 1 and "Testing connections is disabled" in disabled.stdout,
-            f"with Disabled: exit {disabled.returncode}: {' '.join(disabled.stdout.split())}",
+            f"{FOLLOWER} started by the scheduler on the asset",
+            state == "success",
+            f"run {run['dag_run_id']} (run_type {run.get('run_type')}, triggered_by "
+            f"{run.get('triggered_by')}): {state}; tasks {states}",
         )
 
     def check_secrets(self) -> None:
@@ -384,6 +360,7 @@ def main() -> int:
         runs = run.run_dags()
         run.check_report(runs[REPORT])
         run.check_data(runs)
+        run.check_incremental(runs[SYNC])
         run.check_ui()
     except Exception as error:  # every failure still stops the deployment and writes the summary
         run.record("run", False, f"{type(error).__name__}: {error}")

@@ -89,6 +89,17 @@ class AirflowApi:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
 
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return list(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
+
+    def upstream_asset_events(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The asset events that made the scheduler create an asset-triggered run."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/upstreamAssetEvents"
+        return list(self.call("GET", path)["asset_events"])
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/api/v2/importErrors?limit=100")["import_errors"])
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=1000"
         return list(self.call("GET", path)["task_instances"])

@@ -66,10 +66,14 @@ class VendorSandbox:
         return self.app.jobs.status(job_id, "http://unused")["download_url"]
 
     @property
-    def base_url(self) -> str:
+    def port(self) -> int:
         if self.servers is None:
             raise RuntimeError("the sandbox is not running")
-        return f"http://127.0.0.1:{self.servers.api.port}"
+        return int(self.servers.api.port)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def issued_tokens(self) -> list[str]:
         """Every OAuth token the sandbox issued (for the secrets scan)."""

@@ -24,6 +24,8 @@ def test_airflow_connections_test_succeeds_on_a_sandbox_connection(sandbox: Any)
     result = run_airflow("connections", "test", "patsnap_default", conn_json=sandbox.connection_json())
     assert result.returncode == 0, result.stderr
     assert "Connection success!" in result.stdout
+    # Only that: the hook's message ("Token issued by ...") is not printed (docs/connection.md).
+    assert "Token issued" not in result.stdout + result.stderr
     assert sandbox.stats()["token_calls"] == 1
 
 

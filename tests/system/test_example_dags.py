@@ -37,6 +37,23 @@ def test_every_example_dag_imports_without_errors(monkeypatch: pytest.MonkeyPatc
     assert "pool slots × per-task qps" in (bag.dags["patsnap_sharded_enrichment"].doc_md or "")
 
 
+def test_without_the_warehouse_connection_the_import_error_says_where_it_must_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a dag-processor without ``patsnap_warehouse`` logs for patsnap_incremental_sync (its Asset URI
+    is built from that connection at parse time): an import error naming it, not a bare lookup failure."""
+    from airflow.models import DagBag
+
+    monkeypatch.delenv("AIRFLOW_CONN_PATSNAP_WAREHOUSE", raising=False)
+    kwargs: dict[str, Any] = {} if AIRFLOW_V_3 else {"include_examples": False}
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / "patsnap_incremental_sync.py"), **kwargs)
+
+    [(path, error)] = bag.import_errors.items()
+    assert path.endswith("patsnap_incremental_sync.py")
+    assert "emit_asset=True: connection 'patsnap_warehouse' must exist where DAG files are parsed" in error
+    assert "AIRFLOW_CONN_PATSNAP_WAREHOUSE" in error
+
+
 def test_the_shipped_patent_list_is_valid() -> None:
     from airflow_provider_patsnap.ids import normalise_ids
 

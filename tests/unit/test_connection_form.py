@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 
 from airflow_provider_patsnap import get_provider_info
-from airflow_provider_patsnap.connection import CONN_FIELDS
+from airflow_provider_patsnap.connection import CONN_FIELDS, parse_connection
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from tests.fab_form import BrowserForm, body_of_test_button, submitted
 
 
 def test_both_form_descriptions_agree() -> None:
@@ -45,3 +47,72 @@ def test_flask_form_widgets_cover_every_extra() -> None:
     # Airflow 2.11 accepts only Integer/Password/String/Boolean fields: a fractional qps is a string.
     assert widgets["qps"].field_class.__name__ == "StringField"
     assert widgets["qps"].kwargs["default"] == 5
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("airflow.www") is None,
+    reason="Airflow's Flask AppBuilder connection form is Airflow 2.11's (3.x has none)",
+)
+# Airflow 2.11's own form builds its type list from tuples, which its newer wtforms deprecates.
+@pytest.mark.filterwarnings("ignore:Passing SelectField choices as tuples:DeprecationWarning")
+def test_airflow_2_form_with_its_defaults_saves_and_tests_working_settings() -> None:
+    """Airflow 2.11's own connection form class, filled in as the browser does with our widgets' defaults:
+    what its view would save, and what its Test button sends, both parse into working settings."""
+    from airflow.models import Connection
+    from airflow.www.forms import create_connection_form_class
+    from airflow.www.views import ConnectionModelView
+    from flask import Flask
+    from flask_babel import Babel
+    from werkzeug.datastructures import MultiDict
+
+    app = Flask(__name__)
+    app.config.update(WTF_CSRF_ENABLED=False, SECRET_KEY="form-test")
+    Babel(app)
+    with app.test_request_context("/connection/add", method="POST"):
+        form_class = create_connection_form_class()
+        # The add page: every control rendered as the view renders it (ours with their defaults).
+        html = '<form id="model_form">' + "".join(str(field) for field in form_class()) + "</form>"
+        typed = {
+            "conn_id": "patsnap_fab",
+            "host": "https://connect.patsnap.com",
+            "login": "form-client",
+            "password": "form-secret",
+        }
+        posted = submitted(BrowserForm(html).fields, "patsnap", typed)
+        assert {name: value for name, value in posted if name.startswith("extra__patsnap__")} == {
+            "extra__patsnap__qps": "5",
+            "extra__patsnap__timeout": "30",
+            "extra__patsnap__max_retries": "5",
+            "extra__patsnap__verify": "y",  # ticked by default
+            "extra__patsnap__proxies": "",  # no default: nothing to mask
+        }
+
+        form = form_class(formdata=MultiDict(posted))
+        assert form.validate(), form.errors
+        view = ConnectionModelView.__new__(ConnectionModelView)  # process_form needs no app state
+        view.process_form(form, True)
+        saved_extra = form.extra.data
+    assert "***" not in saved_extra
+    assert json.loads(saved_extra) == {"qps": "5", "timeout": "30", "max_retries": 5, "verify": True}
+
+    standard = {name: typed[name] for name in ("host", "login", "password")}
+    saved = Connection(conn_id="patsnap_fab", conn_type="patsnap", extra=saved_extra, **standard)
+    # The test endpoint builds a Connection from the body and hands it to the hook as a URI (env var).
+    body = body_of_test_button(posted)
+    assert json.loads(body["extra"])["verify"] == "y"
+    sent = Connection(conn_id="transient", **{k: v for k, v in body.items() if k != "connection_id"})
+    tested = Connection(conn_id="transient", uri=sent.get_uri())
+    for connection in (saved, tested):
+        settings = parse_connection(connection)
+        assert (settings.base_url, settings.client_id, settings.client_secret) == (
+            "https://connect.patsnap.com",
+            "form-client",
+            "form-secret",
+        )
+        assert (settings.qps, settings.timeout, settings.max_retries, settings.verify, settings.proxies) == (
+            5.0,
+            30.0,
+            5,
+            True,
+            None,
+        )

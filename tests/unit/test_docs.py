@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,22 @@ def test_operator_table_names_each_endpoints_operator_and_table() -> None:
         )
         assert f"`{endpoint.default_table}`" in row and code in row
         assert all(f"`{name}`" in row for name in endpoint.params)
+
+
+def test_compatibility_page_lists_the_python_classifiers_pyproject_declares() -> None:
+    """docs/compatibility.md's Python row names exactly the `Programming Language :: Python :: 3.N`
+    classifiers of pyproject.toml, and its `requires-python`."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = sorted(
+        c.rsplit(" :: ", 1)[1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    )
+    row = re.search(
+        r"^\| Python \| `([^`]+)` \(classifiers? ([^)]*)\) \|",
+        (DOCS / "compatibility.md").read_text(encoding="utf-8"),
+        re.M,
+    )
+    assert row, "docs/compatibility.md has no '| Python | `<requires-python>` (classifier ...) |' row"
+    assert row[1] == project["requires-python"]
+    assert sorted(re.split(r",\s*", row[2])) == declared

@@ -66,12 +66,32 @@ def test_sqlite_and_file_assets_name_the_database_file_and_the_path(sqlite_conn:
 def test_assets_that_would_name_nothing_stable_are_refused() -> None:
     with pytest.raises(ValueError, match="relative"):
         PatsnapAwardOperator(task_id="a", patent_numbers=IDS, output_path="data/a.jsonl", emit_asset=True)
-    with pytest.raises(ValueError, match="connection 'nowhere' is needed"):
+    with pytest.raises(ValueError, match="emit_asset=True: connection 'nowhere' must exist"):
         PatsnapAwardOperator(task_id="b", patent_numbers=IDS, sql_conn_id="nowhere", emit_asset=True)
     with pytest.raises(ValueError, match="literal"):
         PatsnapAwardOperator(
             task_id="c", patent_numbers=IDS, sql_conn_id="x", table="{{ params.t }}", emit_asset=True
         )
+
+
+def test_a_missing_table_connection_is_named_with_where_it_must_exist() -> None:
+    """The URI is built when the DAG file is parsed: the error says which connection, and where."""
+    with pytest.raises(ValueError) as raised:
+        PatsnapAwardOperator(
+            task_id="a", patent_numbers=IDS, sql_conn_id="warehouse_nowhere", table="awards", emit_asset=True
+        )
+
+    message = str(raised.value)
+    assert message.startswith("emit_asset=True: connection 'warehouse_nowhere' must exist where DAG files")
+    for part in (
+        "where DAG files are parsed (the dag-processor",
+        "table 'awards'",
+        "AIRFLOW_CONN_WAREHOUSE_NOWHERE",
+        "declare outlets=[...] yourself",
+        "Airflow said: ",
+    ):
+        assert part in message
+    assert message.rsplit("Airflow said: ", 1)[1].strip()  # Airflow's own "not found", whatever its words
 
 
 def test_a_file_asset_converts_to_the_same_openlineage_dataset_as_common_io_gives() -> None:
