@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,84 @@ def test_bodies_are_read_strictly_over_the_wire(server: RawServer, body: bytes, 
         return
     with pytest.raises(PatsnapError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         PatsnapHook().call("GET", PATH)
+
+
+# --- redirects of a download link: every hop is checked like the link -------------------------------------
+
+PUBLIC = "http://8.8.8.8"  # a public address: reached only through the proxy below, never for real
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
+    """A public deployment whose worker reaches the internet through an HTTP proxy: this server answers
+    for every host, so a link on a public address can redirect to an internal one."""
+    peer = RawServer()
+    conn = {
+        "conn_type": "patsnap",
+        "host": "https://connect.patsnap.com",
+        "login": "proxied-client",
+        "password": "proxied-secret",
+        "extra": {"proxies": {"http": peer.base_url}, "timeout": 5},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(conn))
+    yield peer
+    peer.close()
+
+
+def redirect(location: str, status: int = 302) -> bytes:
+    return http_response(status, b"", Location=location)
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://127.0.0.1:{port}/internal", "http://169.254.169.254/internal", "http://10.0.0.1/internal"],
+    ids=["loopback", "metadata", "private"],
+)
+def test_a_redirect_to_a_private_address_is_refused(proxy: RawServer, location: str) -> None:
+    port = proxy.base_url.rsplit(":", 1)[1]
+    proxy.script("/r.pdf", redirect(location.format(port=port)))
+    with pytest.raises(PatsnapReportError, match="redirected to a private or loopback address"):
+        download(f"{PUBLIC}/r.pdf")
+    assert proxy.requests_to("/internal") == []  # refused before anything was asked of it
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://8.8.8.8/r.pdf"])
+def test_a_redirect_that_is_not_http_is_refused_for_good(proxy: RawServer, location: str) -> None:
+    proxy.script("/r.pdf", redirect(location))
+    with pytest.raises(PatsnapReportError, match="redirected to a URL that is not http") as raised:
+        download(f"{PUBLIC}/r.pdf")
+    assert not isinstance(raised.value, PatsnapTransientError)
+
+
+def test_redirects_are_capped(proxy: RawServer) -> None:
+    proxy.script("/loop", redirect("/loop"))
+    with pytest.raises(PatsnapReportError, match="redirected more than 5 times"):
+        download(f"{PUBLIC}/loop")
+    assert len(proxy.requests_to("/loop")) == 6
+
+
+def test_a_redirected_download_sends_no_credentials_on_any_hop(
+    proxy: RawServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests would add credentials from a netrc file for the host of any hop: none may leave.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 8.8.4.4 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    report = b"%PDF-1.4 redirected"
+    proxy.script("/r.pdf", redirect("/next", 301))
+    proxy.script("/next", redirect("http://8.8.4.4/final.pdf", 307))
+    proxy.script("/final.pdf", http_response(200, report))
+    assert download(f"{PUBLIC}/r.pdf") == (len(report), len(report), report)
+    hops = [proxy.requests_to(path)[0] for path in ("/r.pdf", "/next", "/final.pdf")]
+    for hop in hops:
+        assert "authorization" not in {name.lower() for name in hop.headers}, hop
+        assert "apikey" not in hop.query
+    assert hops[2].headers["Host"] == "8.8.4.4"
+
+
+def test_a_private_deployment_follows_redirects_on_its_own_network(server: RawServer) -> None:
+    report = b"%PDF-1.4 private"
+    server.script("/file.pdf", redirect(f"{server.base_url}/stored/file.pdf"))
+    server.script("/stored/file.pdf", http_response(200, report))
+    assert download(f"{server.base_url}/file.pdf")[2] == report
