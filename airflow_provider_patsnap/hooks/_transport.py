@@ -28,6 +28,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapRateLimitError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._auth import PatsnapAuth
 from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.hooks._deadline import DeadlineAdapter, deadline, remaining
 from airflow_provider_patsnap.hooks._envelope import error_from_response, parse_body, parse_token_response
@@ -179,33 +180,6 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
     key = (*settings.identity, settings.qps)
     with _SHARED_LOCK:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
-
-
-class PatsnapAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer``: a cached token, or the sk- key (:meth:`Transport.call` adds the
-    ``apikey`` query value, with the other parameters, so the long URL is encoded once)."""
-
-    def __init__(
-        self, settings: ConnectionSettings, tokens: TokenCache, fetch: Callable[[], tuple[str, float]]
-    ):
-        self.settings = settings
-        self.tokens = tokens
-        self.fetch = fetch
-
-    def bearer(self) -> str:
-        return self.settings.api_key or self.tokens.get(self.fetch)
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.bearer()}"
-        return request
-
-    def renew(self, request: requests.PreparedRequest) -> bool:
-        """PatSnap rejected the token ``request`` carried: drop it; False when no renewal can help."""
-        if self.settings.api_key:
-            return False
-        sent = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
-        self.tokens.invalidate(sent)
-        return True
 
 
 @dataclass

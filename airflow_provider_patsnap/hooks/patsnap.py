@@ -9,12 +9,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
 from airflow_provider_patsnap.connection import (
-    CONN_FIELDS,
     DEFAULT_CONN_ID,
     MAX_VENDOR_LATENCY,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     ConnectionSettingsError,
+    connection_form_widgets,
     default_concurrency,
     parse_connection,
 )
@@ -96,29 +96,7 @@ class PatsnapHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        fields: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            label, description, default = lazy_gettext(spec.label), spec.description, spec.default
-            if spec.json_type == "boolean":
-                fields[name] = BooleanField(label, default=default, description=description)
-            elif spec.json_type == "integer":
-                fields[name] = IntegerField(
-                    label,
-                    widget=BS3TextFieldWidget(),
-                    validators=[Optional(), NumberRange(min=0)],
-                    default=default,
-                    description=description,
-                )
-            else:  # Airflow 2.11 drops a hook whose form has a FloatField: numbers are text fields
-                fields[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), default=default, description=description
-                )
-        return fields
+        return connection_form_widgets()
 
     # --- state ---------------------------------------------------------------------------------------
 
