@@ -296,16 +296,28 @@ class Transport:
         return token, ttl
 
     def call_once(
-        self, method: str, path: str, description: str, *, slot_taken: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        slot_taken: bool = False,
+        before_send: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """One call, repeated once with a new token when PatSnap rejects the token.
 
         ``slot_taken``: the caller already waited for this call's rate-limit slot (a token renewal
-        still takes its own).
+        still takes its own). ``before_send``: called when only sending is left (the slot waited for,
+        the token in hand, the task not stopped), before each request goes out.
         """
         for renewed in (False, True):
             if renewed or not slot_taken:
                 self.rate_limiter.acquire(self.cancellation.sleep)
+            if before_send is not None:
+                self.auth.bearer()  # a token endpoint that fails fails here, with nothing sent
+                self.cancellation.check()
+                before_send()
             self.stats.add("calls")
             response = self.send(
                 method, f"{self.settings.base_url}{path}", description, auth=self.auth, **kwargs
@@ -347,11 +359,13 @@ class Transport:
         *,
         idempotent: bool = True,
         slot_taken: bool = False,
+        before_send: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``).
 
         ``slot_taken``: the first attempt's rate-limit slot was already waited for; retries take their own.
+        ``before_send``: see :meth:`call_once` (a paid create records its attempt there).
         """
         retryable = PatsnapTransientError if idempotent else PatsnapRateLimitError
         retrying = Retrying(
@@ -368,6 +382,8 @@ class Transport:
         def attempt() -> Any:
             nonlocal first_slot_taken
             taken, first_slot_taken = first_slot_taken, False
-            return self.call_once(method, path, description, slot_taken=taken, **kwargs)
+            return self.call_once(
+                method, path, description, slot_taken=taken, before_send=before_send, **kwargs
+            )
 
         return retrying(attempt)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -268,9 +268,18 @@ class PatsnapHook(BaseHook):
     # --- value report (R002) -------------------------------------------------------------------------
 
     def create_value_report(
-        self, *, patent_id: str | None = None, patent_number: str | None = None, report_type: str = "pdf"
+        self,
+        *,
+        patent_id: str | None = None,
+        patent_number: str | None = None,
+        report_type: str = "pdf",
+        before_send: Callable[[], None] | None = None,
     ) -> JobId:
-        """Create a patent value report job (paid) and return its ``job_id`` as exact text."""
+        """Create a patent value report job (paid) and return its ``job_id`` as exact text.
+
+        ``before_send`` is called when only sending the create is left (the token fetched, the
+        rate-limit slot waited for): a failure before it reached nothing at PatSnap.
+        """
         if bool(patent_id) == bool(patent_number):
             raise PatsnapInputError(
                 f"give exactly one of patent_id or patent_number, got {patent_id!r} and {patent_number!r}"
@@ -278,12 +287,13 @@ class PatsnapHook(BaseHook):
         if report_type not in REPORT_TYPES:
             raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
         body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
-        data = self.call(
+        data = self.transport.call(
             "POST",
             CREATE_PATH,
-            json_body={**body, "report_type": report_type},
-            description=f"R002 report creation for {patent_id or patent_number}",
+            f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
+            before_send=before_send,
+            json={**body, "report_type": report_type},
         )
         if not isinstance(data, Mapping):
             raise PatsnapError(f"PatSnap created a report job but sent no job_id: {str(data)[:200]}")

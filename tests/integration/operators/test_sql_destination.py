@@ -7,10 +7,9 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from airflow_provider_patsnap.operators.patsnap import (
     PatsnapSeicClassificationOperator,
 )
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import CONN_ENV, FakeClock, expected_rows
+from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
 
@@ -138,18 +137,6 @@ def test_20000_patents_into_sqlite_keep_memory_flat(sandbox_process: None, sqlit
     )
     assert big_peak < 3 * small_peak + 8_000_000
     assert big_peak < 25_000_000
-
-
-class KilledWhileWaiting(FakeClock):
-    """The hook's clock (see ``reset_shared_state``): the task is killed during its first wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.kill: Callable[[], None] = lambda: None
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        self.kill()
-        return super().wait(event, seconds)
 
 
 def test_on_kill_ends_the_wait_between_write_attempts(patsnap: Sandbox, sqlite_conn: str) -> None:
