@@ -191,7 +191,7 @@ class PatsnapHook(BaseHook):
         if not isinstance(data, list | None) or not all(isinstance(item, dict) for item in data or ()):
             raise PatsnapFailFastError(
                 f"PatSnap {endpoint.code} returned data of an unexpected shape for ids starting "
-                f"{ids[0]!r}: {self.scrub(str(data)[:200])}"
+                f"{ids[0]!r}: {self.scrub(str(data))[:200]}"
             )
         patents: list[Any] = data or []
         match = match_patents(ids, patents, id_kind)
@@ -295,9 +295,14 @@ class PatsnapHook(BaseHook):
             before_send=before_send,
             json={**body, "report_type": report_type},
         )
-        if not isinstance(data, Mapping):
-            raise PatsnapError(f"PatSnap created a report job but sent no job_id: {str(data)[:200]}")
-        return JobId.parse(data.get("job_id"))
+        if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
+            raise PatsnapError(
+                f"PatSnap created a report job but sent no job_id: {self.scrub(str(data))[:200]}"
+            )
+        try:
+            return JobId.parse(data.get("job_id"))
+        except PatsnapReportError as error:  # it quotes the vendor's value
+            raise PatsnapReportError(self.scrub(str(error))) from None
 
     def get_report_state(self, job_id: str) -> JobState:
         """The job's state, checked: about this job, with a status PatSnap documents."""
@@ -305,7 +310,7 @@ class PatsnapHook(BaseHook):
         data = self.call(
             "GET", STATUS_PATH, params={"job_id": asked_for}, description=f"R002 status of job {asked_for}"
         )
-        return JobState.from_api(data, asked_for)
+        return JobState.from_api(data, asked_for, self.scrub)
 
     def get_report_status(self, job_id: str) -> dict[str, Any]:
         """:meth:`get_report_state` as a dict: ``job_id`` (text), ``job_status`` (int), ``queue_num``,

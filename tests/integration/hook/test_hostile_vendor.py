@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
 from tests.helpers import RawRequest, RawServer, envelope, http_response
 
 PATH = AWARD.path
@@ -342,3 +344,70 @@ def test_a_private_deployment_follows_redirects_on_its_own_network(server: RawSe
     server.script("/file.pdf", redirect(f"{server.base_url}/stored/file.pdf"))
     server.script("/stored/file.pdf", http_response(200, report))
     assert download(f"{server.base_url}/file.pdf")[2] == report
+
+
+# --- value report answers that echo credentials --------------------------------------------------------
+
+JOB = "1579434053399036123"
+SECRETS = ("tok-secret-value", "hostile-secret")
+
+
+def leaks(text: str) -> list[str]:
+    """The credentials in ``text``, whole or cut short (a message shortened before it was scrubbed)."""
+    return [secret for secret in SECRETS if secret[:6] in text]
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (["x" * 190 + "tok-secret-value hostile-secret"], "sent no status"),
+        ({"job_id": JOB, "job_status": "Bearer tok-secret-value"}, "unreadable job_status"),
+        ({"job_id": "tok-secret-value", "job_status": 1}, "job_id must be an integer"),
+        (
+            {"job_id": JOB, "job_status": 3, "abnormal_cause": "hostile-secret rejected"},
+            "failed: *** rejected",
+        ),
+    ],
+    ids=["no-mapping", "status", "job-id", "cause"],
+)
+def test_a_status_answer_echoing_credentials_is_scrubbed(
+    server: RawServer, data: object, expected: str
+) -> None:
+    server.script(STATUS_PATH, http_response(200, envelope(data)))
+    with pytest.raises(PatsnapReportError, match=re.escape(expected)) as raised:
+        PatsnapHook().wait_for_report(JOB, poll_interval=0, timeout=0)
+    assert leaks(str(raised.value)) == []
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ("x" * 186 + " tok-secret-value hostile-secret", "sent no job_id"),
+        ({"job_id": "Bearer tok-secret-value"}, "job_id must be an integer"),
+    ],
+    ids=["no-mapping", "job-id"],
+)
+def test_a_create_answer_echoing_credentials_is_scrubbed(
+    server: RawServer, data: object, expected: str
+) -> None:
+    server.script(CREATE_PATH, http_response(200, envelope(data)))
+    with pytest.raises(PatsnapError, match=expected) as raised:
+        PatsnapHook().create_value_report(patent_number="CN1")
+    assert leaks(str(raised.value)) == []
+
+
+def test_a_data_answer_echoing_credentials_is_scrubbed_before_it_is_shortened(server: RawServer) -> None:
+    server.script(PATH, http_response(200, envelope({"echo": "x" * 182 + " tok-secret-value"})))
+    with pytest.raises(PatsnapError, match="unexpected shape") as raised:
+        PatsnapHook().fetch_batch(AWARD, ["CN1"], "patent_number")
+    assert leaks(str(raised.value)) == []
+
+
+def test_an_api_key_echoed_in_a_status_answer_is_scrubbed(
+    server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", server.connection_json("sk-very-secret-key", qps=0))
+    server.script(STATUS_PATH, http_response(200, envelope(["your key sk-very-secret-key"])))
+    with pytest.raises(PatsnapReportError, match="sent no status") as raised:
+        PatsnapHook().get_report_state(JOB)
+    assert "sk-very-secret-key" not in str(raised.value)

@@ -41,6 +41,9 @@ from tests.helpers import (
 
 PN = "CN108977442B"
 JOB = "1579434053399036123"
+# Real-looking credentials: every message is scrubbed of them, and a one-letter secret would mask
+# every "s" and "c" of a message.
+CLIENT, SECRET = "trust-client", "trust-secret"
 
 
 def try_create(store: FakeTaskStateStore, **kwargs: Any) -> str:
@@ -131,8 +134,10 @@ def test_the_attempt_is_recorded_before_the_create_goes_out(vendor: RawServer) -
 @pytest.fixture
 def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
     peer = RawServer()
-    peer.script("/oauth/token", http_response(200, json.dumps({"token": "t", "expires_in": 1799}).encode()))
-    monkeypatch.setenv(CONN_ENV, peer.connection_json("s", "c", qps=0, max_retries=0, timeout=1))
+    peer.script(
+        "/oauth/token", http_response(200, json.dumps({"token": "trust-token", "expires_in": 1799}).encode())
+    )
+    monkeypatch.setenv(CONN_ENV, peer.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=1))
     yield peer
     peer.close()
 
@@ -204,7 +209,7 @@ def test_a_cancelled_trigger_leaves_no_thread_or_socket(
     vendor: RawServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A call may hang as long as the test needs: only cancellation may end it.
-    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
     trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
@@ -229,7 +234,7 @@ def test_report_triggers_never_occupy_the_shared_executor(
     """Forty triggers hanging on the vendor, on a loop whose default executor has one thread: unrelated
     ``to_thread`` work still runs at once."""
     # A call may hang as long as the test needs: only cancellation may end it.
-    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
 
