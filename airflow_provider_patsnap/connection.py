@@ -80,6 +80,33 @@ def provider_connection_fields() -> dict[str, Any]:
     }
 
 
+def connection_form_widgets() -> dict[str, Any]:
+    """The extras as Flask form fields (Airflow 2.11-3.1; 3.2+ reads :func:`provider_connection_fields`)."""
+    from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, StringField
+    from wtforms.validators import NumberRange, Optional
+
+    fields: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        label, description, default = lazy_gettext(spec.label), spec.description, spec.default
+        if spec.json_type == "boolean":
+            fields[name] = BooleanField(label, default=default, description=description)
+        elif spec.json_type == "integer":
+            fields[name] = IntegerField(
+                label,
+                widget=BS3TextFieldWidget(),
+                validators=[Optional(), NumberRange(min=0)],
+                default=default,
+                description=description,
+            )
+        else:  # Airflow 2.11 drops a hook whose form has a FloatField: numbers are text fields
+            fields[name] = StringField(
+                label, widget=BS3TextFieldWidget(), default=default, description=description
+            )
+    return fields
+
+
 class ConnectionSettingsError(ValueError):
     """A connection's host, credentials or extras are unusable; the message names the bad value."""
 

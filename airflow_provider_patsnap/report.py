@@ -8,7 +8,7 @@ operator argument, a trigger event), into a :class:`JobId` and stay text. Status
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
@@ -90,10 +90,23 @@ class JobState:
     abnormal_cause: str | None = None
 
     @classmethod
-    def from_api(cls, data: Any, asked_for: JobId) -> JobState:
-        """Read a status answer; it must be about ``asked_for``, with a documented status."""
-        if not isinstance(data, Mapping):
-            raise PatsnapReportError(f"PatSnap sent no status for report job {asked_for}: {str(data)[:200]}")
+    def from_api(cls, data: Any, asked_for: JobId, scrub: Callable[[str], str] = str) -> JobState:
+        """Read a status answer; it must be about ``asked_for``, with a documented status.
+
+        Every message, and the vendor's ``abnormal_cause``, goes through ``scrub`` (the hook's): a
+        credential the vendor echoes never reaches an error, a log line or XCom.
+        """
+        try:
+            return cls._from_api(data, asked_for, scrub)
+        except PatsnapReportError as error:
+            raise PatsnapReportError(scrub(str(error))) from None
+
+    @classmethod
+    def _from_api(cls, data: Any, asked_for: JobId, scrub: Callable[[str], str]) -> JobState:
+        if not isinstance(data, Mapping):  # scrubbed before it is cut short: no half a secret
+            raise PatsnapReportError(
+                f"PatSnap sent no status for report job {asked_for}: {scrub(str(data))[:200]}"
+            )
         answered = JobId.parse(data.get("job_id", asked_for))
         if answered != asked_for:
             raise PatsnapReportError(
@@ -105,7 +118,11 @@ class JobState:
             raise PatsnapReportError(f"PatSnap report job {asked_for} is done but sent no download_url")
         cause = data.get("abnormal_cause")
         return cls(
-            asked_for, status, data.get("queue_num"), url or None, None if cause is None else str(cause)
+            asked_for,
+            status,
+            data.get("queue_num"),
+            url or None,
+            None if cause is None else scrub(str(cause)),
         )
 
     @classmethod

@@ -181,6 +181,19 @@ class FakeClock:
             self.now += seconds
 
 
+class KilledWhileWaiting(FakeClock):
+    """The hook's clock (see ``reset_shared_state``) whose waits start by calling ``kill`` (a test sets
+    it to the operator's ``on_kill``): SIGTERM arriving while the task waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kill: Callable[[], None] = lambda: None
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        self.kill()
+        return super().wait(event, seconds)
+
+
 class RawRequest(NamedTuple):
     method: str
     path: str

@@ -1,11 +1,11 @@
-"""Streaming a presigned report link: another host, no PatSnap credentials, a budget per chunk."""
+"""Streaming a presigned report link: another host, no credentials, every hop checked, a chunk budget."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
@@ -15,6 +15,9 @@ from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._deadline import deadline
 from airflow_provider_patsnap.hooks._envelope import int_or_none
 from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT
+
+#: Redirects a download link may take (S3-style hosts take none or one): more is a loop or a trick.
+MAX_REDIRECTS = 5
 
 
 def _is_private(host: str) -> bool:
@@ -30,25 +33,71 @@ def _is_private(host: str) -> bool:
     )
 
 
-def check_download_url(url: str, settings: ConnectionSettings) -> None:
-    """Refuse a link we must not follow: not http(s), or an internal address of a public deployment.
+def check_download_url(url: str, settings: ConnectionSettings, redirected: bool = False) -> None:
+    """Refuse a link (or a hop it ``redirected`` to) we must not follow: not http(s), or an internal
+    address of a public deployment.
 
     A vendor's link to a loopback or private address could make the worker read internal services.
     Private addresses are allowed when the PatSnap base URL is itself private (a private deployment or
-    the sandbox) or the connection's ``allow_private_downloads`` extra is true.
+    the sandbox) or the connection's ``allow_private_downloads`` extra is true. No message quotes the
+    URL: a presigned link is a credential for the file.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PatsnapReportError(
-            f"the report's download link is not an http(s) URL (scheme {parts.scheme!r})"
-        )
+        what = "redirected to a URL that is not http(s)" if redirected else "is not an http(s) URL"
+        raise PatsnapReportError(f"the report's download link {what} (scheme {parts.scheme!r})")
     if settings.allow_private_downloads or _is_private(urlsplit(settings.base_url).hostname or ""):
         return
     if _is_private(parts.hostname):
+        what = "redirected to" if redirected else "points at"
         raise PatsnapReportError(
-            f"the report's download link points at a private or loopback address ({parts.hostname}); "
+            f"the report's download link {what} a private or loopback address ({parts.hostname}); "
             "set the connection extra allow_private_downloads=true if your deployment serves reports there"
         )
+
+
+class _NoCredentials(requests.auth.AuthBase):
+    """No ``Authorization`` on any hop: given as the request's auth, it also keeps requests from
+    adding one from a netrc file for the download host."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def _open(
+    session: requests.Session,
+    url: str,
+    settings: ConnectionSettings,
+    cancellation: Cancellation,
+    tls_and_proxies: dict[str, Any],
+) -> requests.Response:
+    """GET the link, following at most :data:`MAX_REDIRECTS` redirects ourselves: each hop is checked
+    like the link, within its own deadline, and carries no credentials."""
+    timeouts = (min(CONNECT_TIMEOUT, settings.timeout), settings.timeout)
+    for hop in range(MAX_REDIRECTS + 1):
+        check_download_url(url, settings, redirected=hop > 0)
+        cancellation.check()
+        try:
+            with deadline(settings.timeout, cancellation.watch):
+                response = session.get(
+                    url,
+                    stream=True,
+                    timeout=timeouts,
+                    headers={"Accept-Encoding": "identity"},
+                    allow_redirects=False,
+                    auth=_NoCredentials(),
+                    **tls_and_proxies,
+                )
+        except requests.RequestException as err:
+            raise PatsnapTransientError(f"report download failed: {type(err).__name__}") from None
+        if not response.is_redirect:
+            return response
+        response.close()
+        url = urljoin(url, response.headers["Location"])
+    raise PatsnapReportError(
+        f"the report's download link redirected more than {MAX_REDIRECTS} times: ask PatSnap support"
+    )
 
 
 def stream_download(
@@ -62,18 +111,9 @@ def stream_download(
 ) -> tuple[int, int | None]:
     """Write the link's body to ``target``; return (bytes written, Content-Length). Each chunk has
     ``settings.timeout`` seconds to arrive; ``cancellation`` stops it between or within chunks."""
-    check_download_url(url, settings)
-    cancellation.check()
-    timeouts = (min(CONNECT_TIMEOUT, settings.timeout), settings.timeout)
-    try:
-        with deadline(settings.timeout, cancellation.watch):
-            response = session.get(
-                url, stream=True, timeout=timeouts, headers={"Accept-Encoding": "identity"}
-            )
-    except requests.RequestException as err:
-        raise PatsnapTransientError(f"report download failed: {type(err).__name__}") from None
+    response = _open(session, url, settings, cancellation, tls_and_proxies)
     with response:
-        if not response.ok:
+        if not 200 <= response.status_code < 300:  # a 3xx here had no Location to follow
             with deadline(settings.timeout, cancellation.watch):
                 head = response.raw.read(4096, decode_content=True) or b""
             if response.status_code in (400, 403) and b"expired" in head.lower():

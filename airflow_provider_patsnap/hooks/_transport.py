@@ -28,6 +28,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapRateLimitError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._auth import PatsnapAuth
 from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.hooks._deadline import DeadlineAdapter, deadline, remaining
 from airflow_provider_patsnap.hooks._envelope import error_from_response, parse_body, parse_token_response
@@ -181,33 +182,6 @@ def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 
 
-class PatsnapAuth(requests.auth.AuthBase):
-    """Adds ``Authorization: Bearer``: a cached token, or the sk- key (:meth:`Transport.call` adds the
-    ``apikey`` query value, with the other parameters, so the long URL is encoded once)."""
-
-    def __init__(
-        self, settings: ConnectionSettings, tokens: TokenCache, fetch: Callable[[], tuple[str, float]]
-    ):
-        self.settings = settings
-        self.tokens = tokens
-        self.fetch = fetch
-
-    def bearer(self) -> str:
-        return self.settings.api_key or self.tokens.get(self.fetch)
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self.bearer()}"
-        return request
-
-    def renew(self, request: requests.PreparedRequest) -> bool:
-        """PatSnap rejected the token ``request`` carried: drop it; False when no renewal can help."""
-        if self.settings.api_key:
-            return False
-        sent = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
-        self.tokens.invalidate(sent)
-        return True
-
-
 @dataclass
 class CallStats:
     calls: int = 0
@@ -322,16 +296,28 @@ class Transport:
         return token, ttl
 
     def call_once(
-        self, method: str, path: str, description: str, *, slot_taken: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        description: str,
+        *,
+        slot_taken: bool = False,
+        before_send: Callable[[], None] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """One call, repeated once with a new token when PatSnap rejects the token.
 
         ``slot_taken``: the caller already waited for this call's rate-limit slot (a token renewal
-        still takes its own).
+        still takes its own). ``before_send``: called when only sending is left (the slot waited for,
+        the token in hand, the task not stopped), before each request goes out.
         """
         for renewed in (False, True):
             if renewed or not slot_taken:
                 self.rate_limiter.acquire(self.cancellation.sleep)
+            if before_send is not None:
+                self.auth.bearer()  # a token endpoint that fails fails here, with nothing sent
+                self.cancellation.check()
+                before_send()
             self.stats.add("calls")
             response = self.send(
                 method, f"{self.settings.base_url}{path}", description, auth=self.auth, **kwargs
@@ -373,11 +359,13 @@ class Transport:
         *,
         idempotent: bool = True,
         slot_taken: bool = False,
+        before_send: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> Any:
         """:meth:`call_once`, retried with backoff while the failure is transient (see ``idempotent``).
 
         ``slot_taken``: the first attempt's rate-limit slot was already waited for; retries take their own.
+        ``before_send``: see :meth:`call_once` (a paid create records its attempt there).
         """
         retryable = PatsnapTransientError if idempotent else PatsnapRateLimitError
         retrying = Retrying(
@@ -394,6 +382,8 @@ class Transport:
         def attempt() -> Any:
             nonlocal first_slot_taken
             taken, first_slot_taken = first_slot_taken, False
-            return self.call_once(method, path, description, slot_taken=taken, **kwargs)
+            return self.call_once(
+                method, path, description, slot_taken=taken, before_send=before_send, **kwargs
+            )
 
         return retrying(attempt)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from airflow_provider_patsnap.connection import (
     ConnectionSettings,
     ConnectionSettingsError,
     concurrency_shortfall,
+    connection_form_widgets,
     parse_connection,
 )
 from airflow_provider_patsnap.endpoints import AWARD, Endpoint, IdKind
@@ -94,9 +95,7 @@ class PatsnapHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from airflow_provider_patsnap.hooks._form import flask_form_widgets
-
-        return flask_form_widgets()
+        return connection_form_widgets()
 
     # --- state ---------------------------------------------------------------------------------------
 
@@ -191,7 +190,7 @@ class PatsnapHook(BaseHook):
         if not isinstance(data, list | None) or not all(isinstance(item, dict) for item in data or ()):
             raise PatsnapFailFastError(
                 f"PatSnap {endpoint.code} returned data of an unexpected shape for ids starting "
-                f"{ids[0]!r}: {self.scrub(str(data)[:200])}"
+                f"{ids[0]!r}: {self.scrub(str(data))[:200]}"
             )
         patents: list[Any] = data or []
         match = match_patents(ids, patents, id_kind)
@@ -253,9 +252,18 @@ class PatsnapHook(BaseHook):
     # --- value report (R002) -------------------------------------------------------------------------
 
     def create_value_report(
-        self, *, patent_id: str | None = None, patent_number: str | None = None, report_type: str = "pdf"
+        self,
+        *,
+        patent_id: str | None = None,
+        patent_number: str | None = None,
+        report_type: str = "pdf",
+        before_send: Callable[[], None] | None = None,
     ) -> JobId:
-        """Create a patent value report job (paid) and return its ``job_id`` as exact text."""
+        """Create a patent value report job (paid) and return its ``job_id`` as exact text.
+
+        ``before_send`` is called when only sending the create is left (the token fetched, the
+        rate-limit slot waited for): a failure before it reached nothing at PatSnap.
+        """
         if bool(patent_id) == bool(patent_number):
             raise PatsnapInputError(
                 f"give exactly one of patent_id or patent_number, got {patent_id!r} and {patent_number!r}"
@@ -263,16 +271,22 @@ class PatsnapHook(BaseHook):
         if report_type not in REPORT_TYPES:
             raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
         body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
-        data = self.call(
+        data = self.transport.call(
             "POST",
             CREATE_PATH,
-            json_body={**body, "report_type": report_type},
-            description=f"R002 report creation for {patent_id or patent_number}",
+            f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
+            before_send=before_send,
+            json={**body, "report_type": report_type},
         )
-        if not isinstance(data, Mapping):
-            raise PatsnapError(f"PatSnap created a report job but sent no job_id: {str(data)[:200]}")
-        return JobId.parse(data.get("job_id"))
+        if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
+            raise PatsnapError(
+                f"PatSnap created a report job but sent no job_id: {self.scrub(str(data))[:200]}"
+            )
+        try:
+            return JobId.parse(data.get("job_id"))
+        except PatsnapReportError as error:  # it quotes the vendor's value
+            raise PatsnapReportError(self.scrub(str(error))) from None
 
     def get_report_state(self, job_id: str) -> JobState:
         """The job's state, checked: about this job, with a status PatSnap documents."""
@@ -280,7 +294,7 @@ class PatsnapHook(BaseHook):
         data = self.call(
             "GET", STATUS_PATH, params={"job_id": asked_for}, description=f"R002 status of job {asked_for}"
         )
-        return JobState.from_api(data, asked_for)
+        return JobState.from_api(data, asked_for, self.scrub)
 
     def get_report_status(self, job_id: str) -> dict[str, Any]:
         """:meth:`get_report_state` as a dict: ``job_id`` (text), ``job_status`` (int), ``queue_num``,

@@ -239,6 +239,7 @@ class PatsnapBatchOperator(BaseOperator):
                 write_mode=self.write_mode or "sync",  # type: ignore[arg-type]
                 id_kind=kind,
                 state=self.fetch_state(kind),
+                cancellation=self._hook.transport.cancellation if hasattr(self, "_hook") else None,
             )
         if self.output_path:
             ti = context.get("ti")

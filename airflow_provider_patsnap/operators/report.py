@@ -54,14 +54,16 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     Create a PatSnap patent value report job (R002) for one patent; return its ``job_id`` string.
 
     The job is created in ``execute`` on the worker and its id pushed to XCom (key ``job_id``) at once.
-    Each job is paid for, so no retry may create a second one. Before the create call is sent, the
-    attempt is recorded in the task's state (Airflow 3.3's task state store, or before 3.3 an Airflow
-    Variable named after the task instance); the job id replaces it once PatSnap answers. A retry that
-    finds the job id reconnects to the job (a failed job is replaced by a new one). A create whose answer
-    was lost (timeout, dropped connection, gateway error) has an unknown outcome: the task fails at once,
-    without Airflow retries, and a new create needs ``recreate_after_lost_answer=True``. The state is
-    kept by Airflow 3.3's store after success (clearing the task reconnects to the paid job); before
-    3.3 the Variable is deleted on success (clearing the task asks for a new report).
+    Each job is paid for, so no retry may create a second one. Just before the create call is sent
+    (the token fetched, the rate-limit slot reached), the attempt is recorded in the task's state
+    (Airflow 3.3's task state store, or before 3.3 an Airflow Variable named after the task instance);
+    a failure before that (the token endpoint down) is an ordinary one, which Airflow's retries may
+    repeat. The job id replaces the attempt once PatSnap answers. A retry that finds the job id
+    reconnects to the job (a failed job is replaced by a new one). A create whose answer was lost
+    (timeout, dropped connection, gateway error) has an unknown outcome: the task fails at once, without
+    Airflow retries, and a new create needs ``recreate_after_lost_answer=True``. The state is kept by
+    Airflow 3.3's store after success (clearing the task reconnects to the paid job); before 3.3 the
+    Variable is deleted on success (clearing the task asks for a new report).
 
     :param patent_number: The patent's publication number (templated); give this or ``patent_id``.
     :param patent_id: The PatSnap patent id (templated); give this or ``patent_number``.
@@ -179,18 +181,32 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         return job.job_id
 
     def _create(self, state: Any) -> JobId:
-        """Create the job, with the attempt recorded first: a lost answer is never a reason to pay twice."""
+        """Create the job, with the attempt recorded just before the request goes out (after the token
+        and the rate-limit wait): a lost answer is never a reason to pay twice, and a failure before
+        sending (the token endpoint down, the task killed while waiting) is an ordinary one."""
         if state.get(self.attempt_key) and not self.recreate_after_lost_answer:
             raise PatsnapReportError(lost_create_message(self.patent, "recreate_after_lost_answer"))
-        state.set(self.attempt_key, self.patent)
+        sent = False
+
+        def record_attempt() -> None:
+            nonlocal sent
+            state.set(self.attempt_key, self.patent)
+            sent = True
+
         try:
             job_id = self.hook.create_value_report(
-                patent_id=self.patent_id, patent_number=self.patent_number, report_type=self.report_type
+                patent_id=self.patent_id,
+                patent_number=self.patent_number,
+                report_type=self.report_type,
+                before_send=record_attempt,
             )
         except (PatsnapFailFastError, PatsnapRateLimitError):
-            state.delete(self.attempt_key)  # PatSnap answered "no": nothing was created
+            if sent:
+                state.delete(self.attempt_key)  # PatSnap answered "no": nothing was created
             raise
         except Exception as err:
+            if not sent:
+                raise  # nothing reached PatSnap: Airflow's retries may create
             raise PatsnapReportError(
                 f"{lost_create_message(self.patent, 'recreate_after_lost_answer')} (cause: {err})"
             ) from None

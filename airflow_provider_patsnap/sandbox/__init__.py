@@ -129,6 +129,11 @@ class Sandbox:
         without an answer (``0`` cancels what is left)."""
         self._state().lost_creates.arm(count)
 
+    def fail_token_requests(self, count: int) -> None:
+        """The next ``count`` token requests get HTTP 503 from a gateway, as when the token service is
+        down while the rest of the API is up (``0`` cancels what is left)."""
+        self._state().token_outages.arm(count)
+
     @property
     def report_jobs_created(self) -> int:
         """Report jobs created so far, answered or not: each one is billed."""

@@ -28,11 +28,13 @@ from airflow_provider_patsnap.sandbox.contract import (
     REPORT_CREATE_PATH,
     ROUTE_METHODS,
     TOKEN_CREDENTIALS_MESSAGE,
+    TOKEN_OUTAGE_FAULT,
     TOKEN_PATH,
 )
 from airflow_provider_patsnap.sandbox.data import ID_KINDS, LANGS, EndpointCode, IdKind, Lang, patent_object
 from airflow_provider_patsnap.sandbox.reports import HttpReply, InvalidReportRequest, ReportJobs, validate_id
 from airflow_provider_patsnap.sandbox.state import (
+    Countdown,
     FaultInjector,
     Ledger,
     LostCreateAnswers,
@@ -152,6 +154,7 @@ class SandboxApp:
         self.bucket = TokenBucket(config.qps, burst, self.clock.now) if config.qps > 0 else None
         self.faults = FaultInjector(config.fault_rate, config.faults, config.seed)
         self.lost_creates = LostCreateAnswers()
+        self.token_outages = Countdown()  # token requests still to be answered 503 by a gateway
         self.jobs = ReportJobs(
             report_delay=config.report_delay,
             link_ttl=config.link_ttl,
@@ -171,6 +174,8 @@ class SandboxApp:
         if request.method != allowed:
             return self.error(67200012, headers=(("Allow", allowed),))
         if request.path == TOKEN_PATH:
+            if self.token_outages.take():  # the token service is down behind its gateway
+                return Outcome(html_reply(503, "Service Unavailable"), "token", fault=TOKEN_OUTAGE_FAULT)
             return replace(self._issue_token(request), category="token")
         self.ledger.enter_business()
         try:
@@ -366,4 +371,5 @@ class SandboxApp:
             **self.ledger.stats(),
             "fault_rate": self.faults.rate,
             "create_answers_to_lose": self.lost_creates.pending,
+            "token_requests_to_fail": self.token_outages.pending,
         }

@@ -15,6 +15,7 @@ FAULT_KINDS: tuple[str, ...] = ("qps", "busy", "service", "http500", "http502", 
 EXTRA_FAULT_KINDS: tuple[str, ...] = ("quota", "permission")
 # Not drawn at random: Sandbox.lose_create_answers(n) arms it for the next n successful report creates.
 LOST_CREATE_FAULT = "lost_create"
+TOKEN_OUTAGE_FAULT = "token_outage"
 
 TOKEN_PATH = "/oauth/token"
 DATA_PATHS: dict[str, EndpointCode] = {

@@ -57,6 +57,12 @@ def _lose_create_answers(app: SandboxApp, params: Mapping[str, str]) -> dict[str
     return {"create_answers_to_lose": count}
 
 
+def _fail_token_requests(app: SandboxApp, params: Mapping[str, str]) -> dict[str, int]:
+    count = int(params.get("count", ""))
+    app.token_outages.arm(count)
+    return {"token_requests_to_fail": count}
+
+
 ADMIN_ROUTES: dict[str, tuple[str, AdminAction]] = {
     "/_sandbox/stats": ("GET", lambda app, _: app.stats()),
     "/_sandbox/requests": ("GET", _requests_since),
@@ -65,6 +71,7 @@ ADMIN_ROUTES: dict[str, tuple[str, AdminAction]] = {
     "/_sandbox/clear-requests": ("POST", lambda app, _: {"cleared": app.ledger.clear()}),
     "/_sandbox/advance": ("POST", _advance),
     "/_sandbox/lose-create-answers": ("POST", _lose_create_answers),
+    "/_sandbox/fail-token-requests": ("POST", _fail_token_requests),
 }
 
 

@@ -142,8 +142,8 @@ class FaultInjector:
             return self._rng.choice(self._kinds)
 
 
-class LostCreateAnswers:
-    """How many more successful report creates are to be billed and then left unanswered."""
+class Countdown:
+    """How many more times something is to happen (armed by a test, used up one at a time)."""
 
     def __init__(self) -> None:
         self._pending = 0
@@ -160,12 +160,16 @@ class LostCreateAnswers:
             self._pending = count
 
     def take(self) -> bool:
-        """True when this create's answer is to be lost (and one fewer is left to lose)."""
+        """True when it is to happen this time (and one fewer is left)."""
         with self._lock:
             if self._pending <= 0:
                 return False
             self._pending -= 1
             return True
+
+
+class LostCreateAnswers(Countdown):
+    """How many more successful report creates are to be billed and then left unanswered."""
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,17 @@ from airflow_provider_patsnap.sinks.names import rejects_file
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+def _remove_stale_temporaries(path: ObjectStoragePath) -> None:
+    """A killed run never reached close(): the temporary files it left for ``path`` are garbage."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
 class _StagedFile:
     """A file written under a temporary name and moved into place only when the run succeeds."""
 
     def __init__(self, path: ObjectStoragePath) -> None:
         self.path = path
-        # A killed run never reached close(): its temporary file is garbage by now.
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
         self._temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         self._file: Any = self._temp.open("w", encoding="utf-8")
 
@@ -52,6 +55,9 @@ class ObjectStorageSink(Sink):
         self.rejects_path = rejects_file(path)
         self.rejects_location = str(self.rejects_path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Both files' leftovers go now: the rejects file is staged only if this run has rejects.
+        for target in (path, self.rejects_path):
+            _remove_stale_temporaries(target)
         self._rows = _StagedFile(path)
         self._rejects: _StagedFile | None = None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
 from contextlib import closing
 from operator import itemgetter
@@ -16,6 +15,7 @@ from typing import Any
 
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record, Reject, raw_json
+from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
 from airflow_provider_patsnap.sinks.base import (
     REJECT_COLUMNS,
     WRITE_MODES,
@@ -60,7 +60,9 @@ class SqlSink(Sink):
     concurrent writes of overlapping patents lock rows in the same order and cannot deadlock) and
     upserted; what each patent cost recorded in ``<table>_state`` when ``state`` is given; rejects
     added to ``<table>_rejects``; committed. A deadlock or serialization failure repeats the write of
-    the same rows, never the fetch. A value the database refuses rejects that row alone.
+    the same rows, never the fetch. A value the database refuses rejects that row alone. The wait
+    between write attempts ends at once when ``cancellation`` is cancelled (the operator passes its
+    hook's, which ``on_kill`` cancels): the write is abandoned, what was committed before stays.
     """
 
     rejects_location = ""
@@ -76,6 +78,7 @@ class SqlSink(Sink):
         id_kind: IdKind = "patent_number",
         state: FetchState | None = None,
         write_attempts: int = 6,
+        cancellation: Cancellation | None = None,
     ) -> None:
         from airflow.providers.common.sql.hooks.sql import DbApiHook
 
@@ -91,6 +94,7 @@ class SqlSink(Sink):
         self.endpoint = endpoint
         self.write_attempts = write_attempts
         self.write_retries = 0
+        self.cancellation = cancellation or Cancellation(SystemClock())
         hook = BaseHook.get_connection(conn_id).get_hook()
         if not isinstance(hook, DbApiHook):
             raise TypeError(
@@ -155,7 +159,7 @@ class SqlSink(Sink):
                     attempt + 1,
                     self.write_attempts,
                 )
-            time.sleep(pause)
+            self.cancellation.sleep(pause)  # raises PatsnapCancelledError once the task is stopped
             attempt += 1
 
     def _write(

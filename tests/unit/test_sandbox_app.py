@@ -20,6 +20,7 @@ from airflow_provider_patsnap.sandbox.contract import (
     LOST_CREATE_FAULT,
     REPORT_CREATE_PATH,
     REPORT_STATUS_PATH,
+    TOKEN_OUTAGE_FAULT,
 )
 from airflow_provider_patsnap.sandbox.http import admin_reply
 from airflow_provider_patsnap.sandbox.state import SandboxClock
@@ -144,6 +145,25 @@ def test_lost_create_answer_creates_and_bills_the_job_but_sends_nothing() -> Non
         1,
         0,
     )
+
+
+def test_a_token_outage_answers_503_then_issues_tokens_again() -> None:
+    app = make_app()
+    app.token_outages.arm(1)
+    assert app.stats()["token_requests_to_fail"] == 1
+    basic = base64.b64encode(f"{app.config.client_id}:{app.config.client_secret}".encode()).decode()
+    request = ApiRequest(
+        "POST",
+        "/oauth/token",
+        {},
+        {"authorization": f"Basic {basic}", "content-type": "application/x-www-form-urlencoded"},
+        b"grant_type=client_credentials",
+    )
+    down = app.handle(request)
+    assert down.reply is not None and down.reply.status == 503 and down.fault == TOKEN_OUTAGE_FAULT
+    assert down.category == "token"
+    assert issue_token(app)["token"]  # up again
+    assert app.stats()["token_requests_to_fail"] == 0
 
 
 def test_only_a_successful_create_uses_up_a_lost_answer() -> None:

@@ -10,9 +10,11 @@ import gzip
 import io
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
 from tests.helpers import RawRequest, RawServer, envelope, http_response
 
 PATH = AWARD.path
@@ -260,3 +263,151 @@ def test_bodies_are_read_strictly_over_the_wire(server: RawServer, body: bytes, 
         return
     with pytest.raises(PatsnapError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         PatsnapHook().call("GET", PATH)
+
+
+# --- redirects of a download link: every hop is checked like the link -------------------------------------
+
+PUBLIC = "http://8.8.8.8"  # a public address: reached only through the proxy below, never for real
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
+    """A public deployment whose worker reaches the internet through an HTTP proxy: this server answers
+    for every host, so a link on a public address can redirect to an internal one."""
+    peer = RawServer()
+    conn = {
+        "conn_type": "patsnap",
+        "host": "https://connect.patsnap.com",
+        "login": "proxied-client",
+        "password": "proxied-secret",
+        "extra": {"proxies": {"http": peer.base_url}, "timeout": 5},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(conn))
+    yield peer
+    peer.close()
+
+
+def redirect(location: str, status: int = 302) -> bytes:
+    return http_response(status, b"", Location=location)
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://127.0.0.1:{port}/internal", "http://169.254.169.254/internal", "http://10.0.0.1/internal"],
+    ids=["loopback", "metadata", "private"],
+)
+def test_a_redirect_to_a_private_address_is_refused(proxy: RawServer, location: str) -> None:
+    port = proxy.base_url.rsplit(":", 1)[1]
+    proxy.script("/r.pdf", redirect(location.format(port=port)))
+    with pytest.raises(PatsnapReportError, match="redirected to a private or loopback address"):
+        download(f"{PUBLIC}/r.pdf")
+    assert proxy.requests_to("/internal") == []  # refused before anything was asked of it
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://8.8.8.8/r.pdf"])
+def test_a_redirect_that_is_not_http_is_refused_for_good(proxy: RawServer, location: str) -> None:
+    proxy.script("/r.pdf", redirect(location))
+    with pytest.raises(PatsnapReportError, match="redirected to a URL that is not http") as raised:
+        download(f"{PUBLIC}/r.pdf")
+    assert not isinstance(raised.value, PatsnapTransientError)
+
+
+def test_redirects_are_capped(proxy: RawServer) -> None:
+    proxy.script("/loop", redirect("/loop"))
+    with pytest.raises(PatsnapReportError, match="redirected more than 5 times"):
+        download(f"{PUBLIC}/loop")
+    assert len(proxy.requests_to("/loop")) == 6
+
+
+def test_a_redirected_download_sends_no_credentials_on_any_hop(
+    proxy: RawServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # requests would add credentials from a netrc file for the host of any hop: none may leave.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 8.8.4.4 login netrc-user password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    report = b"%PDF-1.4 redirected"
+    proxy.script("/r.pdf", redirect("/next", 301))
+    proxy.script("/next", redirect("http://8.8.4.4/final.pdf", 307))
+    proxy.script("/final.pdf", http_response(200, report))
+    assert download(f"{PUBLIC}/r.pdf") == (len(report), len(report), report)
+    hops = [proxy.requests_to(path)[0] for path in ("/r.pdf", "/next", "/final.pdf")]
+    for hop in hops:
+        assert "authorization" not in {name.lower() for name in hop.headers}, hop
+        assert "apikey" not in hop.query
+    assert hops[2].headers["Host"] == "8.8.4.4"
+
+
+def test_a_private_deployment_follows_redirects_on_its_own_network(server: RawServer) -> None:
+    report = b"%PDF-1.4 private"
+    server.script("/file.pdf", redirect(f"{server.base_url}/stored/file.pdf"))
+    server.script("/stored/file.pdf", http_response(200, report))
+    assert download(f"{server.base_url}/file.pdf")[2] == report
+
+
+# --- value report answers that echo credentials --------------------------------------------------------
+
+JOB = "1579434053399036123"
+SECRETS = ("tok-secret-value", "hostile-secret")
+
+
+def leaks(text: str) -> list[str]:
+    """The credentials in ``text``, whole or cut short (a message shortened before it was scrubbed)."""
+    return [secret for secret in SECRETS if secret[:6] in text]
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (["x" * 190 + "tok-secret-value hostile-secret"], "sent no status"),
+        ({"job_id": JOB, "job_status": "Bearer tok-secret-value"}, "unreadable job_status"),
+        ({"job_id": "tok-secret-value", "job_status": 1}, "job_id must be an integer"),
+        (
+            {"job_id": JOB, "job_status": 3, "abnormal_cause": "hostile-secret rejected"},
+            "failed: *** rejected",
+        ),
+    ],
+    ids=["no-mapping", "status", "job-id", "cause"],
+)
+def test_a_status_answer_echoing_credentials_is_scrubbed(
+    server: RawServer, data: object, expected: str
+) -> None:
+    server.script(STATUS_PATH, http_response(200, envelope(data)))
+    with pytest.raises(PatsnapReportError, match=re.escape(expected)) as raised:
+        PatsnapHook().wait_for_report(JOB, poll_interval=0, timeout=0)
+    assert leaks(str(raised.value)) == []
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ("x" * 186 + " tok-secret-value hostile-secret", "sent no job_id"),
+        ({"job_id": "Bearer tok-secret-value"}, "job_id must be an integer"),
+    ],
+    ids=["no-mapping", "job-id"],
+)
+def test_a_create_answer_echoing_credentials_is_scrubbed(
+    server: RawServer, data: object, expected: str
+) -> None:
+    server.script(CREATE_PATH, http_response(200, envelope(data)))
+    with pytest.raises(PatsnapError, match=expected) as raised:
+        PatsnapHook().create_value_report(patent_number="CN1")
+    assert leaks(str(raised.value)) == []
+
+
+def test_a_data_answer_echoing_credentials_is_scrubbed_before_it_is_shortened(server: RawServer) -> None:
+    server.script(PATH, http_response(200, envelope({"echo": "x" * 182 + " tok-secret-value"})))
+    with pytest.raises(PatsnapError, match="unexpected shape") as raised:
+        PatsnapHook().fetch_batch(AWARD, ["CN1"], "patent_number")
+    assert leaks(str(raised.value)) == []
+
+
+def test_an_api_key_echoed_in_a_status_answer_is_scrubbed(
+    server: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", server.connection_json("sk-very-secret-key", qps=0))
+    server.script(STATUS_PATH, http_response(200, envelope(["your key sk-very-secret-key"])))
+    with pytest.raises(PatsnapReportError, match="sent no status") as raised:
+        PatsnapHook().get_report_state(JOB)
+    assert "sk-very-secret-key" not in str(raised.value)

@@ -241,10 +241,12 @@ def test_a_failed_run_leaves_the_previous_file_alone(
     assert [path.name for path in tmp_path.iterdir()] == ["award.jsonl"]
 
 
-def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(patsnap: Sandbox, tmp_path: Any) -> None:
+def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(patsnap: Sandbox, tmp_path: Any) -> None:
     target = tmp_path / "awards.jsonl"
-    stale = tmp_path / ".awards.jsonl.0123456789abcdef.tmp"  # what a SIGKILLed run leaves behind
-    stale.write_text('{"half": "a row"', encoding="utf-8")
+    # What a SIGKILLed run leaves behind: its rows and its rejects, each under a temporary name. The
+    # next run has no rejects, and still removes the rejects' temporary file.
+    for stale in (".awards.jsonl.0123456789abcdef.tmp", ".awards.rejects.jsonl.0123456789abcdef.tmp"):
+        (tmp_path / stale).write_text('{"half": "a row"', encoding="utf-8")
     PatsnapAwardOperator(task_id="t", patent_numbers=NUMBERS, output_path=str(target)).execute({})
     assert target.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.jsonl"]

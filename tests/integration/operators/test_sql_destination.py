@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,13 +15,17 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.endpoints import ENDPOINTS
+from airflow_provider_patsnap.endpoints import AWARD, ENDPOINTS
+from airflow_provider_patsnap.exceptions import PatsnapCancelledError
+from airflow_provider_patsnap.hooks._transport import reset_shared_state
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.patsnap import (
+    PatsnapAwardOperator,
     PatsnapLegalInformationOperator,
     PatsnapSeicClassificationOperator,
 )
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import CONN_ENV, expected_rows
+from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
 
@@ -132,3 +137,31 @@ def test_20000_patents_into_sqlite_keep_memory_flat(sandbox_process: None, sqlit
     )
     assert big_peak < 3 * small_peak + 8_000_000
     assert big_peak < 25_000_000
+
+
+def test_on_kill_ends_the_wait_between_write_attempts(patsnap: Sandbox, sqlite_conn: str) -> None:
+    clock = KilledWhileWaiting()
+    reset_shared_state(clock)
+    op = PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], sql_conn_id=sqlite_conn, table="awards")
+    op._hook = PatsnapHook()
+    clock.kill = op.on_kill
+    rows = [
+        AWARD.map_patent({"pn": f"CN{i}A", "patent_id": f"p{i}", "patent_award_data": [{}]}, "t").rows[0]
+        for i in range(4)
+    ]
+    sink = op.open_sink({})
+    blocker = sqlite3.connect(os.environ["SQLITE_PATH"], isolation_level=None)
+    try:
+        sink.write_batch(rows[:2])  # committed before the kill: it stays
+        sink._connection.execute("PRAGMA busy_timeout = 0")  # lose the race at once, not after 5 s
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(PatsnapCancelledError):
+            sink.write_batch(rows[2:])
+        blocker.execute("ROLLBACK")
+    finally:
+        sink.close(ok=False)
+        blocker.close()
+    # One attempt, one wait of the unchanged policy (attempt 1: 0.05 s × 2 × 0.5-1), no attempt after it.
+    assert sink.write_retries == 1 and len(clock.waits) == 1 and 0.05 <= clock.waits[0] <= 0.1
+    count = BaseHook.get_connection(sqlite_conn).get_hook().get_first("SELECT COUNT(*) FROM awards")
+    assert count[0] == 2

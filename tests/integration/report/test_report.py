@@ -343,6 +343,21 @@ def test_expired_link_says_to_create_a_new_report(
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
 
 
+def test_a_rerun_after_the_link_expired_keeps_the_report_downloaded_before(
+    start_sandbox: Callable[..., Sandbox], context: dict[str, Any], tmp_path: Path
+) -> None:
+    sandbox = start_sandbox(link_ttl=3600)
+    job_id = ready_job(sandbox, context)
+    download = PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=tmp_path)
+    saved = Path(download.execute(context))
+    first = saved.read_bytes()
+    sandbox.advance(3600)  # the link dies; the report on disk was paid for and must stay
+    with pytest.raises(PatsnapReportError, match=r"expired.*create a new report"):
+        PatsnapDownloadReportOperator(task_id="download", job_id=job_id, target=tmp_path).execute(context)
+    assert list(tmp_path.iterdir()) == [saved]  # no partial file either
+    assert saved.read_bytes() == first == report_bytes(job_id, PN, "pdf")
+
+
 def test_traversal_file_name_stays_in_the_target(
     sandbox: Sandbox, context: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -14,23 +14,36 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap._compat import AirflowFailException
-from airflow_provider_patsnap.exceptions import PatsnapQuotaError, PatsnapReportError
+from airflow_provider_patsnap.exceptions import (
+    PatsnapCancelledError,
+    PatsnapQuotaError,
+    PatsnapReportError,
+    PatsnapTransientError,
+)
+from airflow_provider_patsnap.hooks._transport import TOKEN_FAILURE_BACKOFF, reset_shared_state
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.report import PatsnapCreateValueReportOperator
-from airflow_provider_patsnap.report import STATUS_PATH, ReportStatus
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 from tests.helpers import (
     CONN_ENV,
+    FakeClock,
     FakeTaskInstance,
     FakeTaskStateStore,
+    KilledWhileWaiting,
     RawRequest,
     RawServer,
+    creates,
     envelope,
     http_response,
 )
 
 PN = "CN108977442B"
 JOB = "1579434053399036123"
+# Real-looking credentials: every message is scrubbed of them, and a one-letter secret would mask
+# every "s" and "c" of a message.
+CLIENT, SECRET = "trust-client", "trust-secret"
 
 
 def try_create(store: FakeTaskStateStore, **kwargs: Any) -> str:
@@ -69,11 +82,62 @@ def test_a_definite_rejection_leaves_no_unknown_outcome(start_sandbox: Callable[
     assert sandbox.report_jobs_created == 1
 
 
+def test_a_token_endpoint_outage_is_retried_by_airflow_and_pays_once(
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
+    """Nothing reached PatSnap, so nothing may have been paid: Airflow's retry (same task state) creates."""
+    clock = FakeClock()
+    reset_shared_state(clock)
+    sandbox = start_sandbox(max_retries=3)
+    sandbox.fail_token_requests(1)
+    store = FakeTaskStateStore()
+    with pytest.raises(PatsnapTransientError, match="token request failed") as first:
+        try_create(store)
+    assert not isinstance(first.value, AirflowFailException)  # Airflow's retries apply
+    assert store.values == {} and creates(sandbox) == 0
+    clock.advance(TOKEN_FAILURE_BACKOFF)  # the retry comes after the task's retry_delay
+    job_id = try_create(store)
+    assert creates(sandbox) == sandbox.report_jobs_created == 1
+    assert store.values == {"patsnap_report_job_id": job_id}
+
+
+def test_a_kill_during_the_rate_limit_wait_is_not_an_unknown_outcome(
+    start_sandbox: Callable[..., Sandbox],
+) -> None:
+    clock = KilledWhileWaiting()
+    reset_shared_state(clock)
+    sandbox = start_sandbox()
+    PatsnapHook().transport.rate_limiter.reserve()  # another call took this instant's slot: the create waits
+    operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN)
+    clock.kill = operator.on_kill
+    store = FakeTaskStateStore()
+    with pytest.raises(PatsnapCancelledError):
+        operator.execute({"ti": FakeTaskInstance(), "task_state_store": store})
+    assert store.values == {} and creates(sandbox) == 0
+    assert clock.waits  # it was stopped in the rate-limit wait, before anything was sent
+
+
+def test_the_attempt_is_recorded_before_the_create_goes_out(vendor: RawServer) -> None:
+    store = FakeTaskStateStore()
+    state_when_the_request_arrived: list[dict[str, Any]] = []
+
+    def answer(connection: socket.socket, request: RawRequest) -> None:
+        state_when_the_request_arrived.append(dict(store.values))
+        connection.sendall(http_response(200, envelope({"job_id": JOB})))
+
+    vendor.script(CREATE_PATH, answer)
+    assert try_create(store) == JOB
+    assert state_when_the_request_arrived == [{"patsnap_report_create_attempt": PN}]
+    assert store.values == {"patsnap_report_job_id": JOB}
+
+
 @pytest.fixture
 def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
     peer = RawServer()
-    peer.script("/oauth/token", http_response(200, json.dumps({"token": "t", "expires_in": 1799}).encode()))
-    monkeypatch.setenv(CONN_ENV, peer.connection_json("s", "c", qps=0, max_retries=0, timeout=1))
+    peer.script(
+        "/oauth/token", http_response(200, json.dumps({"token": "trust-token", "expires_in": 1799}).encode())
+    )
+    monkeypatch.setenv(CONN_ENV, peer.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=1))
     yield peer
     peer.close()
 
@@ -102,7 +166,7 @@ def test_a_retry_that_finds_an_odd_status_fails_instead_of_paying_again(
     store.set("patsnap_report_job_id", JOB)  # an earlier try created the job
     with pytest.raises(PatsnapReportError, match=message):
         try_create(store)
-    assert vendor.requests_to("/patent-valuation-data/patent-report/task/create-no-logo") == []
+    assert vendor.requests_to(CREATE_PATH) == []
 
 
 def run_trigger(trigger: PatsnapReportTrigger) -> list[dict[str, Any]]:
@@ -145,7 +209,7 @@ def test_a_cancelled_trigger_leaves_no_thread_or_socket(
     vendor: RawServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A call may hang as long as the test needs: only cancellation may end it.
-    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
     trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
@@ -170,7 +234,7 @@ def test_report_triggers_never_occupy_the_shared_executor(
     """Forty triggers hanging on the vendor, on a loop whose default executor has one thread: unrelated
     ``to_thread`` work still runs at once."""
     # A call may hang as long as the test needs: only cancellation may end it.
-    monkeypatch.setenv(CONN_ENV, vendor.connection_json("s", "c", qps=0, max_retries=0, timeout=60))
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
     hang = Hang()
     vendor.script(STATUS_PATH, hang)
 
