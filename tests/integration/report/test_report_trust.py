@@ -106,7 +106,7 @@ def test_a_kill_during_the_rate_limit_wait_is_not_an_unknown_outcome(
 ) -> None:
     clock = KilledWhileWaiting()
     reset_shared_state(clock)
-    sandbox = start_sandbox()
+    sandbox = start_sandbox(client_qps=5)
     PatsnapHook().transport.rate_limiter.reserve()  # another call took this instant's slot: the create waits
     operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN)
     clock.kill = operator.on_kill
