@@ -144,6 +144,7 @@ class PatsnapHook(BaseHook):
         json_body: Mapping[str, Any] | None = None,
         description: str | None = None,
         idempotent: bool = True,
+        before_send: Callable[[], None] | None = None,
     ) -> Any:
         """Make one API call and return the envelope's ``data``, or raise a typed :class:`PatsnapError`.
 
@@ -157,12 +158,19 @@ class PatsnapHook(BaseHook):
         :param json_body: JSON body for a POST.
         :param description: Words for error messages and logs; defaults to ``METHOD path``.
         :param idempotent: Whether a call whose outcome is unknown may be repeated.
+        :param before_send: Called when only sending is left (the token fetched, the rate-limit slot
+            reached), before each attempt goes out: a failure before it reached nothing at PatSnap.
         """
         extra: dict[str, Any] = {"params": dict(params or {})}
         if json_body is not None:
             extra["json"] = dict(json_body)
         return self.transport.call(
-            method, path, description or f"{method} {path}", idempotent=idempotent, **extra
+            method,
+            path,
+            description or f"{method} {path}",
+            idempotent=idempotent,
+            before_send=before_send,
+            **extra,
         )
 
     # --- data endpoints ------------------------------------------------------------------------------
@@ -271,13 +279,13 @@ class PatsnapHook(BaseHook):
         if report_type not in REPORT_TYPES:
             raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
         body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
-        data = self.transport.call(
+        data = self.call(
             "POST",
             CREATE_PATH,
-            f"R002 report creation for {patent_id or patent_number}",
+            json_body={**body, "report_type": report_type},
+            description=f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
             before_send=before_send,
-            json={**body, "report_type": report_type},
         )
         if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
             raise PatsnapError(

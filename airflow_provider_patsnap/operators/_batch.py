@@ -231,6 +231,8 @@ class PatsnapBatchOperator(BaseOperator):
         if self.sql_conn_id:
             from airflow_provider_patsnap.sinks.sql import SqlSink
 
+            hook = getattr(self, "_hook", None)  # set by execute: on_kill also ends the sink's waits
+
             return SqlSink(
                 self.sql_conn_id,
                 self.destination_table,
@@ -239,7 +241,7 @@ class PatsnapBatchOperator(BaseOperator):
                 write_mode=self.write_mode or "sync",  # type: ignore[arg-type]
                 id_kind=kind,
                 state=self.fetch_state(kind),
-                cancellation=self._hook.transport.cancellation if hasattr(self, "_hook") else None,
+                cancellation=hook.transport.cancellation if hook is not None else None,
             )
         if self.output_path:
             ti = context.get("ti")
