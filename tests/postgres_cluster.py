@@ -88,6 +88,11 @@ class PostgresCluster:
         }
 
     @property
+    def sqlalchemy_url(self) -> str:
+        """The cluster's ``postgres`` database as the superuser, for Airflow's ``sql_alchemy_conn``."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
     def connection_json(self) -> str:
         return json.dumps(self.connection)
 

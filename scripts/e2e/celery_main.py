@@ -48,7 +48,6 @@ from worker_name import WORKER_NAME_ENV
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
-from scripts.airflow_env import airflow_env
 from tests.postgres_cluster import PostgresCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,15 +155,12 @@ class CeleryEndToEnd:
 
     def env(self) -> dict[str, str]:
         assert self.redis is not None
-        database = f"postgres@127.0.0.1:{self.postgres.port}/postgres"
+        database = self.postgres.sqlalchemy_url
         return {
-            **self.settings.env(),
-            **airflow_env(
-                self.home, dags_folder=DAGS_FOLDER, metadata_db=f"postgresql+psycopg2://{database}"
-            ),
+            **self.settings.env(metadata_db=database),
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{database}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
             # One task at a time per worker, none reserved ahead: a busy worker leaves the next shard to
             # the other one, as separate machines would.
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make e2e: a real Airflow 3 deployment on loopback (api-server, scheduler with LocalExecutor,
-# dag-processor, triggerer; a file SQLite metadata DB; the PatSnap sandbox as the vendor), checked end
+# dag-processor, triggerer; a throwaway PostgreSQL as the metadata DB; the PatSnap sandbox as the vendor), checked end
 # to end by scripts/e2e/main.py. Needs Debian's chromium + chromium-driver for the UI part; selenium
 # goes into its own small venv (.venv-e2e), so the pinned project venvs stay as they are.
 #

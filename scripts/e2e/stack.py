@@ -107,8 +107,8 @@ class AirflowSettings:
     def airflow_bin(self) -> str:
         return str(self.venv_bin / "airflow")
 
-    def env(self) -> dict[str, str]:
-        """The environment of every Airflow process: one home, one DB file, loopback only."""
+    def env(self, metadata_db: str | None = None) -> dict[str, str]:
+        """The environment of every Airflow process: one home, one metadata DB, loopback only."""
         from cryptography.fernet import Fernet
 
         passwords = self.home / "passwords.json"
@@ -116,7 +116,7 @@ class AirflowSettings:
         env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
         env.update(
             {
-                **airflow_env(self.home, dags_folder=DAGS_FOLDER),
+                **airflow_env(self.home, dags_folder=DAGS_FOLDER, metadata_db=metadata_db),
                 "PATH": f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONPATH": str(self.repo),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
