@@ -30,12 +30,16 @@ class PatsnapError(AirflowException):
         http_status: int | None = None,
         vendor_message: str | None = None,
         retry_after: float | None = None,
+        answer_lost: bool = False,
     ) -> None:
         super().__init__(message)
         self.error_code = error_code
         self.http_status = http_status
         self.vendor_message = vendor_message
         self.retry_after = retry_after
+        #: The request may have reached PatSnap and its answer was lost (a read timeout, a connection cut
+        #: after sending, a gateway's 5xx): what it did, and billed, is unknown.
+        self.answer_lost = answer_lost
 
 
 class PatsnapTransientError(PatsnapError):

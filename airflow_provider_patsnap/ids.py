@@ -90,7 +90,12 @@ _NOT_KEY = re.compile(r"[^\w-]|_")
 
 def match_key(value: str | None) -> str:
     """PatSnap may echo a number in another case or spacing: compare on letters, digits and ``-`` only."""
-    return _NOT_KEY.sub("", value.upper()) if value else ""
+    if not value:
+        return ""
+    upper = value.upper()
+    if upper.replace("-", "").isalnum():  # the usual case, nothing to remove: skip the regex
+        return upper
+    return _NOT_KEY.sub("", upper)
 
 
 class PatentMatch(NamedTuple):

@@ -78,6 +78,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _fresh_process_wide_hook_state() -> None:
     """Tokens and rate limiters are shared per (base URL, apikey) for the whole process. A loopback port
     can be reused by a later test's server with the same credentials: start every test without them."""
-    from airflow_provider_patsnap.hooks._transport import reset_shared_state
+    from airflow_provider_patsnap.hooks._shared import reset_shared_state
 
     reset_shared_state()

@@ -10,7 +10,7 @@ import requests
 from airflow_provider_patsnap.connection import ConnectionSettings
 
 if TYPE_CHECKING:
-    from airflow_provider_patsnap.hooks._transport import TokenCache
+    from airflow_provider_patsnap.hooks._shared import TokenCache
 
 
 class PatsnapAuth(requests.auth.AuthBase):

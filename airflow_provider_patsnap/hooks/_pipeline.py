@@ -68,8 +68,13 @@ def paced_map(
     cancellation: Cancellation,
     name: str,
     on_stop: Callable[[PipelineStopped], None],
-) -> Iterator[Result]:
+    group_size: int = 1,
+) -> Iterator[list[Result]]:
     """Yield ``fetch(batch)`` for every batch, as they complete, at most ``concurrency`` at once.
+
+    Results come in groups: every result that completed while the consumer handled the previous group,
+    at most ``group_size`` of them (a consumer that writes each group in one transaction then writes
+    fewer, larger ones exactly when it is the bottleneck, and never waits for a result to arrive).
 
     ``fetch`` runs in a worker after its rate-limit slot came (``reserve_slot`` takes the slot and
     returns the seconds to wait for it, waited on ``clock``), so it must not take a slot for its first
@@ -133,13 +138,17 @@ def paced_map(
                 flow.changed.wait_for(lambda: flow.finished or not (flow.dispatching or flow.calling))
                 if not flow.finished:
                     break
-                finished = flow.finished.popleft()
+                taken = [flow.finished.popleft() for _ in range(min(group_size, len(flow.finished)))]
                 flow.changed.notify_all()
-            if finished.error is None:
-                yield cast(Result, finished.result)
-            else:
-                first_error = first_error or finished.error
-                failed_ids += len(finished.batch)
+            group: list[Result] = []
+            for finished in taken:
+                if finished.error is None:
+                    group.append(cast(Result, finished.result))
+                else:
+                    first_error = first_error or finished.error
+                    failed_ids += len(finished.batch)
+            if group:
+                yield group
     finally:
         flow.stop()
         dispatcher.join()

@@ -26,6 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError, MeteredCall
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
 from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
@@ -183,24 +184,35 @@ class PatsnapHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         *,
         slot_taken: bool = False,
+        meter: BillingMeter | None = None,
     ) -> BatchResult:
         """Fetch one batch of at most 100 (already validated) ids from a data endpoint.
 
-        ``slot_taken``: the caller already waited for the first attempt's rate-limit slot.
+        ``slot_taken``: the caller already waited for the first attempt's rate-limit slot. ``meter``:
+        each attempt reserves the batch's units there just before it is sent (refused with
+        :class:`~airflow_provider_patsnap.hooks._billing.BudgetReachedError` past its budget), and
+        what the answer billed, or may have billed, is counted.
         """
+        metered = MeteredCall(meter, len(ids)) if meter is not None else None
         data = self.transport.call(
             endpoint.method,
             endpoint.path,
             f"{endpoint.code} {endpoint.title} for {len(ids)} {id_kind}(s) starting {ids[0]!r}",
             params={**(params or {}), id_kind: ",".join(ids)},
             slot_taken=slot_taken,
+            before_send=metered.sending if metered else None,
+            after_failure=metered.failed if metered else None,
         )
         if not isinstance(data, list | None) or not all(isinstance(item, dict) for item in data or ()):
+            if metered:
+                metered.answer_unreadable()
             raise PatsnapFailFastError(
                 f"PatSnap {endpoint.code} returned data of an unexpected shape for ids starting "
                 f"{ids[0]!r}: {self.scrub(str(data))[:200]}"
             )
         patents: list[Any] = data or []
+        if metered:
+            metered.answered(len(patents))
         match = match_patents(ids, patents, id_kind)
         return BatchResult(requested=ids, patents=patents, missing=match.missing, match=match)
 
@@ -213,6 +225,7 @@ class PatsnapHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         batch_size: int = 100,
         validated: bool = False,
+        meter: BillingMeter | None = None,
     ) -> Iterator[BatchResult]:
         """Fetch any number of ids in batches of at most 100, concurrently within the rate limit.
 
@@ -229,7 +242,36 @@ class PatsnapHook(BaseHook):
         :param batch_size: Ids per call, at most 100.
         :param validated: The caller already ran :func:`~airflow_provider_patsnap.ids.normalise_ids`
             on ``ids`` (the operators do, before any call): skip doing it twice.
+        :param meter: Counts what the calls billed (and may have billed), and stops before a call that
+            could pass its budget (see :meth:`fetch_batch`).
         """
+        for group in self.lookup_grouped(
+            endpoint,
+            ids,
+            id_kind,
+            params=params,
+            batch_size=batch_size,
+            validated=validated,
+            meter=meter,
+            max_group=1,
+        ):
+            yield from group
+
+    def lookup_grouped(
+        self,
+        endpoint: Endpoint,
+        ids: Iterable[str] | str,
+        id_kind: IdKind = "patent_number",
+        *,
+        params: Mapping[str, Any] | None = None,
+        batch_size: int = 100,
+        validated: bool = False,
+        meter: BillingMeter | None = None,
+        max_group: int = 16,
+    ) -> Iterator[list[BatchResult]]:
+        """:meth:`lookup`, yielding groups: every batch that completed while the caller handled the
+        previous group, at most ``max_group``. A caller that writes a group in one transaction writes
+        larger ones exactly when the destination is the bottleneck, and never waits for a batch."""
         unique = list(ids) if validated else normalise_ids(ids, id_kind)
         transport = self.transport  # created here, not racing in the worker threads
         shortfall = concurrency_shortfall(self.settings)
@@ -237,9 +279,11 @@ class PatsnapHook(BaseHook):
             self.log.warning("%s", shortfall)
 
         def fetch(batch: list[str]) -> BatchResult:
-            return self.fetch_batch(endpoint, batch, id_kind, params, slot_taken=True)
+            return self.fetch_batch(endpoint, batch, id_kind, params, slot_taken=True, meter=meter)
 
         def stopped(stop: PipelineStopped) -> None:
+            if isinstance(stop.error, BudgetReachedError):
+                stop.error.not_fetched = stop.not_fetched
             stop.error.add_note(
                 f"{stop.not_fetched} of {len(unique)} id(s) were not fetched; the batches fetched before "
                 "were handed to the destination, and a rerun is safe (writes are idempotent)"
@@ -255,6 +299,7 @@ class PatsnapHook(BaseHook):
             cancellation=transport.cancellation,
             name=f"patsnap-{endpoint.code}-",
             on_stop=stopped,
+            group_size=max_group,
         )
 
     # --- value report (R002) -------------------------------------------------------------------------

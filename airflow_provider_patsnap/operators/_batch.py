@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
-from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind
+from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind, Record, Reject
 from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
+from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, summary
-from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, Sink, XComSink
+from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, FetchedPatent, Sink, XComSink
 from airflow_provider_patsnap.sinks.names import check_table_name, output_file
 from airflow_provider_patsnap.sinks.state import FetchState, Fresh
 
@@ -268,7 +269,7 @@ class PatsnapBatchOperator(BaseOperator):
         from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
-        tally = Tally()
+        tally = Tally(meter=BillingMeter(self.max_billed_units))
         with self.open_sink(context, kind) as sink:  # opened (and a table checked) before any paid call
             fresh = self._fresh(sink, kind, ids)
             tally.skipped_fresh, tally.billed_units_saved = len(fresh.ids), fresh.with_data
@@ -289,24 +290,44 @@ class PatsnapBatchOperator(BaseOperator):
 
     def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: list[str], tally: Tally) -> int:
         """Fetch and land ``ids``; with a budget, never ask for more patents than units are left (each
-        patent returned is billed once). Return how many ids the budget left unfetched."""
+        patent returned is billed once) and count answers lost after sending as spent, so no retry goes
+        past it. Return how many ids the budget left unfetched."""
+        meter = tally.meter
         rest = ids
         while rest:
-            room = len(rest) if self.max_billed_units is None else self.max_billed_units - tally.billed
-            if room <= 0:
+            room = meter.room()
+            if room is not None and room <= 0:
                 return len(rest)
-            take, rest = rest[:room], rest[room:]
-            for result in hook.lookup(self.endpoint, take, kind, params=self.query_params(), validated=True):
-                self._land(result, kind, sink, tally)
+            take, rest = (rest, []) if room is None else (rest[:room], rest[room:])
+            groups = hook.lookup_grouped(
+                self.endpoint, take, kind, params=self.query_params(), validated=True, meter=meter
+            )
+            try:
+                for results in groups:
+                    self._land(results, kind, sink, tally)
+            except BudgetReachedError as reached:
+                self.log.warning("%s", reached)
+                return reached.not_fetched + len(rest)
         return 0
 
-    def _land(self, result: BatchResult, kind: IdKind, sink: Sink, tally: Tally) -> None:
+    def _land(self, results: list[BatchResult], kind: IdKind, sink: Sink, tally: Tally) -> None:
+        """Write batches that arrived together in one write: a destination that cannot keep up writes
+        fewer, larger transactions, and no batch ever waits for another to arrive."""
         fetched_at = iso(utc_now())
-        rows, rejects, patents = map_batch(self.endpoint, result, kind, tally, fetched_at, self.log)
+        rows: list[Record] = []
+        rejects: list[Reject] = []
+        patents: list[FetchedPatent] = []
+        for result in results:
+            batch_rows, batch_rejects, batch_patents = map_batch(
+                self.endpoint, result, kind, tally, fetched_at, self.log
+            )
+            rows += batch_rows
+            rejects += batch_rejects
+            patents += batch_patents
         kept = sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
         tally.count_rejects(kept)
         tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
-        tally.billed += len(result.patents)
+        tally.billed += sum(len(result.patents) for result in results)
 
     def _estimate(self, kind: IdKind, ids: list[str]) -> dict[str, Any]:
         """What a run would request after the freshness filter, read without calling PatSnap."""
@@ -376,8 +397,9 @@ class PatsnapBatchOperator(BaseOperator):
                 else "set refresh_after so a rerun skips what was fetched"
             )
             raise PatsnapBudgetError(
-                f"max_billed_units={self.max_billed_units} reached: {tally.billed} unit(s) billed; the next "
-                f"call could go past it, so {tally.not_fetched} of {requested} patent(s) were not requested. "
+                f"max_billed_units={self.max_billed_units} reached: {tally.billed} unit(s) billed"
+                f"{_lost_answers(tally.meter.unknown)}; the next call could go past it, so "
+                f"{tally.not_fetched} of {requested} patent(s) were not requested. "
                 f"Everything fetched was written to {sink.location}; {resume}",
                 summary=result,
             )
@@ -393,3 +415,7 @@ class PatsnapBatchOperator(BaseOperator):
                 f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
                 f"First missing: {tally.missing_shown}"
             )
+
+
+def _lost_answers(units: int) -> str:
+    return f" (and up to {units} more for answers lost after sending)" if units else ""

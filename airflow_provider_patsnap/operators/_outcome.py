@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_provider_patsnap.endpoints import Reject
 from airflow_provider_patsnap.exceptions import PatsnapFailFastError
+from airflow_provider_patsnap.hooks._billing import BillingMeter
 from airflow_provider_patsnap.sinks.base import Sink
 
 MISSING_SHOWN = 10
@@ -37,6 +38,7 @@ class Tally:
     skipped_fresh: int = 0
     billed_units_saved: int = 0
     not_fetched: int = 0
+    meter: BillingMeter = field(default_factory=BillingMeter)  # replaced when the run has a budget
     missing_shown: list[str] = field(default_factory=list)
     rejects_shown: list[str] = field(default_factory=list)
 
@@ -69,6 +71,7 @@ def summary(
         "unrequested": tally.unrequested,
         "duplicates": tally.duplicates,
         "billed_units": tally.billed,
+        "billed_units_unknown": tally.meter.unknown,
         "billed_units_saved": tally.billed_units_saved,
         "calls": hook.stats.calls,
         "retries": hook.stats.retries,

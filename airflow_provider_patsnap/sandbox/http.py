@@ -147,6 +147,9 @@ class _BaseHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every reply carries an exact Content-Length
     server_version = "PatSnapSandbox/1.0"
     timeout = IDLE_TIMEOUT_SECONDS
+    # Headers and body go out in two writes: with Nagle's algorithm the body would wait for the
+    # client's delayed ACK of the headers (about 40 ms on Linux), a latency the vendor does not have.
+    disable_nagle_algorithm = True
     server: SandboxHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

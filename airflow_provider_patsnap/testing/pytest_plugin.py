@@ -38,9 +38,9 @@ def _reset_shared_client_state() -> None:
     a loopback port, and must not be handed an earlier sandbox's token."""
     import sys
 
-    transport = sys.modules.get("airflow_provider_patsnap.hooks._transport")
-    if transport is not None:  # nothing to reset when no hook was ever imported
-        transport.reset_shared_state()
+    shared = sys.modules.get("airflow_provider_patsnap.hooks._shared")
+    if shared is not None:  # nothing to reset when no hook was ever imported
+        shared.reset_shared_state()
 
 
 @pytest.fixture

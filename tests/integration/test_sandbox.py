@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -348,6 +349,23 @@ def test_keep_alive_serves_many_requests_on_one_connection(sandbox: Sandbox, tok
             assert response.status == 200 and json.loads(response.data)["status"] is True
             assert response.headers.get("Connection") != "close"
         assert pool.num_connections == 1  # all three went over the one connection
+
+
+def test_answers_are_not_held_back_by_nagles_algorithm(sandbox: Sandbox, token: str) -> None:
+    """Headers and body are two writes: with Nagle on, the body waits for the client's delayed ACK of
+    the headers (about 40 ms a call on Linux), a latency the vendor does not have."""
+    parts = urlsplit(sandbox.base_url)
+    with urllib3.HTTPConnectionPool(parts.hostname, parts.port, maxsize=1, retries=False) as pool:
+        response = pool.request(
+            "GET",
+            f"{AWARD}?apikey=sandbox-client&patent_number=CN1A",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status == 200
+        served = list(sandbox._running().api._connections)  # the connection, still open (keep-alive)
+        assert served and all(
+            connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for connection in served
+        )
 
 
 # ----------------------------------------------------------------------------------------- limits and faults

@@ -30,7 +30,7 @@ def _no_sockets_no_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def clock() -> Iterator[FakeClock]:
-    from airflow_provider_patsnap.hooks._transport import reset_shared_state
+    from airflow_provider_patsnap.hooks._shared import reset_shared_state
 
     fake = FakeClock()
     reset_shared_state(clock=fake)

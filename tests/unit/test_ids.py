@@ -82,6 +82,21 @@ def test_match_key_keeps_exactly_letters_digits_and_hyphens_of_every_character()
     assert match_key(None) == match_key("") == ""
 
 
+def test_match_key_short_cut_for_plain_ids_follows_the_character_rule() -> None:
+    """Ids with nothing to remove skip the regex; every cased code point (below U+3000, the Latin
+    ligatures, the Deseret letters), alone or inside an id, gives the character-by-character answer:
+    ǰ upper-cases to J plus a combining mark, which is removed."""
+
+    def by_character(value: str) -> str:
+        return "".join(ch for ch in value.upper() if ch.isalnum() or ch == "-")
+
+    for code in (*range(0x3000), *range(0xFB00, 0xFB50), *range(0x10400, 0x10450)):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        for value in (chr(code), f"CN-1{chr(code)}2A"):
+            assert match_key(value) == by_character(value), f"U+{code:04X}"
+
+
 def test_every_ascii_character_is_judged_by_the_character_rule() -> None:
     """The quick regex for plain ASCII ids accepts exactly what the character-by-character rule does."""
     for code in range(128):

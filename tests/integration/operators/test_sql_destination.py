@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import AWARD, ENDPOINTS
 from airflow_provider_patsnap.exceptions import PatsnapCancelledError
-from airflow_provider_patsnap.hooks._transport import reset_shared_state
+from airflow_provider_patsnap.hooks._shared import reset_shared_state
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.patsnap import (
     PatsnapAwardOperator,

@@ -20,7 +20,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
     PatsnapTransientError,
 )
-from airflow_provider_patsnap.hooks._transport import TOKEN_FAILURE_BACKOFF, reset_shared_state
+from airflow_provider_patsnap.hooks._shared import TOKEN_FAILURE_BACKOFF, reset_shared_state
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.report import PatsnapCreateValueReportOperator
 from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus

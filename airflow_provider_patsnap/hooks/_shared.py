@@ -1,0 +1,162 @@
+"""What every hook in the process shares: one token per PatSnap identity, one rate limiter per
+identity and QPS, and the clock every wait reads. :func:`reset_shared_state` forgets them.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_patsnap.connection import ConnectionSettings
+from airflow_provider_patsnap.exceptions import PatsnapError
+from airflow_provider_patsnap.hooks._cancel import SystemClock
+
+Clock = Callable[[], float]
+TOKEN_REFRESH_MARGIN = 60.0
+#: After refusals for going too fast, calls are spaced at most this many times ``1/qps`` apart.
+MAX_SLOWDOWN = 4.0
+#: After a failed token request, every thread waiting for a token gets that failure for this long.
+TOKEN_FAILURE_BACKOFF = 2.0
+
+_clock: Any = SystemClock()
+
+
+class RateLimiter:
+    """Spaces calls at least ``1/qps`` apart across every thread that shares it (0 means unlimited).
+
+    Even spacing rather than bursts: the vendor's QPS window is not published, and a burst at a window
+    edge is what gets a 67200002 back.
+    """
+
+    def __init__(self, qps: float, clock: Clock | None = None) -> None:
+        clock = clock or _clock.monotonic
+        self.interval = self.base_interval = 1.0 / qps if qps > 0 else 0.0
+        self._clock = clock
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take the next slot; return the seconds to wait before using it."""
+        if not self.interval:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval
+        return slot - now
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """PatSnap said "too fast": hold every thread's next call, not only the one that was told."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def slow_down(self) -> None:
+        """PatSnap said "too fast" at this spacing: widen it, up to :data:`MAX_SLOWDOWN` times ``1/qps``.
+
+        Without it a client whose ``qps`` is above its quota keeps getting every other call refused, and
+        a retry can keep landing on a refused beat until its retries run out.
+        """
+        with self._lock:
+            self.interval = min(self.interval * 1.5, self.base_interval * MAX_SLOWDOWN)
+
+    def speed_up(self) -> None:
+        """A call passed: narrow a widened spacing a little, back towards ``1/qps``."""
+        if self.interval > self.base_interval:
+            with self._lock:
+                self.interval = max(self.base_interval, self.interval * 0.98)
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+@dataclass
+class _TokenFailure:
+    error: PatsnapError
+    until: float
+
+
+class TokenCache:
+    """One token per identity for the whole process, fetched by one thread while the others wait.
+
+    When the token endpoint fails, the threads that were waiting (and any arriving within
+    :data:`TOKEN_FAILURE_BACKOFF`) get that failure instead of asking again, so a revoked token never
+    turns into a storm of token requests.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or _clock.monotonic
+        self._lock = threading.Lock()
+        self._token: _Token | None = None
+        self._failure: _TokenFailure | None = None
+
+    def get(self, fetch: Callable[[], tuple[str, float]]) -> str:
+        with self._lock:
+            now = self._clock()
+            if self._token is not None and now < self._token.expires_at:
+                return self._token.value
+            if self._failure is not None and now < self._failure.until:
+                raise copy.copy(self._failure.error)
+            try:
+                value, ttl = fetch()
+            except PatsnapError as error:
+                self._failure = _TokenFailure(error, self._clock() + TOKEN_FAILURE_BACKOFF)
+                raise
+            self._failure = None
+            margin = min(TOKEN_REFRESH_MARGIN, ttl / 2)
+            self._token = _Token(value, self._clock() + ttl - margin)
+            return value
+
+    def invalidate(self, value: str) -> None:
+        """Drop ``value`` unless another thread already replaced it."""
+        with self._lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
+
+
+_SHARED_LOCK = threading.Lock()
+_TOKEN_CACHES: dict[tuple[str, ...], TokenCache] = {}
+_RATE_LIMITERS: dict[tuple[str, str, float], RateLimiter] = {}
+
+
+def reset_shared_state(clock: Any = None) -> None:
+    """Forget every process-wide token and rate limiter (tests; a process that changes credentials).
+
+    ``clock`` (an object with ``monotonic()`` and ``wait(event, seconds)``) times what is created from
+    now on: rate limits, token lifetimes, backoff and polling waits; ``None`` means real time.
+    """
+    global _clock
+    with _SHARED_LOCK:
+        _TOKEN_CACHES.clear()
+        _RATE_LIMITERS.clear()
+        _clock = clock or SystemClock()
+
+
+def shared_token_cache(settings: ConnectionSettings) -> TokenCache:
+    key = (*settings.identity, str(hash(settings.client_secret)))
+    with _SHARED_LOCK:
+        return _TOKEN_CACHES.setdefault(key, TokenCache())
+
+
+def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
+    key = (*settings.identity, settings.qps)
+    with _SHARED_LOCK:
+        return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
+
+
+def current_clock() -> Any:
+    """The clock installed by the last :func:`reset_shared_state` (real time unless a test froze it)."""
+    return _clock
