@@ -7,12 +7,25 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Record, Reject
 from airflow_provider_patsnap.sinks.base import FetchedBatch, Sink, reject_row, utc_now
 from airflow_provider_patsnap.sinks.names import rejects_file
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_ENCODER = msgspec.json.Encoder()
+_ESCAPING = json.JSONEncoder(ensure_ascii=True, default=repr)
+
+
+def ndjson(records: Sequence[Record]) -> bytes:
+    """One UTF-8 JSON object per line. msgspec writes a batch about 20 times faster than json; a batch it
+    will not encode (a lone surrogate the mapping did not clean, say) is written by json with every
+    non-ASCII character escaped, which any JSON reader takes."""
+    try:
+        return _ENCODER.encode_lines(records)
+    except (msgspec.EncodeError, TypeError, ValueError):  # ValueError: UnicodeEncodeError
+        return "".join(f"{_ESCAPING.encode(record)}\n" for record in records).encode("ascii")
 
 
 def _remove_stale_temporaries(path: ObjectStoragePath) -> None:
@@ -27,11 +40,11 @@ class _StagedFile:
     def __init__(self, path: ObjectStoragePath) -> None:
         self.path = path
         self._temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        self._file: Any = self._temp.open("w", encoding="utf-8")
+        self._file: Any = self._temp.open("wb")
 
     def write(self, records: Sequence[Record]) -> None:
-        if records:  # one write per batch; the encoder json.dumps(..., ensure_ascii=False) would build
-            self._file.write("\n".join(map(_ENCODER.encode, records)) + "\n")
+        if records:  # one write per batch
+            self._file.write(ndjson(records))
 
     def close(self, ok: bool) -> None:
         self._file.close()
