@@ -191,10 +191,10 @@ constraints: ## re-resolve every constraints file from PyPI (then: make venv ven
 ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
-clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+clean: ## remove caches, build output, the e2e artifacts and the local AIRFLOW_HOMEs (keeps the venvs)
+	rm -rf .airflow-home .e2e-artifacts .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
 	find . -path './.venv*' -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-tools .venv-docs
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-e2e .venv-tools .venv-docs
