@@ -9,7 +9,8 @@
 #
 # Venvs are created on demand (uv when available) and pinned by constraints.txt /
 # constraints-airflow2.txt / constraints-airflow3.N.txt; a stamp file (<venv>/.installed) keeps
-# re-runs quick. It is refreshed when pyproject.toml, the constraints file or scripts/bootstrap.sh change.
+# re-runs quick. It is refreshed when pyproject.toml, the constraints file, scripts/bootstrap.sh or the
+# package's __init__.py (its version) change.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -77,14 +78,18 @@ help: ## list the targets
 	  | awk -F'|' '{ printf "  %-13s %s\n", $$1, $$2 }'
 
 # ---- virtual environments ------------------------------------------------------------------------
-.venv/.installed: pyproject.toml constraints.txt $(BOOTSTRAP)
+# The installed package's version (its metadata, what `airflow providers list` shows) is read from
+# __init__.py at install time: a venv installed before a version change must be refreshed after it.
+VERSION_FILE := airflow_provider_patsnap/__init__.py
+
+.venv/.installed: pyproject.toml constraints.txt $(BOOTSTRAP) $(VERSION_FILE)
 	bash $(BOOTSTRAP) venv .venv constraints.txt
 
-.venv-af2/.installed: pyproject.toml constraints-airflow2.txt $(BOOTSTRAP)
+.venv-af2/.installed: pyproject.toml constraints-airflow2.txt $(BOOTSTRAP) $(VERSION_FILE)
 	bash $(BOOTSTRAP) venv .venv-af2 constraints-airflow2.txt
 
 # .venv-af30/.installed from constraints-airflow3.0.txt, and so on for each smoke line.
-.venv-af3%/.installed: pyproject.toml constraints-airflow3.%.txt $(BOOTSTRAP)
+.venv-af3%/.installed: pyproject.toml constraints-airflow3.%.txt $(BOOTSTRAP) $(VERSION_FILE)
 	bash $(BOOTSTRAP) venv .venv-af3$* constraints-airflow3.$*.txt
 
 venv: .venv/.installed ## create/update .venv (Airflow 3) with the dev extra
@@ -161,7 +166,7 @@ endif
 
 # The CeleryExecutor run needs the celery provider, which the project venvs leave out: its own venv,
 # pinned by constraints-celery.txt (constraints.txt plus the provider and its dependencies).
-.venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP)
+.venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP) $(VERSION_FILE)
 	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt apache-airflow-providers-celery
 
 e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 workers, Redis, PostgreSQL (.e2e-artifacts-celery/)
@@ -191,10 +196,10 @@ constraints: ## re-resolve every constraints file from PyPI (then: make venv ven
 ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
-clean: ## remove caches, build output and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+clean: ## remove caches, build output, the e2e artifacts and the local AIRFLOW_HOMEs (keeps the venvs)
+	rm -rf .airflow-home .e2e-artifacts .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
 	find . -path './.venv*' -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-tools .venv-docs
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-e2e .venv-tools .venv-docs

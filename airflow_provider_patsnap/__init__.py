@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow_provider_patsnap.connection import UI_FIELD_BEHAVIOUR, provider_connection_fields
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 CONNECTION_TYPE = "patsnap"
 HOOK_CLASS = "airflow_provider_patsnap.hooks.patsnap.PatsnapHook"

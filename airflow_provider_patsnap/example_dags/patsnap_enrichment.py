@@ -1,12 +1,16 @@
 """Daily enrichment of a patent list with four PatSnap data APIs, landed in a SQLite warehouse.
 
-Requires the pool ``patsnap_api`` (``make demo`` creates it)::
+Requires the pool ``patsnap_api``; create it before the first run (``make demo`` does)::
 
     airflow pools set patsnap_api 2 "PatSnap API: 2 slots x 2.5 qps = vendor QPS 5"
 
-Without it the four PatSnap tasks stay ``scheduled`` and never run (the scheduler's log says "Tasks
-using non-existent pool"). The pool lets two of them run at once, each at half the vendor's QPS, so together
-they never call faster than PatSnap allows: pool slots × per-task qps = the QPS (docs/performance.md).
+A run that fails on its ``dagrun_timeout`` with its four PatSnap tasks still ``scheduled`` usually
+means that pool is missing: Airflow fails no task whose pool does not exist, and only the scheduler's
+log says why ("Tasks using non-existent pool 'patsnap_api' will not be scheduled"). Create the pool as
+above and rerun.
+
+The pool lets two of the PatSnap tasks run at once, each at half the vendor's QPS, so together they never
+call faster than PatSnap allows: pool slots × per-task qps = the QPS (docs/performance.md).
 
 Connections: ``patsnap_default`` (PatSnap, or the sandbox: ``make sandbox``) and ``patsnap_warehouse``
 (for example ``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``). ``make demo`` runs it.
@@ -15,7 +19,7 @@ Connections: ``patsnap_default`` (PatSnap, or the sandbox: ``make sandbox``) and
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.common.sql.operators.sql import SQLCheckOperator
@@ -39,12 +43,16 @@ WAREHOUSE = "patsnap_warehouse"
 POOL = "patsnap_api"
 POOL_SLOTS = 2
 VENDOR_QPS = 5.0  # the QPS PatSnap granted the client (and the connection's qps)
+# The shipped list (300 patents) is 3 calls per PatSnap task: even at the vendor's worst 10 s a call a run
+# needs minutes, so the hour ends only a run whose tasks cannot start (a missing pool). Size it for your list.
+RUN_TIMEOUT = timedelta(hours=1)
 
 with DAG(
     dag_id="patsnap_enrichment",
     schedule="@daily",
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    dagrun_timeout=RUN_TIMEOUT,
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):

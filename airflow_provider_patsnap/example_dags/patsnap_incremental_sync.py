@@ -1,9 +1,19 @@
 """Daily legal events kept true in a SQLite table, paying only for what is stale, and a DAG that follows it.
 
+Requires the pool ``patsnap_api``; create it before the first run (``make demo`` does)::
+
+    airflow pools set patsnap_api 2 "PatSnap API: 2 slots x 2.5 qps = vendor QPS 5"
+
+A run of ``patsnap_incremental_sync`` that fails on its ``dagrun_timeout`` with ``legal_events`` still
+``scheduled`` usually means that pool is missing: Airflow fails no task whose pool does not exist, and
+only the scheduler's log says why ("Tasks using non-existent pool 'patsnap_api' will not be
+scheduled"). Create the pool as above and rerun.
+
 ``patsnap_incremental_sync`` runs daily. Its ``sync`` write mode makes each fetched patent's rows exactly
 what PatSnap returns now (events PatSnap dropped are deleted, a patent with no data any more loses its
-rows); ``refresh_after="7d"`` skips patents fetched less than a week ago, with data or without, so a
-daily run pays only for the week-old seventh of the list and for new patents; ``max_billed_units``
+rows); ``refresh_after="7d"`` skips patents fetched less than a week ago, with data or without. The first
+run fetches the whole list, so every patent goes stale on the same day: about once a week a run pays for
+the whole list again, and the runs in between pay only for patents new to the list. ``max_billed_units``
 stops a run before it could be billed more than that (a rerun resumes). Its table is declared as an
 Asset under the URI its OpenLineage output has (docs/lineage.md), and ``patsnap_incremental_report``
 is scheduled on that Asset: it runs after every successful sync, and after any other producer of the
@@ -14,14 +24,14 @@ The Asset URI is built when this file is parsed, from the ``patsnap_warehouse`` 
 files are parsed (the dag-processor, or the scheduler on Airflow 2.11 without one, and the workers)
 before this file is first parsed: without it the file does not load, and the import error names the
 connection (docs/lineage.md, "The table's connection must exist where DAG files are parsed"). Also needs
-``patsnap_default`` (PatSnap, or the sandbox) and the pool ``patsnap_api`` (``make demo`` creates it and
-runs the sync twice to show the second run paying for nothing it already has).
+``patsnap_default`` (PatSnap, or the sandbox). ``make demo`` runs the sync twice to show the second run
+paying for nothing it already has.
 """
 
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.common.sql.operators.sql import SQLCheckOperator
@@ -40,12 +50,16 @@ TABLE = "patsnap_legal_daily"
 POOL = "patsnap_api"
 POOL_SLOTS = 2
 VENDOR_QPS = 5.0
+# The shipped list (300 patents) is 3 calls: even at the vendor's worst 10 s a call a run needs minutes,
+# so the hour ends only a run whose task cannot start (a missing pool). Size it for your list.
+RUN_TIMEOUT = timedelta(hours=1)
 
 with DAG(
     dag_id="patsnap_incremental_sync",
     schedule="@daily",
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    dagrun_timeout=RUN_TIMEOUT,
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):

@@ -1,13 +1,17 @@
 """Enrichment of a large patent list in mapped shards that share the vendor's QPS through a pool.
 
-Requires the pool ``patsnap_api`` (``make demo`` creates it)::
+Requires the pool ``patsnap_api``; create it before the first run (``make demo`` does)::
 
     airflow pools set patsnap_api 2 "PatSnap API: 2 slots x 2.5 qps = vendor QPS 5"
 
-Without it the shards stay ``scheduled``: Airflow does not fail a task whose pool is missing; its
-only sign is a scheduler log line ("Tasks using non-existent pool 'patsnap_api' will not be scheduled"),
-and a task cannot look pools up on Airflow 3. So that a forgotten pool ends in a failed run rather than
-one that waits forever, the DAG has a ``dagrun_timeout`` (``RUN_TIMEOUT``): size it for your list.
+A run that fails on its ``dagrun_timeout`` with its shards still ``scheduled`` usually means that pool
+is missing: Airflow fails no task whose pool does not exist, and only the scheduler's log says why
+("Tasks using non-existent pool 'patsnap_api' will not be scheduled"). Create the pool as above and
+rerun.
+
+A task cannot look pools up on Airflow 3, so the DAG cannot check for the pool itself: the
+``dagrun_timeout`` (``RUN_TIMEOUT``) is what turns a forgotten pool into a failed run rather than one
+that waits forever. Size it for your list.
 
 One task holds at most 100 ids in flight per call and stays within its ``qps``; for lists that
 outgrow one worker, split the list into shards and map one task per shard with

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import screenshots
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -44,9 +45,9 @@ WAIT_SECONDS = 30
 class FormCheck:
     def __init__(self, driver: WebDriver, artifacts: Path) -> None:
         self.driver = driver
-        self.screenshots = artifacts / "screenshots"
+        self.screenshot_dir = artifacts / "screenshots"
         self.pages = artifacts / "ui"
-        self.screenshots.mkdir(parents=True, exist_ok=True)
+        self.screenshot_dir.mkdir(parents=True, exist_ok=True)
         self.pages.mkdir(parents=True, exist_ok=True)
         self.checks: list[dict[str, Any]] = []
         self.observations: list[dict[str, str]] = []
@@ -57,7 +58,7 @@ class FormCheck:
 
     def capture(self, name: str) -> str:
         """Save a screenshot and the page source; return the source."""
-        self.driver.save_screenshot(str(self.screenshots / f"{name}.png"))
+        self.driver.save_screenshot(str(self.screenshot_dir / f"{name}.png"))
         source = self.driver.page_source
         (self.pages / f"{name}.html").write_text(source, encoding="utf-8")
         return source
@@ -120,7 +121,7 @@ class FormCheck:
             and labels["schema"] is None,
             f"labels {labels} (port and schema hidden)",
         )
-        sources = [self.capture("2-add-connection-standard-fields")]
+        sources = [self.capture(screenshots.STANDARD_FIELDS)]
         self.open_section(dialog, "Extra Fields", "element_qps")
         wrong = {}
         for name, spec in expected.items():
@@ -137,9 +138,9 @@ class FormCheck:
             not wrong,
             f"{len(expected)} fields {sorted(expected)}; mismatches {wrong}",
         )
-        sources.append(self.capture("3-add-connection-extra-fields"))
+        sources.append(self.capture(screenshots.EXTRA_FIELDS))
         self.open_section(dialog, "Extra Fields JSON", "")
-        sources.append(self.capture("4-add-connection-extra-json"))
+        sources.append(self.capture(screenshots.EXTRA_JSON))
         masked = [
             element.get_attribute("name") or element.tag_name
             for element in dialog.find_elements(By.CSS_SELECTOR, "input, textarea")
@@ -166,13 +167,13 @@ class FormCheck:
                 (r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if conn_id in r.text), None
             ),
         )
-        self.capture("5-connection-list")
+        self.capture(screenshots.CONNECTION_LIST)
         self.check("saved from the UI", row is not None, f"row {row.text.splitlines()[:1]!r} in the list")
-        self.observe_test_button(row, "list-row Test button", "6-list-row-test-button")
+        self.observe_test_button(row, "list-row Test button", screenshots.TEST_BUTTON)
 
     def observe_row_with_port(self, base_url: str, conn_id: str) -> None:
         """The list-row Test button of a connection whose port is stored (made through the REST API)."""
-        name = "list-row Test button, connection with a stored port"
+        name = screenshots.TEST_BUTTON_WITH_PORT_OBSERVATION
         try:
             self.driver.get(f"{base_url}/connections")  # a fresh page: no toast of the first click left
             row = self.until(
@@ -181,7 +182,7 @@ class FormCheck:
                     (r for r in d.find_elements(By.CSS_SELECTOR, "tbody tr") if conn_id in r.text), None
                 ),
             )
-            self.observe_test_button(row, name, "7-list-row-test-button-with-port")
+            self.observe_test_button(row, name, screenshots.TEST_BUTTON_WITH_PORT)
         except WebDriverException as error:  # an observation, not a check: note what happened instead
             self.observations.append(
                 {"name": name, "shown": f"not observed: {type(error).__name__}: {error.msg}"}
@@ -238,7 +239,7 @@ def main() -> int:
     code = 0
     try:
         form.log_in(env["E2E_BASE_URL"], env["E2E_USER"], env["E2E_PASSWORD"])
-        form.capture("1-after-login")
+        form.capture(screenshots.AFTER_LOGIN)
         dialog = form.open_add_form(env["E2E_BASE_URL"], env["E2E_CONN_ID"])
         form.check_form(dialog, expected)
         form.save(
@@ -248,7 +249,7 @@ def main() -> int:
     except WebDriverException as error:
         form.check("browser steps", False, f"{type(error).__name__}: {error.msg}")
         try:
-            driver.save_screenshot(str(form.screenshots / "failure.png"))
+            driver.save_screenshot(str(form.screenshot_dir / f"{screenshots.FAILURE}.png"))
         except WebDriverException:
             pass
         code = 1

@@ -131,8 +131,12 @@ def write_summary(
     observations: Mapping[str, str],
     steps: Mapping[str, float],
     elapsed: float,
+    locations: Mapping[str, Path] | None = None,
 ) -> int:
-    """Write summary.json and summary.txt, print the text; return the exit code (1 on any failure)."""
+    """Write summary.json and summary.txt, print the text; return the exit code (1 on any failure).
+
+    ``locations`` (screenshots, logs, ...) are listed last, so the text says where to look next.
+    """
     failed = [check for check in checks if not check.ok]
     payload = {
         "passed": not failed and bool(checks),
@@ -140,11 +144,13 @@ def write_summary(
         "steps": steps,
         "observations": observations,
         "checks": [check.__dict__ for check in checks],
+        "locations": {name: str(path) for name, path in (locations or {}).items()},
     }
     (artifacts / "summary.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     lines = [f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}" for check in checks]
     lines += [f"NOTE  {name}: {seen}" for name, seen in observations.items()]
     lines.append(f"\n{len(checks) - len(failed)}/{len(checks)} checks passed in {elapsed:.0f} s")
+    lines += [f"{name}: {path}" for name, path in (locations or {}).items()]
     (artifacts / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n" + "\n".join(lines), flush=True)
     return 0 if payload["passed"] else 1

@@ -1,5 +1,6 @@
 """The connection checks of ``make e2e``: the UI's Add Connection form in headless Chromium (browser.py),
-the saved connection under ``airflow connections test``, the REST test call and the list-row Test button.
+the saved connection under ``airflow connections test``, the REST test call, the list-row Test button, and
+the screenshots those steps leave.
 
 A mixin of main.py's EndToEnd: it uses the deployment, the sandbox and the record of the run from there.
 """
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rest import AirflowApi
+from screenshots import REQUIRED as REQUIRED_SCREENSHOTS
+from screenshots import TEST_BUTTON_WITH_PORT, TEST_BUTTON_WITH_PORT_OBSERVATION, missing_or_empty
 from stack import ADMIN_PASSWORD, ADMIN_USER, AirflowSettings, VendorSandbox, expected_extra_fields
 
 UI_CONN_ID = "patsnap_ui"
@@ -20,6 +23,7 @@ PORT_CONN_ID = "patsnap_with_port"  # stores the sandbox's port in the port fiel
 
 class ConnectionChecks:
     artifacts: Path
+    screenshots: Path
     browser_python: str | None
     logs: Path
     env: dict[str, str]
@@ -121,4 +125,19 @@ class ConnectionChecks:
             "CLI connection test needs [core] test_connection = Enabled",
             disabled.returncode == 1 and "Testing connections is disabled" in disabled.stdout,
             f"with Disabled: exit {disabled.returncode}: {' '.join(disabled.stdout.split())}",
+        )
+
+    def check_screenshots(self) -> None:
+        """Every screenshot the UI steps take is there and holds an image: reviewers read the run by them."""
+        port_note = self.observations.get(f"UI: {TEST_BUTTON_WITH_PORT_OBSERVATION}", "")
+        expected = [*REQUIRED_SCREENSHOTS]
+        if port_note and not port_note.startswith("not observed"):
+            expected.append(TEST_BUTTON_WITH_PORT)
+        missing = missing_or_empty(self.screenshots, expected)
+        taken = sorted(path.name for path in self.screenshots.glob("*.png"))
+        self.record(
+            "screenshots saved",
+            not missing,
+            f"{len(expected) - len(missing)} of {len(expected)} expected in {self.screenshots}; "
+            f"missing or empty: {missing}; all taken: {taken}",
         )

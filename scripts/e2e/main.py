@@ -59,7 +59,8 @@ class EndToEnd(ConnectionChecks):
         self.logs = artifacts / "logs"
         self.pages = artifacts / "pages"
         self.home = artifacts / "airflow-home"
-        for directory in (self.logs, self.pages, self.home, artifacts / "screenshots"):
+        self.screenshots = artifacts / "screenshots"
+        for directory in (self.logs, self.pages, self.home, self.screenshots):
             directory.mkdir(parents=True, exist_ok=True)
         self.settings = AirflowSettings(REPO, self.home, Path(sys.executable).parent)
         # PostgreSQL, as deployments have it: on a SQLite file the API server, scheduler and dag-processor
@@ -363,7 +364,8 @@ class EndToEnd(ConnectionChecks):
 
     def summary(self) -> int:
         elapsed = time.monotonic() - self.started
-        return write_summary(self.artifacts, self.checks, self.observations, self.timings, elapsed)
+        where = {"screenshots": self.screenshots, "logs": self.logs}
+        return write_summary(self.artifacts, self.checks, self.observations, self.timings, elapsed, where)
 
 
 def main() -> int:
@@ -388,6 +390,7 @@ def main() -> int:
             run.check_secrets()
         except Exception as error:
             run.record("secrets scan", False, f"{type(error).__name__}: {error}")
+        run.check_screenshots()
         run.stop()
     return run.summary()
 

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,22 @@ from airflow_provider_patsnap.sandbox import Sandbox
 from scripts.airflow_env import airflow_env
 from tests.helpers import EXAMPLE_DAGS
 
+POOL = "patsnap_api"
 
-def test_every_example_dag_imports_without_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+def example_dag_bag(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """Every shipped example DAG, parsed by Airflow's own DagBag."""
     from airflow.models import DagBag
 
     # patsnap_incremental_sync names its Asset from the warehouse connection when parsed.
     warehouse = f'{{"conn_type": "sqlite", "host": "{tmp_path / "warehouse.db"}"}}'
     monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_WAREHOUSE", warehouse)
-
     kwargs: dict[str, Any] = {} if AIRFLOW_V_3 else {"include_examples": False}
-    bag = DagBag(dag_folder=str(EXAMPLE_DAGS), **kwargs)
+    return DagBag(dag_folder=str(EXAMPLE_DAGS), **kwargs)
+
+
+def test_every_example_dag_imports_without_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bag = example_dag_bag(monkeypatch, tmp_path)
     assert bag.import_errors == {}
     assert {
         "patsnap_enrichment",
@@ -35,6 +42,23 @@ def test_every_example_dag_imports_without_errors(monkeypatch: pytest.MonkeyPatc
         "patsnap_incremental_report",
     } <= set(bag.dag_ids)
     assert "pool slots × per-task qps" in (bag.dags["patsnap_sharded_enrichment"].doc_md or "")
+
+
+def test_every_dag_in_the_pool_has_a_run_timeout_and_its_docstring_says_what_one_means(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A task whose pool is missing stays ``scheduled`` for ever and Airflow fails nothing: only the
+    ``dagrun_timeout`` ends such a run, and the DAG's docs, first thing, say how to create the pool."""
+    bag = example_dag_bag(monkeypatch, tmp_path)
+    pooled = {dag_id for dag_id, dag in bag.dags.items() if any(task.pool == POOL for task in dag.tasks)}
+    assert pooled == {"patsnap_enrichment", "patsnap_sharded_enrichment", "patsnap_incremental_sync"}
+    for dag_id in sorted(pooled):
+        dag = bag.dags[dag_id]
+        assert dag.dagrun_timeout is not None and dag.dagrun_timeout >= timedelta(minutes=30), dag_id
+        # The summary line, "Requires the pool", its command and the paragraph after it.
+        top = "\n\n".join((dag.doc_md or "").split("\n\n")[:4])
+        assert f"airflow pools set {POOL} 2" in top, dag_id
+        assert "dagrun_timeout" in top and "scheduled" in top, dag_id
 
 
 def test_without_the_warehouse_connection_the_import_error_says_where_it_must_exist(

@@ -22,10 +22,11 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
+from packaging.version import Version
 
 from airflow_provider_patsnap import __version__
 from scripts.airflow_env import airflow_env
@@ -364,13 +365,24 @@ def test_readme_links_are_absolute_and_point_at_files_that_exist() -> None:
 
 
 def test_version_is_written_once_and_the_changelog_has_its_section() -> None:
+    """A release version has its changelog section; a development version (between releases) is newer
+    than every released section, has no section of its own yet, and its changes are under Unreleased."""
     project = PYPROJECT["project"]
     assert "version" not in project and project["dynamic"] == ["version"]
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": f"{PACKAGE}.__version__"}
+    version = Version(__version__)
+    assert str(version) == __version__, f"{__version__!r} is not in PEP 440's normal form ({version})"
     changelog = (REPO_ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert re.search(rf"^## \[{re.escape(__version__)}\]", changelog, re.M), (
-        f"CHANGELOG.md has no {__version__} section"
-    )
+    released = [Version(text) for text in re.findall(r"^## \[(\d[^\]]*)\]", changelog, re.M)]
+    assert released, "CHANGELOG.md has no released section"
+    if version.is_devrelease:
+        assert re.search(r"^## \[Unreleased\]$", changelog, re.M), "CHANGELOG.md has no [Unreleased] section"
+        assert version.base_version not in {str(v) for v in released}, (
+            f"{version.base_version} is released: __version__ should be it, or the next .dev0"
+        )
+        assert version > max(released), f"{__version__} is not newer than the last release {max(released)}"
+    else:
+        assert version in released, f"CHANGELOG.md has no {__version__} section"
 
 
 def test_release_workflow_checks_the_tag_builds_tests_and_publishes_with_trusted_publishing() -> None:
@@ -382,6 +394,7 @@ def test_release_workflow_checks_the_tag_builds_tests_and_publishes_with_trusted
     build_script = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
     assert "python -m build" in build_script
     assert any(step.get("run") == "bash .ci/run" for step in jobs["test"]["steps"])
+    check_the_test_job(jobs["test"])
     publish = jobs["publish"]
     assert set(publish["needs"]) == {"build", "test"}
     assert publish["permissions"] == {"id-token": "write"}
@@ -394,3 +407,28 @@ def test_release_workflow_checks_the_tag_builds_tests_and_publishes_with_trusted
     assert version_code, build_script
     read = _run([sys.executable, "-c", version_code.group(1)], timeout=60, cwd=REPO_ROOT)
     assert read.stdout.strip() == __version__
+
+
+def check_the_test_job(job: dict[str, Any]) -> None:
+    """The release's test job can finish .ci/run: within its stated budget, with apt run as root, and
+    keeping the e2e runs' screenshots and logs whether they pass or not."""
+    budget = re.search(r"Budget: (\d+) minutes", (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8"))
+    assert budget, ".ci/run no longer states its budget"
+    assert job["timeout-minutes"] >= int(budget[1]), f"timeout-minutes below .ci/run's {budget[1]} minutes"
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    # The runner user is not root: an apt-get without sudo fails, and so would .ci/run's own.
+    unprivileged = [
+        line.strip()
+        for line in script.splitlines()
+        if "apt-get " in line and not re.search(r"\bsudo\b[^|;&]*apt-get ", line)
+    ]
+    assert unprivileged == [], f"apt-get without sudo in the test job: {unprivileged}"
+    uploads = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
+    assert uploads, "the test job uploads no artifacts"
+    for upload in uploads:
+        assert upload.get("if") == "always()", "artifacts of a failed run are the ones needed most"
+        assert upload["with"].get("include-hidden-files") is True, "upload-artifact skips dot-directories"
+    paths = {
+        line.strip() for upload in uploads for line in upload["with"]["path"].splitlines() if line.strip()
+    }
+    assert {".e2e-artifacts/", ".e2e-artifacts-celery/"} <= paths

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
+import warnings
+from collections.abc import Callable, Mapping
 
 import pytest
 
 from airflow_provider_patsnap import get_provider_info
-from airflow_provider_patsnap.connection import CONN_FIELDS, parse_connection
+from airflow_provider_patsnap.connection import CONN_FIELDS, ConnectionField, parse_connection
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from tests.fab_form import BrowserForm, body_of_test_button, submitted
 
@@ -35,6 +38,54 @@ def test_both_form_descriptions_agree() -> None:
     )
 
 
+# Where each Airflow line keeps the secrets masker's key test, newest first: 3.3's core and task SDK,
+# 3.0-3.2's task SDK, 2.11.
+SECRETS_MASKER_MODULES = (
+    "airflow._shared.secrets_masker",
+    "airflow.sdk._shared.secrets_masker",
+    "airflow.sdk.execution_time.secrets_masker",
+    "airflow.utils.log.secrets_masker",
+)
+
+
+def airflow_should_hide_value_for_key() -> Callable[[str], bool]:
+    """Airflow's own test of whether a connection extra's name is sensitive (its value masked as ***)."""
+    for name in SECRETS_MASKER_MODULES:
+        try:
+            with warnings.catch_warnings():
+                # An older path that this Airflow still serves with a deprecation: Airflow's move, not ours.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = importlib.import_module(name)
+        except ImportError:
+            continue
+        function = getattr(module, "should_hide_value_for_key", None)
+        if callable(function):
+            return function
+    raise AssertionError(f"no should_hide_value_for_key in any of {SECRETS_MASKER_MODULES}")
+
+
+def sensitive_fields_with_a_default(fields: Mapping[str, ConnectionField]) -> list[str]:
+    """The extras Airflow would show, and the Airflow 3 UI save, as *** because their default is not None."""
+    should_hide = airflow_should_hide_value_for_key()
+    return sorted(name for name, spec in fields.items() if should_hide(name) and spec.default is not None)
+
+
+def test_no_sensitive_extra_has_a_default_the_ui_would_save_as_masked() -> None:
+    should_hide = airflow_should_hide_value_for_key()
+    sensitive = sorted(name for name in CONN_FIELDS if should_hide(name))
+    assert "proxies" in sensitive, f"Airflow no longer masks 'proxies'; sensitive extras: {sensitive}"
+    assert sensitive_fields_with_a_default(CONN_FIELDS) == []
+    # What Airflow 3.2+ reads from the provider info: the same None, not a value the UI would mask.
+    conn_fields = get_provider_info()["connection-types"][0]["conn-fields"]
+    assert {name: conn_fields[name]["schema"]["default"] for name in sensitive} == dict.fromkeys(sensitive)
+
+
+def test_a_sensitive_extra_with_an_empty_default_is_caught() -> None:
+    """An empty string is not None: Airflow masks it, the form shows ***, and the UI saves ***."""
+    with_empty_proxies = {**CONN_FIELDS, "proxies": CONN_FIELDS["proxies"]._replace(default="")}
+    assert sensitive_fields_with_a_default(with_empty_proxies) == ["proxies"]
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("flask_appbuilder") is None,
     reason="the Flask connection form is only used (and installed) on Airflow 2.11-3.1",
@@ -47,6 +98,10 @@ def test_flask_form_widgets_cover_every_extra() -> None:
     # Airflow 2.11 accepts only Integer/Password/String/Boolean fields: a fractional qps is a string.
     assert widgets["qps"].field_class.__name__ == "StringField"
     assert widgets["qps"].kwargs["default"] == 5
+    should_hide = airflow_should_hide_value_for_key()
+    assert {name: widgets[name].kwargs["default"] for name in widgets if should_hide(name)} == {
+        "proxies": None
+    }
 
 
 @pytest.mark.skipif(
