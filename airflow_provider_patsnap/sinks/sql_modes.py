@@ -4,13 +4,17 @@
 ``valid_from`` / ``valid_to`` (slowly-changing dimension, type 2) and touches nothing that did not change.
 Both run inside the batch's transaction, after the patents are locked (see :func:`lock_patents`), so two
 shards fetching the same patent write one after the other and each sees what the other committed.
+
+A patent's rows are found by every spelling the table may hold them under: as requested, as PatSnap
+echoed it now, and as the state table remembers PatSnap echoing it before (a patent with no data now
+has no echo).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record
@@ -45,11 +49,20 @@ class Scope(NamedTuple):
     def values(self) -> list[str]:
         return sorted(self.owner)
 
+    def keeping(self, patents: Collection[str]) -> Scope:
+        """The same scope, with nothing removed (or closed) for ``patents``: some of their data was
+        refused."""
+        return self._replace(removable=self.removable - frozenset(patents))
 
-def scope_of(batch: FetchedBatch) -> Scope:
+
+def scope_of(batch: FetchedBatch, spellings: Mapping[str, str]) -> Scope:
+    """The batch's patents under every spelling their rows may have; ``spellings`` maps a requested
+    patent to the one the state table remembers."""
     owner: dict[str, str] = {}
     for patent in batch.patents:
         owner[patent.requested] = patent.requested
+        if patent.requested in spellings:
+            owner[spellings[patent.requested]] = patent.requested  # as an earlier answer spelled it
         if patent.echoed is not None:
             owner[patent.echoed] = patent.requested  # what the rows hold, in the vendor's spelling
     return Scope(
@@ -59,14 +72,14 @@ def scope_of(batch: FetchedBatch) -> Scope:
     )
 
 
-def lock_patents(cursor: Any, table: str, scope: Scope) -> None:
+def lock_patents(cursor: Any, table: str, patents: Iterable[str]) -> None:
     """PostgreSQL: one transaction-scoped advisory lock per patent, taken in one (sorted) order.
 
     Two shards with overlapping patents then write them one after the other, and neither can hold a
     lock the other waits for while waiting itself: no deadlock, and no vanished row left by a writer
     that did not yet see the other's rows.
     """
-    locks = sorted({_lock_id(table, patent) for patent in scope.owner.values()})
+    locks = sorted({_lock_id(table, patent) for patent in patents})
     cursor.executemany("SELECT pg_advisory_xact_lock(%s)", [(lock,) for lock in locks])
 
 

@@ -164,6 +164,42 @@ def test_sync_keeps_the_rows_of_a_patent_whose_data_was_partly_rejected(
     assert award_table() == rows_of(BEFORE)
 
 
+@pytest.mark.parametrize("mode", ["sync", "history"])
+def test_a_patent_requested_in_another_spelling_loses_its_rows_when_it_has_no_data(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str, mode: str
+) -> None:
+    # PatSnap echoes its own spelling: the rows say CN1A, whatever spelling the patent was asked for in.
+    vendor.objects = {"cn1a": patent("CN1A", award("Gold prize")), "CN2A": BEFORE["CN2A"]}
+    run(mode, [" cn1a ", "CN2A"])
+    vendor.objects = {"CN2A": BEFORE["CN2A"]}
+    clock.now = T2
+
+    summary = run(mode, ["Cn1A", "CN2A"])  # no data for it now, asked for in a third spelling
+
+    current = "WHERE is_current = 1" if mode == "history" else ""
+    assert award_table(current) == rows_of({"CN2A": BEFORE["CN2A"]})
+    assert summary["patents_emptied"] == 1
+    assert summary["rows_removed" if mode == "sync" else "versions_closed"] == 1
+
+
+def test_a_patent_keeps_the_spelling_its_rows_hold_through_a_batch_that_could_not_empty_it(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
+) -> None:
+    vendor.objects = {"cn1a": patent("CN1A", award("Gold prize"))}
+    run("sync", ["cn1a"])
+    # No data for it, but the batch also returned an object that names no patent: it may be cn1a's,
+    # so cn1a is not emptied this time.
+    vendor.objects = {"cn1a": {"patent_award_data": [award("Gold prize")]}}
+    clock.now = T2
+    assert run("sync", ["cn1a"], max_rejects=1)["patents_emptied"] == 0
+    vendor.objects = {}
+    clock.now = T3
+
+    summary = run("sync", ["cn1a"])
+
+    assert summary["patents_emptied"] == 1 and award_table() == set()
+
+
 def test_overlapping_sync_shards_leave_exactly_the_new_rows(
     vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
