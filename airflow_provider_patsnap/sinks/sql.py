@@ -178,7 +178,8 @@ class SqlSink(Sink):
             except Exception as error:
                 if not is_data_error(error):
                     raise
-            # The database refused a value: undo the batch, the mode's work too, and write it again row by row.
+            # The database refused a value. Undo the batch, the mode's deletes and closes too: they must
+            # not be done for a patent whose new data does not land. Then write it again row by row.
             self._connection.rollback()
             return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=True)
 
@@ -190,25 +191,43 @@ class SqlSink(Sink):
         fetched: FetchedBatch | None,
         row_by_row: bool,
     ) -> tuple[list[Reject], WriteCounts]:
-        """One transaction: lock, apply the mode, upsert (``row_by_row``: each row in a savepoint, so
-        the database refusing one does not lose the others), record state and rejects."""
+        """One transaction: lock, apply the mode, upsert (``row_by_row``: around what the database
+        refuses), record state and rejects."""
         scope, spellings = self._begin(cursor, fetched, row_by_row)
-        counts = WriteCounts()
-        stored = self._apply_mode(cursor, rows, scope, fetched, counts)
-        refused: dict[str, RefusedRow] = {}
         if row_by_row:
-            refused = {item.row[KEY]: item for item in self._write_one_by_one(cursor, stored)}
+            counts, refused = self._write_around_refusals(cursor, rows, scope, fetched)
         else:
-            self._upsert(cursor, stored)
+            counts, refused = WriteCounts(), []
+            self._upsert(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
         if fetched is not None and self.state is not None:
             cursor.executemany(self._state_sql, self.state.rows(fetched, spellings))
         refused_rejects = [
             Reject(self.endpoint, item.row["pn"], item.row["patent_id"], item.reason, raw_json(item.row))
-            for item in refused.values()
+            for item in refused
         ]
         if rejects or refused_rejects:
             self._write_rejects(cursor, [*rejects, *refused_rejects])
         return refused_rejects, counts
+
+    def _write_around_refusals(
+        self, cursor: Any, rows: list[Record], scope: Scope | None, fetched: FetchedBatch | None
+    ) -> tuple[WriteCounts, list[RefusedRow]]:
+        """Apply the mode and write each row in a savepoint. When the database refuses some, undo both
+        and redo them without those rows, their patents' other rows kept (as for a mapping reject): what
+        the mode deletes, closes and counts then goes only with rows that land."""
+        refused: dict[str, RefusedRow] = {}
+        cursor.execute("SAVEPOINT patsnap_batch")
+        while True:  # each pass that refuses a row drops it, so this ends
+            counts = WriteCounts()
+            newly = self._write_one_by_one(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
+            if not newly:
+                cursor.execute("RELEASE SAVEPOINT patsnap_batch")
+                return counts, list(refused.values())
+            cursor.execute("ROLLBACK TO SAVEPOINT patsnap_batch")
+            refused.update((item.row[KEY], item) for item in newly)
+            rows = [row for row in rows if row[KEY] not in refused]
+            if scope is not None:
+                scope = scope.keeping({scope.owner.get(item.row[self._modes.column], "") for item in newly})
 
     def _begin(
         self, cursor: Any, fetched: FetchedBatch | None, row_by_row: bool
