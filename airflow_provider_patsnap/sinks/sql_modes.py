@@ -123,9 +123,16 @@ class ModeWriter:
         counts.patents_emptied += len(set(vanished.values()) & scope.empty)
 
     def versions(
-        self, cursor: Any, rows: list[Record], scope: Scope, valid_at: str, counts: WriteCounts
+        self, cursor: Any, rows: list[Record], scope: Scope, fetched_at: str, counts: WriteCounts
     ) -> list[Record]:
-        """``history``: close changed and vanished versions; return the versions to insert."""
+        """``history``: close changed and vanished versions; return the versions to insert.
+
+        They change at the batch's fetch time, or later if another batch already wrote a later time
+        for these patents (a shard that fetched after this batch but committed before it): a version
+        never ends before it starts, nor starts before the one it follows ends, so an as-of query
+        finds at most one version of a record.
+        """
+        valid_at = max(fetched_at, self._latest_change(cursor, scope))
         new = {row[KEY]: (row, self.row_hash(row)) for row in rows}
         closed: dict[str, str] = {}  # version key → its patent when it closes because it vanished
         current = self._select(cursor, f"{VERSION_KEY}, {KEY}, row_hash", scope, "is_current = 1 AND ")
@@ -147,6 +154,16 @@ class ModeWriter:
         counts.versions_opened += len(new)
         counts.patents_emptied += len({owner for owner in closed.values() if owner} & scope.empty)
         return [self._version(row, row_hash, valid_at) for row, row_hash in new.values()]
+
+    def _latest_change(self, cursor: Any, scope: Scope) -> str:
+        """The latest ``valid_from`` or ``valid_to`` among the scope's versions ("" when none)."""
+        marks = ", ".join([self.placeholder] * len(scope.owner))
+        cursor.execute(
+            f"SELECT MAX(COALESCE(valid_to, valid_from)) FROM {self.table} WHERE {self.column} IN ({marks})",
+            scope.values,
+        )
+        latest = cursor.fetchone()[0]
+        return str(latest) if latest is not None else ""
 
     def row_hash(self, row: Record) -> str:
         text = json.dumps([row[name] for name in self._hashed], ensure_ascii=True, default=str)
