@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record, Reject, raw_json
 from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
+from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.sinks.base import (
     REJECT_COLUMNS,
     WRITE_MODES,
@@ -200,7 +201,11 @@ class SqlSink(Sink):
             counts, refused = WriteCounts(), []
             self._upsert(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
         if fetched is not None and self.state is not None:
-            cursor.executemany(self._state_sql, self.state.rows(fetched, spellings))
+            # A patent with rows the database refused is not remembered as fetched: the next run (with
+            # refresh_after too) asks for it again, once the table can take its rows.
+            unlanded = {match_key(item.row[self._modes.column]) for item in refused}
+            landed = [patent for patent in fetched.patents if match_key(patent.requested) not in unlanded]
+            cursor.executemany(self._state_sql, self.state.rows(fetched._replace(patents=landed), spellings))
         refused_rejects = [
             Reject(self.endpoint, item.row["pn"], item.row["patent_id"], item.reason, raw_json(item.row))
             for item in refused
