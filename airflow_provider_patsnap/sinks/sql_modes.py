@@ -26,8 +26,12 @@ VERSION_KEY = "version_key"
 HISTORY_COLUMNS = (
     Column(VERSION_KEY, "VARCHAR(40)", "sha1 of record_key, row_hash and valid_from; the primary key"),
     Column("row_hash", "VARCHAR(40)", "sha1 of the record's values: a change makes a new version"),
-    Column("valid_from", "VARCHAR(32)", "UTC time this version was first fetched, ISO 8601"),
-    Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone; NULL while current"),
+    Column(
+        "valid_from",
+        "VARCHAR(32)",
+        "UTC time this version became current (its batch's fetch time, or later), ISO 8601",
+    ),
+    Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone (likewise); NULL while current"),
     Column("is_current", "SMALLINT", "1 for the version PatSnap returns now, else 0"),
 )
 _NOT_HASHED = frozenset({KEY, "fetched_at"})  # fetched_at changes on every fetch; the key follows values
