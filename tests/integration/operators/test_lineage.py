@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +25,10 @@ from tests.helpers import fresh_postgres_database, numbers
 
 IDS = numbers(12, start=170000000)
 AWARD_PATH = "/advanced-patent-data/award-data"
+LINEAGE_DOC = Path(__file__).resolve().parents[3] / "docs" / "lineage.md"
+# A JSON block of docs/lineage.md that shows what a test here captured: <!-- captured: name --> above it.
+CAPTURED_BLOCK = re.compile(r"<!-- captured: (\w+) -->\n+```json\n(.*?)```", re.DOTALL)
+DOC_BASE_URL = "http://127.0.0.1:33709"  # the docs' sandbox address, for the test's own
 
 
 def pg_settings(postgres_conn: str) -> Any:
@@ -141,6 +147,37 @@ def check_facets(facets: dict[str, Any], sandbox: Sandbox, namespace: str, name:
     assert all(field["type"] and field["description"] for field in fields)
 
 
+def documented(name: str) -> Any:
+    return json.loads(dict(CAPTURED_BLOCK.findall(LINEAGE_DOC.read_text(encoding="utf-8")))[name])
+
+
+def without_boilerplate(value: Any) -> Any:
+    """``value`` without the keys OpenLineage adds to every facet (``_producer``, ``_schemaURL``) and the
+    empty ``fields`` of each schema field."""
+    if isinstance(value, list):
+        return [without_boilerplate(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: without_boilerplate(item)
+            for key, item in value.items()
+            if key not in ("_producer", "_schemaURL") and not (key == "fields" and item == [])
+        }
+    return value
+
+
+def as_documented(facets: dict[str, Any], namespace: str, name: str, last_fields: int) -> dict[str, Any]:
+    """The facets as docs/lineage.md shows them: without boilerplate, with its sandbox address and
+    output name (for this run's port, temporary directory and database), the schema's fields cut to
+    the first four, "...", and the last ``last_fields``."""
+    shown = without_boilerplate(facets)
+    shown["inputs"][0]["namespace"] = DOC_BASE_URL
+    [output] = shown["outputs"]
+    output["namespace"], output["name"] = namespace, name
+    fields = output["facets"]["schema"]["fields"]
+    output["facets"]["schema"]["fields"] = [*fields[:4], "...", *fields[-last_fields:]]
+    return shown
+
+
 def test_facets_of_a_postgres_table_name_it_as_the_postgres_hook_does(
     patsnap: Sandbox, postgres_conn: str
 ) -> None:
@@ -165,6 +202,8 @@ def test_facets_of_a_postgres_table_name_it_as_the_postgres_hook_does(
     )
     history_columns = [field["name"] for field in facets["outputs"][0]["facets"]["schema"]["fields"]][-5:]
     assert history_columns == ["version_key", "row_hash", "valid_from", "valid_to", "is_current"]
+    shown = as_documented(facets, "postgres://127.0.0.1:5432", "warehouse.public.patsnap_award", 5)
+    assert shown == documented("postgres")
 
 
 def test_facets_of_a_sqlite_table_and_an_ndjson_file(
@@ -184,6 +223,10 @@ def test_facets_of_a_sqlite_table_and_an_ndjson_file(
         table_facets, patsnap, f"sqlite://{tmp_path}/warehouse.db", "patsnap_award", table_summary["rows"]
     )
     check_facets(file_facets, patsnap, "file", f"{tmp_path}/awards.jsonl", file_summary["rows"])
+    assert as_documented(table_facets, "sqlite:///data/warehouse.db", "patsnap_award", 1) == documented(
+        "sqlite"
+    )
+    assert as_documented(file_facets, "file", "/data/patsnap/awards.jsonl", 1) == documented("ndjson")
 
 
 def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
@@ -241,6 +284,34 @@ def test_a_table_its_hook_cannot_name_keeps_the_rule_and_says_why(
         "wh.public.patsnap_award",
     )
     assert "its hook could not" in caplog.text and "amazon" in caplog.text
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_history_row_count_is_the_runs_current_rows_not_the_versions_it_wrote(
+    patsnap: Sandbox, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database: str
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    conn_id = "warehouse"
+    if database == "sqlite":
+        request.getfixturevalue("sqlite_conn")
+    else:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WAREHOUSE", fresh_postgres_database(request.getfixturevalue("postgres_server"))
+        )
+    first = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=conn_id, write_mode="history")
+    first.execute(context={})
+    rerun = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=conn_id, write_mode="history")
+
+    summary = rerun.execute(context={})  # the same data: not a row written
+
+    [output] = extracted(rerun)["outputs"]
+    [(current,)] = (
+        BaseHook.get_connection(conn_id)
+        .get_hook()
+        .get_records("SELECT COUNT(*) FROM patsnap_award WHERE is_current = 1")
+    )
+    assert summary["versions_opened"] == 0
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == summary["rows"] == current > 0
 
 
 # Airflow's own provider discovery reads each installed provider's package and its get_provider_info.
