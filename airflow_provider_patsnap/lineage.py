@@ -6,12 +6,20 @@ file: a table is named as the SQL providers name it (PostgreSQL: namespace ``pos
 provider's own form), a file by its object-storage URI (no connection id in it). The PatSnap endpoint is
 the input: namespace the connection's base URL, name the endpoint's path.
 
+A table is named twice. When the DAG file is parsed (the asset URI), through common.sql's
+``DbApiHook.get_openlineage_authority_part``, which imports nothing of OpenLineage; when the facets are
+built after the run, through the connection's hook itself (``get_openlineage_database_info`` and the
+OpenLineage provider's ``SQLParser.create_namespace``), as that database's own SQL operators report it.
+The two agree wherever the hook names tables by host and port (PostgreSQL, MySQL, ...). SQLite has no
+OpenLineage support in its provider: ``sqlite://<file>`` is this provider's own convention.
+
 Standard library only at import: the OpenLineage provider is imported only when facets are asked for,
 by the OpenLineage listener after a task ran, never while a DAG file is parsed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -19,9 +27,19 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from airflow_provider_patsnap.endpoints import Column
 
-_DEFAULT_PORTS = {"postgres": 5432}
-_DEFAULT_SCHEMAS = {"postgres": "public"}
+log = logging.getLogger(__name__)
+
+# The default port each provider's get_openlineage_database_info gives get_openlineage_authority_part.
+_DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mssql": 1433}
+_DEFAULT_SCHEMAS = {"postgres": "public", "redshift": "public"}
 _SCHEMES = {"postgresql": "postgres"}
+
+
+class SqlTable(NamedTuple):
+    """A table and the connection of its database."""
+
+    conn_id: str
+    table: str
 
 
 class LineageDataset(NamedTuple):
@@ -30,6 +48,7 @@ class LineageDataset(NamedTuple):
     namespace: str
     name: str
     uri: str
+    table: SqlTable | None = None  # a SQL table: its hook names it again when the facets are built
 
 
 class LineageRun(NamedTuple):
@@ -48,16 +67,23 @@ def endpoint_dataset(base_url: str, path: str) -> LineageDataset:
 
 def table_dataset(connection: Any, table: str) -> LineageDataset:
     """``table`` in the database of ``connection`` (an Airflow Connection), named as the SQL providers
-    name it: ``DbApiHook.get_openlineage_authority_part`` for the authority, the connection's schema
-    field for the database, the dialect's default schema when ``table`` names none."""
+    name it: ``DbApiHook.get_openlineage_authority_part`` for the authority (host lower-cased, the
+    provider's default port), the connection's schema field for the database, the dialect's default
+    schema when ``table`` names none."""
     scheme = _SCHEMES.get(connection.conn_type, connection.conn_type)
-    port = connection.port or _DEFAULT_PORTS.get(scheme)
-    authority = f"{connection.host}:{port}" if port else str(connection.host or "")
-    namespace = f"{scheme}://{authority}"
     schema, _, name = table.rpartition(".")
-    parts = [connection.schema, schema or _DEFAULT_SCHEMAS.get(scheme), name]
-    if scheme == "sqlite":  # one file, one database: the file is the authority
-        parts = [schema, name]
+    parts: list[str | None] = [schema, name]
+    if scheme == "sqlite":  # one file, one database: the file is the authority (our own convention)
+        namespace = f"sqlite://{connection.host}"
+    else:
+        # common.sql imports nothing of OpenLineage: safe while a DAG file is parsed.
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        authority = DbApiHook.get_openlineage_authority_part(
+            connection, default_port=_DEFAULT_PORTS.get(scheme)
+        )
+        namespace = f"{scheme}://{authority}"
+        parts = [connection.schema, schema or _DEFAULT_SCHEMAS.get(scheme), name]
     qualified = [part for part in parts if part]
     # Airflow stores an asset URI as urlunsplit(urlsplit(uri)) gives it: sqlite:///db → sqlite:/db.
     uri = urlunsplit(urlsplit(f"{namespace}/{'/'.join(qualified)}"))
@@ -105,8 +131,34 @@ def destination_dataset(
             connection = BaseHook.get_connection(sql_conn_id)
         except Exception as error:  # each Airflow line raises its own "not found"
             raise DestinationConnectionError(sql_conn_id, table, str(error)) from None
-        return table_dataset(connection, table)
+        return table_dataset(connection, table)._replace(table=SqlTable(sql_conn_id, table))
     return file_dataset(output_path) if output_path else None
+
+
+def named_by_its_hook(dataset: LineageDataset) -> LineageDataset:
+    """A table as its database's provider names it for OpenLineage: ``get_openlineage_database_info``
+    of the connection's hook and ``SQLParser.create_namespace``. Anything else, and a table whose hook
+    has no OpenLineage support (SQLite) or cannot name it (logged), keeps the name of
+    :func:`table_dataset`."""
+    from airflow.providers.openlineage.sqlparser import SQLParser
+
+    from airflow_provider_patsnap._compat import BaseHook
+
+    if dataset.table is None:
+        return dataset
+    try:
+        connection = BaseHook.get_connection(dataset.table.conn_id)
+        info = connection.get_hook().get_openlineage_database_info(connection)
+    except Exception as error:  # e.g. Redshift without the amazon provider
+        log.warning("OpenLineage: %s is named by host and port, its hook could not: %s", dataset.name, error)
+        return dataset
+    if info is None:
+        return dataset
+    schema, _, name = dataset.table.table.rpartition(".")
+    parts = [info.database or connection.schema, schema or _DEFAULT_SCHEMAS.get(info.scheme), name]
+    return dataset._replace(
+        namespace=SQLParser.create_namespace(info), name=".".join(part for part in parts if part)
+    )
 
 
 def operator_lineage(run: LineageRun | None) -> Any:
@@ -130,10 +182,11 @@ def operator_lineage(run: LineageRun | None) -> Any:
     )
     outputs = []
     if run.destination is not None:
+        destination = named_by_its_hook(run.destination)
         outputs.append(
             OutputDataset(
-                namespace=run.destination.namespace,
-                name=run.destination.name,
+                namespace=destination.namespace,
+                name=destination.name,
                 facets={"schema": schema},
                 outputFacets={"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=run.rows)},
             )

@@ -11,11 +11,12 @@ import random
 from collections.abc import Sequence
 from contextlib import closing
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record, Reject, raw_json
 from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
+from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.sinks.base import (
     REJECT_COLUMNS,
     WRITE_MODES,
@@ -48,6 +49,13 @@ log = logging.getLogger(__name__)
 
 KEY = "record_key"
 REJECT_KEY = "reject_key"
+
+
+class RefusedRow(NamedTuple):
+    """A row the database would not store, and its message."""
+
+    row: Record
+    reason: str
 
 
 class SqlSink(Sink):
@@ -165,45 +173,108 @@ class SqlSink(Sink):
     def _write(
         self, rows: list[Record], rejects: Sequence[Reject], fetched: FetchedBatch | None
     ) -> tuple[list[Reject], WriteCounts]:
-        refused: list[Reject] = []
-        counts = WriteCounts()
         with closing(self._connection.cursor()) as cursor:
-            stored = self._apply_mode(cursor, rows, fetched, counts)
-            if stored:
-                try:
-                    if self._bulk and hasattr(cursor, "copy"):
-                        self._copy_upsert(cursor, stored)
-                    else:
-                        cursor.executemany(self._upsert_sql, [self._values(row) for row in stored])
-                except Exception as error:
-                    if not is_data_error(error):
-                        raise
-                    self._connection.rollback()  # undoes the mode's work too: redone before row by row
-                    counts = WriteCounts()
-                    stored = self._apply_mode(cursor, rows, fetched, counts)
-                    refused = self._write_one_by_one(cursor, stored)
-            if fetched is not None and self.state is not None:
-                cursor.executemany(self._state_sql, self.state.rows(fetched))
-            if rejects or refused:
-                self._write_rejects(cursor, [*rejects, *refused])
-        return refused, counts
+            try:
+                return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=False)
+            except Exception as error:
+                if not is_data_error(error):
+                    raise
+            # The database refused a value. Undo the batch, the mode's deletes and closes too: they must
+            # not be done for a patent whose new data does not land. Then write it again row by row.
+            self._connection.rollback()
+            return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=True)
+
+    def _write_in_mode(
+        self,
+        cursor: Any,
+        rows: list[Record],
+        rejects: Sequence[Reject],
+        fetched: FetchedBatch | None,
+        row_by_row: bool,
+    ) -> tuple[list[Reject], WriteCounts]:
+        """One transaction: lock, apply the mode, upsert (``row_by_row``: around what the database
+        refuses), record state and rejects."""
+        scope, spellings = self._begin(cursor, fetched, row_by_row)
+        if row_by_row:
+            counts, refused = self._write_around_refusals(cursor, rows, scope, fetched)
+        else:
+            counts, refused = WriteCounts(), []
+            self._upsert(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
+        if fetched is not None and self.state is not None:
+            # A patent with rows the database refused is not remembered as fetched: the next run (with
+            # refresh_after too) asks for it again, once the table can take its rows.
+            unlanded = {match_key(item.row[self._modes.column]) for item in refused}
+            landed = [patent for patent in fetched.patents if match_key(patent.requested) not in unlanded]
+            cursor.executemany(self._state_sql, self.state.rows(fetched._replace(patents=landed), spellings))
+        refused_rejects = [
+            Reject(self.endpoint, item.row["pn"], item.row["patent_id"], item.reason, raw_json(item.row))
+            for item in refused
+        ]
+        if rejects or refused_rejects:
+            self._write_rejects(cursor, [*rejects, *refused_rejects])
+        return refused_rejects, counts
+
+    def _write_around_refusals(
+        self, cursor: Any, rows: list[Record], scope: Scope | None, fetched: FetchedBatch | None
+    ) -> tuple[WriteCounts, list[RefusedRow]]:
+        """Apply the mode and write each row in a savepoint. When the database refuses some, undo both
+        and redo them without those rows, their patents' other rows kept (as for a mapping reject): what
+        the mode deletes, closes and counts then goes only with rows that land."""
+        refused: dict[str, RefusedRow] = {}
+        cursor.execute("SAVEPOINT patsnap_batch")
+        while True:  # each pass that refuses a row drops it, so this ends
+            counts = WriteCounts()
+            newly = self._write_one_by_one(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
+            if not newly:
+                cursor.execute("RELEASE SAVEPOINT patsnap_batch")
+                return counts, list(refused.values())
+            cursor.execute("ROLLBACK TO SAVEPOINT patsnap_batch")
+            refused.update((item.row[KEY], item) for item in newly)
+            rows = [row for row in rows if row[KEY] not in refused]
+            if scope is not None:
+                scope = scope.keeping({scope.owner.get(item.row[self._modes.column], "") for item in newly})
+
+    def _begin(
+        self, cursor: Any, fetched: FetchedBatch | None, row_by_row: bool
+    ) -> tuple[Scope | None, dict[str, str]]:
+        """Start the batch's transaction: lock its patents for ``sync`` and ``history``; return their
+        scope (None for ``merge``) and how the state table spells them."""
+        in_mode = self.write_mode != "merge" and fetched is not None and bool(fetched.patents)
+        if self._sqlite and not self._connection.in_transaction and (in_mode or row_by_row):
+            # Read and write under one lock, no other writer between; and a transaction of our own, as
+            # sqlite3 would otherwise commit at the outermost RELEASE of a savepoint.
+            cursor.execute("BEGIN IMMEDIATE")
+        elif self._bulk and in_mode and fetched is not None:
+            lock_patents(cursor, self.table, [patent.requested for patent in fetched.patents])
+        spellings: dict[str, str] = {}
+        if fetched is not None and self.state is not None:
+            requested = [patent.requested for patent in fetched.patents]
+            spellings = self.state.spellings(cursor, self.hook.placeholder, requested)
+        return (scope_of(fetched, spellings) if in_mode and fetched is not None else None), spellings
 
     def _apply_mode(
-        self, cursor: Any, rows: list[Record], fetched: FetchedBatch | None, counts: WriteCounts
+        self,
+        cursor: Any,
+        rows: list[Record],
+        scope: Scope | None,
+        fetched: FetchedBatch | None,
+        counts: WriteCounts,
     ) -> list[Record]:
-        """Lock the batch's patents and delete (sync) or close (history) what vanished; the rows to
-        upsert."""
-        if self.write_mode == "merge" or fetched is None or not fetched.patents:
+        """Delete (sync) or close (history) what vanished from the scope's patents; the rows to upsert."""
+        if scope is None or fetched is None:
             return rows
-        scope: Scope = scope_of(fetched)
-        if self._sqlite and not self._connection.in_transaction:
-            cursor.execute("BEGIN IMMEDIATE")  # read and write under one lock: no other writer between
-        elif self._bulk:
-            lock_patents(cursor, self.table, scope)
         if self.write_mode == "sync":
             self._modes.remove_vanished(cursor, rows, scope, counts)
             return rows
         return self._modes.versions(cursor, rows, scope, fetched.fetched_at, counts)
+
+    def _upsert(self, cursor: Any, rows: list[Record]) -> None:
+        if not rows:
+            return
+        if self._bulk and hasattr(cursor, "copy"):
+            self._copy_upsert(cursor, rows)
+        else:
+            cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
 
     def _copy_upsert(self, cursor: Any, rows: list[Record]) -> None:
         names = ", ".join(self._names)
@@ -220,10 +291,8 @@ class SqlSink(Sink):
             f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}"
         )
 
-    def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[Reject]:
-        """Find the rows the database refuses, each in a savepoint so the others still land."""
-        if getattr(self._connection, "in_transaction", True) is False:
-            cursor.execute("BEGIN")  # sqlite3 would otherwise commit at the outermost RELEASE
+    def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[RefusedRow]:
+        """Write each row in a savepoint, so the others land; return the rows the database refused."""
         refused = []
         for row in rows:
             cursor.execute("SAVEPOINT patsnap_row")
@@ -233,8 +302,7 @@ class SqlSink(Sink):
                 if not is_data_error(error):
                     raise
                 cursor.execute("ROLLBACK TO SAVEPOINT patsnap_row")
-                reason = f"{self.table} refused the row: {first_line(error)}"
-                refused.append(Reject(self.endpoint, row["pn"], row["patent_id"], reason, raw_json(row)))
+                refused.append(RefusedRow(row, f"{self.table} refused the row: {first_line(error)}"))
             cursor.execute("RELEASE SAVEPOINT patsnap_row")
         return refused
 

@@ -4,13 +4,17 @@
 ``valid_from`` / ``valid_to`` (slowly-changing dimension, type 2) and touches nothing that did not change.
 Both run inside the batch's transaction, after the patents are locked (see :func:`lock_patents`), so two
 shards fetching the same patent write one after the other and each sees what the other committed.
+
+A patent's rows are found by every spelling the table may hold them under: as requested, as PatSnap
+echoed it now, and as the state table remembers PatSnap echoing it before (a patent with no data now
+has no echo).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record
@@ -22,8 +26,12 @@ VERSION_KEY = "version_key"
 HISTORY_COLUMNS = (
     Column(VERSION_KEY, "VARCHAR(40)", "sha1 of record_key, row_hash and valid_from; the primary key"),
     Column("row_hash", "VARCHAR(40)", "sha1 of the record's values: a change makes a new version"),
-    Column("valid_from", "VARCHAR(32)", "UTC time this version was first fetched, ISO 8601"),
-    Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone; NULL while current"),
+    Column(
+        "valid_from",
+        "VARCHAR(32)",
+        "UTC time this version became current (its batch's fetch time, or later), ISO 8601",
+    ),
+    Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone (likewise); NULL while current"),
     Column("is_current", "SMALLINT", "1 for the version PatSnap returns now, else 0"),
 )
 _NOT_HASHED = frozenset({KEY, "fetched_at"})  # fetched_at changes on every fetch; the key follows values
@@ -45,11 +53,20 @@ class Scope(NamedTuple):
     def values(self) -> list[str]:
         return sorted(self.owner)
 
+    def keeping(self, patents: Collection[str]) -> Scope:
+        """The same scope, with nothing removed (or closed) for ``patents``: some of their data was
+        refused."""
+        return self._replace(removable=self.removable - frozenset(patents))
 
-def scope_of(batch: FetchedBatch) -> Scope:
+
+def scope_of(batch: FetchedBatch, spellings: Mapping[str, str]) -> Scope:
+    """The batch's patents under every spelling their rows may have; ``spellings`` maps a requested
+    patent to the one the state table remembers."""
     owner: dict[str, str] = {}
     for patent in batch.patents:
         owner[patent.requested] = patent.requested
+        if patent.requested in spellings:
+            owner[spellings[patent.requested]] = patent.requested  # as an earlier answer spelled it
         if patent.echoed is not None:
             owner[patent.echoed] = patent.requested  # what the rows hold, in the vendor's spelling
     return Scope(
@@ -59,14 +76,14 @@ def scope_of(batch: FetchedBatch) -> Scope:
     )
 
 
-def lock_patents(cursor: Any, table: str, scope: Scope) -> None:
+def lock_patents(cursor: Any, table: str, patents: Iterable[str]) -> None:
     """PostgreSQL: one transaction-scoped advisory lock per patent, taken in one (sorted) order.
 
     Two shards with overlapping patents then write them one after the other, and neither can hold a
     lock the other waits for while waiting itself: no deadlock, and no vanished row left by a writer
     that did not yet see the other's rows.
     """
-    locks = sorted({_lock_id(table, patent) for patent in scope.owner.values()})
+    locks = sorted({_lock_id(table, patent) for patent in patents})
     cursor.executemany("SELECT pg_advisory_xact_lock(%s)", [(lock,) for lock in locks])
 
 
@@ -110,9 +127,16 @@ class ModeWriter:
         counts.patents_emptied += len(set(vanished.values()) & scope.empty)
 
     def versions(
-        self, cursor: Any, rows: list[Record], scope: Scope, valid_at: str, counts: WriteCounts
+        self, cursor: Any, rows: list[Record], scope: Scope, fetched_at: str, counts: WriteCounts
     ) -> list[Record]:
-        """``history``: close changed and vanished versions; return the versions to insert."""
+        """``history``: close changed and vanished versions; return the versions to insert.
+
+        They change at the batch's fetch time, or later if another batch already wrote a later time
+        for these patents (a shard that fetched after this batch but committed before it): a version
+        never ends before it starts, nor starts before the one it follows ends, so an as-of query
+        finds at most one version of a record.
+        """
+        valid_at = max(fetched_at, self._latest_change(cursor, scope))
         new = {row[KEY]: (row, self.row_hash(row)) for row in rows}
         closed: dict[str, str] = {}  # version key → its patent when it closes because it vanished
         current = self._select(cursor, f"{VERSION_KEY}, {KEY}, row_hash", scope, "is_current = 1 AND ")
@@ -134,6 +158,16 @@ class ModeWriter:
         counts.versions_opened += len(new)
         counts.patents_emptied += len({owner for owner in closed.values() if owner} & scope.empty)
         return [self._version(row, row_hash, valid_at) for row, row_hash in new.values()]
+
+    def _latest_change(self, cursor: Any, scope: Scope) -> str:
+        """The latest ``valid_from`` or ``valid_to`` among the scope's versions ("" when none)."""
+        marks = ", ".join([self.placeholder] * len(scope.owner))
+        cursor.execute(
+            f"SELECT MAX(COALESCE(valid_to, valid_from)) FROM {self.table} WHERE {self.column} IN ({marks})",
+            scope.values,
+        )
+        latest = cursor.fetchone()[0]
+        return str(latest) if latest is not None else ""
 
     def row_hash(self, row: Record) -> str:
         text = json.dumps([row[name] for name in self._hashed], ensure_ascii=True, default=str)

@@ -4,6 +4,10 @@ One row per requested patent (and endpoint parameters, such as P022's ``lang``):
 fetched, whether PatSnap had data for it and how many rows it became. Patents with no data are kept too,
 so a later run does not pay to ask again. The SQL sink writes a batch's state in the same transaction as
 its rows: a patent is never remembered as fetched unless its rows are in the table.
+
+It also remembers how the table's rows spell the patent (PatSnap echoes its own spelling, ``CN1A`` for
+a request of ``cn1a``), so a later batch that asked in any spelling and got no data still finds the
+rows to delete or close.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ STATE_COLUMNS = (
     Column(STATE_KEY, "VARCHAR(40)", "sha1 of endpoint, id kind, patent and parameters; the primary key"),
     Column("endpoint", "VARCHAR(8)", "PatSnap API code, P026 for example"),
     Column("id_kind", "VARCHAR(16)", "patent_number or patent_id"),
-    Column("patent", "TEXT", "the patent as it was requested"),
+    Column(
+        "patent",
+        "TEXT",
+        "the patent as the table's rows spell it: as PatSnap last echoed it, else as requested",
+    ),
     Column("params", "TEXT", "the endpoint parameters of the request, as JSON (P022's lang)"),
     Column("found", "INTEGER", "1 when PatSnap returned data for the patent (a billed unit), else 0"),
     Column("row_count", "INTEGER", "rows the patent's data became"),
@@ -60,14 +68,32 @@ class FetchState:
         text = "\x1f".join((self.endpoint, self.id_kind, match_key(patent), self.params))
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
-    def rows(self, batch: FetchedBatch) -> list[tuple[Any, ...]]:
-        """The batch's state rows as value tuples in column order, sorted by key (the lock order)."""
+    def spellings(self, cursor: Any, placeholder: str, patents: Sequence[str]) -> dict[str, str]:
+        """How the table's rows spell each of ``patents``, as the last batch that fetched it recorded:
+        requested patent → spelling, for the patents this table has state for."""
+        keys = sorted({self.key(patent) for patent in patents})
+        stored: dict[str, str] = {}
+        for start in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[start : start + _LOOKUP_CHUNK]
+            marks = ", ".join([placeholder] * len(chunk))
+            cursor.execute(
+                f"SELECT {STATE_KEY}, patent FROM {self.table} WHERE {STATE_KEY} IN ({marks})", chunk
+            )
+            stored.update((str(key), str(spelling)) for key, spelling in cursor.fetchall())
+        return {patent: stored[key] for patent in patents if (key := self.key(patent)) in stored}
+
+    def rows(self, batch: FetchedBatch, spellings: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
+        """The batch's state rows as value tuples in column order, sorted by key (the lock order).
+
+        A patent with data is recorded in the spelling PatSnap echoed (the one its rows hold); one without
+        keeps the spelling in ``spellings`` (:meth:`spellings`), as its rows may still be in the table."""
+        spellings = spellings or {}
         by_key = {
             key: (  # in STATE_COLUMNS order
                 key,
                 self.endpoint,
                 self.id_kind,
-                patent.requested,
+                patent.echoed or spellings.get(patent.requested, patent.requested),
                 self.params,
                 int(patent.echoed is not None),
                 patent.rows,

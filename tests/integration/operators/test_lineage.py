@@ -6,20 +6,29 @@ through the provider's own ExtractorManager, as its listener does when a task su
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.lineage import file_dataset
+from airflow_provider_patsnap.lineage import destination_dataset, file_dataset, named_by_its_hook
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import numbers
+from tests.helpers import fresh_postgres_database, numbers
 
 IDS = numbers(12, start=170000000)
 AWARD_PATH = "/advanced-patent-data/award-data"
+LINEAGE_DOC = Path(__file__).resolve().parents[3] / "docs" / "lineage.md"
+# A JSON block of docs/lineage.md that shows what a test here captured: <!-- captured: name --> above it.
+CAPTURED_BLOCK = re.compile(r"<!-- captured: (\w+) -->\n+```json\n(.*?)```", re.DOTALL)
+DOC_BASE_URL = "http://127.0.0.1:33709"  # the docs' sandbox address, for the test's own
 
 
 def pg_settings(postgres_conn: str) -> Any:
@@ -138,6 +147,37 @@ def check_facets(facets: dict[str, Any], sandbox: Sandbox, namespace: str, name:
     assert all(field["type"] and field["description"] for field in fields)
 
 
+def documented(name: str) -> Any:
+    return json.loads(dict(CAPTURED_BLOCK.findall(LINEAGE_DOC.read_text(encoding="utf-8")))[name])
+
+
+def without_boilerplate(value: Any) -> Any:
+    """``value`` without the keys OpenLineage adds to every facet (``_producer``, ``_schemaURL``) and the
+    empty ``fields`` of each schema field."""
+    if isinstance(value, list):
+        return [without_boilerplate(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            key: without_boilerplate(item)
+            for key, item in value.items()
+            if key not in ("_producer", "_schemaURL") and not (key == "fields" and item == [])
+        }
+    return value
+
+
+def as_documented(facets: dict[str, Any], namespace: str, name: str, last_fields: int) -> dict[str, Any]:
+    """The facets as docs/lineage.md shows them: without boilerplate, with its sandbox address and
+    output name (for this run's port, temporary directory and database), the schema's fields cut to
+    the first four, "...", and the last ``last_fields``."""
+    shown = without_boilerplate(facets)
+    shown["inputs"][0]["namespace"] = DOC_BASE_URL
+    [output] = shown["outputs"]
+    output["namespace"], output["name"] = namespace, name
+    fields = output["facets"]["schema"]["fields"]
+    output["facets"]["schema"]["fields"] = [*fields[:4], "...", *fields[-last_fields:]]
+    return shown
+
+
 def test_facets_of_a_postgres_table_name_it_as_the_postgres_hook_does(
     patsnap: Sandbox, postgres_conn: str
 ) -> None:
@@ -162,6 +202,8 @@ def test_facets_of_a_postgres_table_name_it_as_the_postgres_hook_does(
     )
     history_columns = [field["name"] for field in facets["outputs"][0]["facets"]["schema"]["fields"]][-5:]
     assert history_columns == ["version_key", "row_hash", "valid_from", "valid_to", "is_current"]
+    shown = as_documented(facets, "postgres://127.0.0.1:5432", "warehouse.public.patsnap_award", 5)
+    assert shown == documented("postgres")
 
 
 def test_facets_of_a_sqlite_table_and_an_ndjson_file(
@@ -176,14 +218,132 @@ def test_facets_of_a_sqlite_table_and_an_ndjson_file(
     table_summary = table_op.execute(context={})
     file_summary = file_op.execute(context={})
 
+    table_facets, file_facets = extracted(table_op), extracted(file_op)
     check_facets(
-        extracted(table_op),
-        patsnap,
-        f"sqlite://{tmp_path}/warehouse.db",
-        "patsnap_award",
-        table_summary["rows"],
+        table_facets, patsnap, f"sqlite://{tmp_path}/warehouse.db", "patsnap_award", table_summary["rows"]
     )
-    check_facets(extracted(file_op), patsnap, "file", f"{tmp_path}/awards.jsonl", file_summary["rows"])
+    check_facets(file_facets, patsnap, "file", f"{tmp_path}/awards.jsonl", file_summary["rows"])
+    assert as_documented(table_facets, "sqlite:///data/warehouse.db", "patsnap_award", 1) == documented(
+        "sqlite"
+    )
+    assert as_documented(file_facets, "file", "/data/patsnap/awards.jsonl", 1) == documented("ndjson")
+
+
+def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
+    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    from airflow.providers.openlineage.sqlparser import SQLParser
+    from airflow.providers.postgres.assets.postgres import convert_asset_to_openlineage
+
+    fresh = json.loads(fresh_postgres_database(postgres_server))
+    settings = {**fresh, "host": "LocalHost"}  # resolves to the server's 127.0.0.1
+    monkeypatch.setenv("AIRFLOW_CONN_PG_MIXED", json.dumps(settings))
+    op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, sql_conn_id="pg_mixed", emit_asset=True)
+    op.execute(context={})
+
+    [output] = extracted(op)["outputs"]
+    port, database = settings["port"], settings["schema"]
+    connection = BaseHook.get_connection("pg_mixed")
+    info = connection.get_hook().get_openlineage_database_info(connection)
+    assert output["namespace"] == SQLParser.create_namespace(info) == f"postgres://localhost:{port}"
+    assert output["name"] == f"{database}.public.patsnap_award"
+    # The asset is the same table to the postgres provider's asset-to-OpenLineage conversion.
+    [outlet] = op.outlets
+    assert outlet.uri == f"postgres://localhost:{port}/{database}/public/patsnap_award"
+    converted = convert_asset_to_openlineage(outlet, None)
+    assert (converted.namespace, converted.name) == (output["namespace"], output["name"])
+
+
+@pytest.mark.parametrize(("conn_type", "port"), [("mysql", 3306), ("mssql", 1433)])
+def test_a_table_asset_gets_the_providers_default_port_and_a_lower_case_host(
+    monkeypatch: pytest.MonkeyPatch, conn_type: str, port: int
+) -> None:
+    # MySqlHook's and MsSqlHook's get_openlineage_database_info use these ports when none is set.
+    connection = {"conn_type": conn_type, "host": "DB.Example.COM", "schema": "wh"}
+    monkeypatch.setenv("AIRFLOW_CONN_DB", json.dumps(connection))
+    op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="db", emit_asset=True)
+    assert [outlet.uri for outlet in op.outlets] == [f"{conn_type}://db.example.com:{port}/wh/patsnap_award"]
+
+
+def test_a_table_its_hook_cannot_name_keeps_the_rule_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    if importlib.util.find_spec("airflow.providers.amazon") is not None:
+        pytest.skip("with the amazon provider, the postgres hook names a Redshift table itself")
+    redshift = {"conn_type": "postgres", "host": "Cluster.abc.redshift.example", "port": 5439, "schema": "wh"}
+    monkeypatch.setenv("AIRFLOW_CONN_RS", json.dumps({**redshift, "extra": {"redshift": True}}))
+    destination = destination_dataset("rs", "patsnap_award", None)
+    assert destination is not None
+
+    named = named_by_its_hook(destination)
+
+    assert (named.namespace, named.name) == (
+        "postgres://cluster.abc.redshift.example:5439",
+        "wh.public.patsnap_award",
+    )
+    assert "its hook could not" in caplog.text and "amazon" in caplog.text
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_history_row_count_is_the_runs_current_rows_not_the_versions_it_wrote(
+    patsnap: Sandbox, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, database: str
+) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    conn_id = "warehouse"
+    if database == "sqlite":
+        request.getfixturevalue("sqlite_conn")
+    else:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WAREHOUSE", fresh_postgres_database(request.getfixturevalue("postgres_server"))
+        )
+    first = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=conn_id, write_mode="history")
+    first.execute(context={})
+    rerun = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id=conn_id, write_mode="history")
+
+    summary = rerun.execute(context={})  # the same data: not a row written
+
+    [output] = extracted(rerun)["outputs"]
+    [(current,)] = (
+        BaseHook.get_connection(conn_id)
+        .get_hook()
+        .get_records("SELECT COUNT(*) FROM patsnap_award WHERE is_current = 1")
+    )
+    assert summary["versions_opened"] == 0
+    assert output["outputFacets"]["outputStatistics"]["rowCount"] == summary["rows"] == current > 0
+
+
+# Airflow's own provider discovery reads each installed provider's package and its get_provider_info.
+PARSE_PROBE = """
+import json, sys
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
+for task_id, destination in (
+    ("postgres", {"sql_conn_id": "pg_parse"}),
+    ("sqlite", {"sql_conn_id": "warehouse"}),
+    ("file", {"output_path": "/data/awards.jsonl"}),
+):
+    assert PatsnapAwardOperator(task_id=task_id, patent_numbers=["CN1A"], emit_asset=True, **destination).outlets
+discovery = {"airflow.providers.openlineage", "airflow.providers.openlineage.get_provider_info"}
+print("OPENLINEAGE", json.dumps(sorted(m for m in sys.modules if "openlineage" in m and m not in discovery)))
+"""
+
+
+def test_building_operators_with_assets_imports_nothing_of_openlineage(
+    sqlite_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a DAG file does when it is parsed, in a fresh interpreter (where the provider is installed)."""
+    pytest.importorskip("airflow.providers.openlineage")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PG_PARSE", '{"conn_type": "postgres", "host": "PG.Example.COM", "schema": "wh"}'
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("OPENLINEAGE ")]
+    assert json.loads(line.removeprefix("OPENLINEAGE ")) == []
 
 
 def test_a_task_that_wrote_nothing_reports_no_datasets() -> None:

@@ -163,3 +163,41 @@ def test_estimate_only_calls_nothing_and_counts_what_a_run_would_request(
     assert estimate["would_request"] == len(LATER) == estimate["billed_units_at_most"]
     assert estimate["skipped_fresh"] == len(FIRST)
     assert estimate["billed_units_saved"] == with_data(FIRST)
+
+
+def refuse_rows_of(patent: str, refuse: bool) -> None:
+    """Make the database refuse (or take again) every row of ``patent``, as a CHECK constraint does."""
+    hook = BaseHook.get_connection("rb").get_hook()
+    postgres = hook.dialect_name == "postgresql"
+    if refuse and postgres:
+        hook.run(f"ALTER TABLE patsnap_award ADD CONSTRAINT refuse_one CHECK (pn <> '{patent}')")
+    elif refuse:  # SQLite adds a CHECK only with a column
+        hook.run(f"ALTER TABLE patsnap_award ADD COLUMN guard INTEGER CHECK (pn <> '{patent}')")
+    else:
+        hook.run(
+            "ALTER TABLE patsnap_award " + ("DROP CONSTRAINT refuse_one" if postgres else "DROP COLUMN guard")
+        )
+
+
+@pytest.mark.parametrize("mode", ["merge", "sync", "history"])
+def test_a_patent_whose_rows_the_database_refused_is_not_remembered_as_fetched(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str, mode: str
+) -> None:
+    ids = numbers(20, start=140000000)
+    refused = next(value for value in ids if with_data([value]))
+    awards(["NODATA01"], write_mode=mode).execute(context={})  # creates the table
+    refuse_rows_of(refused, True)
+    ledger = Ledger(patsnap)
+    first = awards(ids, write_mode=mode, refresh_after="1d", max_rejects=20).execute(context={})
+    assert first["rejects"] > 0 and ledger.since()[0] == with_data(ids)
+    refuse_rows_of(refused, False)  # the table is fixed
+    clock.now = START + timedelta(hours=6)
+
+    second = awards(ids, write_mode=mode, refresh_after="1d").execute(context={})
+
+    billed, requested = ledger.since()
+    assert requested == [refused] and billed == second["billed_units"] == 1  # paid again: it had not landed
+    assert second["rejects"] == 0 and second["rows"] == first["rejects"]
+    hook = BaseHook.get_connection("rb").get_hook()
+    [(rows,)] = hook.get_records(f"SELECT COUNT(*) FROM patsnap_award WHERE pn = '{refused}'")
+    assert rows == second["rows"]

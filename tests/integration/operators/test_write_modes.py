@@ -164,6 +164,96 @@ def test_sync_keeps_the_rows_of_a_patent_whose_data_was_partly_rejected(
     assert award_table() == rows_of(BEFORE)
 
 
+@pytest.mark.parametrize("mode", ["sync", "history"])
+def test_a_patent_requested_in_another_spelling_loses_its_rows_when_it_has_no_data(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str, mode: str
+) -> None:
+    # PatSnap echoes its own spelling: the rows say CN1A, whatever spelling the patent was asked for in.
+    vendor.objects = {"cn1a": patent("CN1A", award("Gold prize")), "CN2A": BEFORE["CN2A"]}
+    run(mode, [" cn1a ", "CN2A"])
+    vendor.objects = {"CN2A": BEFORE["CN2A"]}
+    clock.now = T2
+
+    summary = run(mode, ["Cn1A", "CN2A"])  # no data for it now, asked for in a third spelling
+
+    current = "WHERE is_current = 1" if mode == "history" else ""
+    assert award_table(current) == rows_of({"CN2A": BEFORE["CN2A"]})
+    assert summary["patents_emptied"] == 1
+    assert summary["rows_removed" if mode == "sync" else "versions_closed"] == 1
+
+
+def test_a_patent_keeps_the_spelling_its_rows_hold_through_a_batch_that_could_not_empty_it(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
+) -> None:
+    vendor.objects = {"cn1a": patent("CN1A", award("Gold prize"))}
+    run("sync", ["cn1a"])
+    # No data for it, but the batch also returned an object that names no patent: it may be cn1a's,
+    # so cn1a is not emptied this time.
+    vendor.objects = {"cn1a": {"patent_award_data": [award("Gold prize")]}}
+    clock.now = T2
+    assert run("sync", ["cn1a"], max_rejects=1)["patents_emptied"] == 0
+    vendor.objects = {}
+    clock.now = T3
+
+    summary = run("sync", ["cn1a"])
+
+    assert summary["patents_emptied"] == 1 and award_table() == set()
+
+
+def refuse_long_referrers(warehouse: str) -> None:
+    """Make the database refuse an award_referrer longer than 8 characters (a value refused by the
+    database, not by the mapping)."""
+    hook = BaseHook.get_connection(warehouse).get_hook()
+    if hook.dialect_name == "postgresql":
+        hook.run("ALTER TABLE patsnap_award ALTER COLUMN award_referrer TYPE VARCHAR(8)")
+    else:  # SQLite cannot narrow a column; a CHECK on a new column refuses the same rows
+        hook.run("ALTER TABLE patsnap_award ADD COLUMN guard INTEGER CHECK (length(award_referrer) <= 8)")
+
+
+# CN1A's gold prize changes to a referrer the database refuses, and its design prize vanishes; CN2A's
+# prize changes to a referrer the database takes.
+REFUSED_AFTER = {
+    "CN1A": patent("CN1A", award("Gold prize", referrer="a-very-long-referrer")),
+    "CN2A": patent("CN2A", award("Gold prize", referrer="ministry")),
+}
+
+
+def test_sync_keeps_the_rows_of_a_patent_whose_new_row_the_database_refused(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
+) -> None:
+    vendor.objects = BEFORE
+    run("sync")
+    refuse_long_referrers(warehouse)
+    vendor.objects = REFUSED_AFTER
+
+    summary = run("sync", ["CN1A", "CN2A"], max_rejects=5)
+
+    assert summary["rejects"] == 1 and summary["rows"] == 1
+    assert summary["rows_removed"] == 0  # CN1A's design prize stays: some of CN1A's data was refused
+    assert award_table() == rows_of({**BEFORE, "CN2A": REFUSED_AFTER["CN2A"]})
+    [(reason,)] = query("SELECT reason FROM patsnap_award_rejects")
+    assert reason.startswith("patsnap_award refused the row: ")
+
+
+def test_history_keeps_the_current_version_of_a_record_whose_new_version_the_database_refused(
+    vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
+) -> None:
+    vendor.objects = BEFORE
+    run("history")
+    refuse_long_referrers(warehouse)
+    vendor.objects = REFUSED_AFTER
+    clock.now = T2
+
+    summary = run("history", ["CN1A", "CN2A"], max_rejects=5)
+
+    assert summary["rejects"] == 1
+    # Only CN2A's change landed: one version opened, one closed. CN1A is as it was, nothing closed.
+    assert (summary["versions_opened"], summary["versions_closed"]) == (1, 1)
+    assert award_table("WHERE is_current = 1") == rows_of({**BEFORE, "CN2A": REFUSED_AFTER["CN2A"]})
+    [(versions, current)] = query("SELECT COUNT(*), SUM(is_current) FROM patsnap_award")
+    assert (versions, current) == (5, 4)
+
+
 def test_overlapping_sync_shards_leave_exactly_the_new_rows(
     vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
