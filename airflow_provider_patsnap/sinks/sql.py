@@ -28,17 +28,19 @@ from airflow_provider_patsnap.sinks.base import (
     utc_now,
 )
 from airflow_provider_patsnap.sinks.names import InvalidDestinationError, check_table_name, rejects_table_name
+from airflow_provider_patsnap.sinks.sql_bulk import CopyUpsert, can_copy
 from airflow_provider_patsnap.sinks.sql_modes import (
     HISTORY_COLUMNS,
     VERSION_KEY,
     ModeWriter,
     Scope,
-    lock_patents,
+    lock_table,
     patent_column,
     scope_of,
 )
 from airflow_provider_patsnap.sinks.sql_tables import (
     TableKeeper,
+    ValueList,
     first_line,
     is_data_error,
     is_retryable,
@@ -120,12 +122,16 @@ class SqlSink(Sink):
         if state is not None:
             self._state_sql = self._replace_sql(state.table, state.names, STATE_KEY)
         column = patent_column(id_kind)
-        self._modes = ModeWriter(self.table, column, [c.name for c in columns], hook.placeholder)
-        # PostgreSQL through psycopg 3: COPY into a temporary table, then one upsert of the batch.
-        self._bulk = hook.dialect_name == "postgresql"
+        self._value_list = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
+        self._modes = ModeWriter(self.table, column, [c.name for c in columns], self._value_list)
+        self._postgres = hook.dialect_name == "postgresql"
         self._sqlite = hook.dialect_name == "sqlite"
         self._tables = TableKeeper(hook)
         self._connection: Any = hook.get_conn()
+        # PostgreSQL through psycopg 3: rows and state are copied in and upserted, one statement each.
+        self._copy_rows: CopyUpsert | None = None
+        self._copy_state: CopyUpsert | None = None
+        self._state_keys: dict[str, str] = {}  # the write's patents' state keys, computed once
         try:
             self._tables.ensure(self._connection, self.table, self.columns, self.key)
             if write_mode != "merge":  # sync and history find a patent's rows by its id
@@ -133,6 +139,14 @@ class SqlSink(Sink):
             self._tables.ensure(self._connection, self.rejects_table, REJECT_COLUMNS, REJECT_KEY)
             if state is not None:
                 self._tables.ensure(self._connection, state.table, STATE_COLUMNS, STATE_KEY)
+            if self._postgres and can_copy(self._connection):
+                self._copy_rows = CopyUpsert(
+                    self._connection, self.table, self._names, self.key, "patsnap_stage"
+                )
+                if state is not None:
+                    self._copy_state = CopyUpsert(
+                        self._connection, state.table, state.names, STATE_KEY, "patsnap_state_stage"
+                    )
         except BaseException:
             self.close(ok=False)
             raise
@@ -205,7 +219,11 @@ class SqlSink(Sink):
             # refresh_after too) asks for it again, once the table can take its rows.
             unlanded = {match_key(item.row[self._modes.column]) for item in refused}
             landed = [patent for patent in fetched.patents if match_key(patent.requested) not in unlanded]
-            cursor.executemany(self._state_sql, self.state.rows(fetched._replace(patents=landed), spellings))
+            state_rows = self.state.rows(fetched._replace(patents=landed), spellings, self._state_keys)
+            if self._copy_state is not None:
+                self._copy_state(cursor, state_rows)
+            else:
+                cursor.executemany(self._state_sql, state_rows)
         refused_rejects = [
             Reject(self.endpoint, item.row["pn"], item.row["patent_id"], item.reason, raw_json(item.row))
             for item in refused
@@ -244,12 +262,12 @@ class SqlSink(Sink):
             # Read and write under one lock, no other writer between; and a transaction of our own, as
             # sqlite3 would otherwise commit at the outermost RELEASE of a savepoint.
             cursor.execute("BEGIN IMMEDIATE")
-        elif self._bulk and in_mode and fetched is not None:
-            lock_patents(cursor, self.table, [patent.requested for patent in fetched.patents])
+        elif self._postgres and in_mode:
+            lock_table(cursor, self.table)
         spellings: dict[str, str] = {}
         if fetched is not None and self.state is not None:
-            requested = [patent.requested for patent in fetched.patents]
-            spellings = self.state.spellings(cursor, self.hook.placeholder, requested)
+            self._state_keys = self.state.keys(patent.requested for patent in fetched.patents)
+            spellings = self.state.spellings(cursor, self._value_list, self._state_keys)
         return (scope_of(fetched, spellings) if in_mode and fetched is not None else None), spellings
 
     def _apply_mode(
@@ -271,25 +289,10 @@ class SqlSink(Sink):
     def _upsert(self, cursor: Any, rows: list[Record]) -> None:
         if not rows:
             return
-        if self._bulk and hasattr(cursor, "copy"):
-            self._copy_upsert(cursor, rows)
+        if self._copy_rows is not None:
+            self._copy_rows(cursor, map(self._values, rows))
         else:
             cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
-
-    def _copy_upsert(self, cursor: Any, rows: list[Record]) -> None:
-        names = ", ".join(self._names)
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS patsnap_stage (LIKE {self.table} INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY patsnap_stage ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(self._values(row))
-        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in self._names if name != self.key)
-        cursor.execute(
-            f"INSERT INTO {self.table} ({names}) SELECT {names} FROM patsnap_stage ORDER BY {self.key} "
-            f"ON CONFLICT ({self.key}) DO UPDATE SET {updates}"
-        )
 
     def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[RefusedRow]:
         """Write each row in a savepoint, so the others land; return the rows the database refused."""

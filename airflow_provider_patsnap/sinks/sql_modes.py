@@ -2,7 +2,7 @@
 
 ``sync`` deletes the rows PatSnap no longer returns; ``history`` keeps every version of a record with
 ``valid_from`` / ``valid_to`` (slowly-changing dimension, type 2) and touches nothing that did not change.
-Both run inside the batch's transaction, after the patents are locked (see :func:`lock_patents`), so two
+Both run inside the batch's transaction, after the table is locked (see :func:`lock_table`), so two
 shards fetching the same patent write one after the other and each sees what the other committed.
 
 A patent's rows are found by every spelling the table may hold them under: as requested, as PatSnap
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column, IdKind, Record
-from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.sinks.base import FetchedBatch, WriteCounts
+from airflow_provider_patsnap.sinks.sql_tables import ValueList
 
 KEY = "record_key"
 VERSION_KEY = "version_key"
@@ -76,38 +76,45 @@ def scope_of(batch: FetchedBatch, spellings: Mapping[str, str]) -> Scope:
     )
 
 
-def lock_patents(cursor: Any, table: str, patents: Iterable[str]) -> None:
-    """PostgreSQL: one transaction-scoped advisory lock per patent, taken in one (sorted) order.
+def lock_table(cursor: Any, table: str) -> None:
+    """PostgreSQL: one transaction-scoped advisory lock for the ``sync`` and ``history`` writes of a table.
 
-    Two shards with overlapping patents then write them one after the other, and neither can hold a
-    lock the other waits for while waiting itself: no deadlock, and no vanished row left by a writer
-    that did not yet see the other's rows.
+    Two shards with overlapping patents then write one after the other, each seeing what the other
+    committed: no vanished row is left by a writer that did not yet see the other's rows, and with a
+    single lock no two writers can wait for each other. (One lock per patent would also let disjoint
+    writes overlap, but a write of many batches would take thousands of locks, more than PostgreSQL's
+    shared lock table holds for a few shards at once.)
     """
-    locks = sorted({_lock_id(table, patent) for patent in patents})
-    cursor.executemany("SELECT pg_advisory_xact_lock(%s)", [(lock,) for lock in locks])
-
-
-def _lock_id(table: str, patent: str) -> int:
-    digest = hashlib.sha1(f"{table}\x1f{match_key(patent)}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    digest = hashlib.sha1(f"airflow-provider-patsnap\x1f{table}".encode()).digest()
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest[:8], "big", signed=True),))
 
 
 class ModeWriter:
     """Selects the batch's patents' rows and works out what to delete, close and insert."""
 
-    def __init__(self, table: str, column: str, names: Sequence[str], placeholder: str) -> None:
+    def __init__(self, table: str, column: str, names: Sequence[str], values: ValueList) -> None:
         self.table = table
         self.column = column
-        self.placeholder = placeholder
+        self.placeholder = values.placeholder
+        self.values = values
         self._hashed = [name for name in names if name not in _NOT_HASHED]
 
     def _select(self, cursor: Any, what: str, scope: Scope, where: str = "") -> list[tuple[Any, ...]]:
-        marks = ", ".join([self.placeholder] * len(scope.owner))
-        cursor.execute(
-            f"SELECT {what}, {self.column} FROM {self.table} WHERE {where}{self.column} IN ({marks})",
-            scope.values,
-        )
-        return list(cursor.fetchall())
+        found: list[tuple[Any, ...]] = []
+        for condition, parameters in self.values.chunks(self.column, scope.values):
+            cursor.execute(
+                f"SELECT {what}, {self.column} FROM {self.table} WHERE {where}{condition}", parameters
+            )
+            found += cursor.fetchall()
+        return found
+
+    def _for_each(self, cursor: Any, statement: str, key: str, keys: Sequence[str], *head: Any) -> None:
+        """``statement`` (ending in ``WHERE``) for every one of ``keys``: one statement with an array on
+        PostgreSQL, one execution a key elsewhere (``head``: parameters before the key's)."""
+        if self.values.arrays:
+            cursor.execute(f"{statement} {key} = ANY({self.placeholder})", [*head, list(keys)])
+        else:
+            cursor.executemany(f"{statement} {key} = {self.placeholder}", [(*head, value) for value in keys])
 
     def remove_vanished(self, cursor: Any, rows: list[Record], scope: Scope, counts: WriteCounts) -> None:
         """``sync``: delete the scope's rows whose key is not among ``rows``, in key order."""
@@ -119,10 +126,7 @@ class ModeWriter:
             if key not in keep and scope.owner.get(value) in scope.removable
         }
         if vanished:
-            cursor.executemany(
-                f"DELETE FROM {self.table} WHERE {KEY} = {self.placeholder}",
-                [(key,) for key in sorted(vanished)],
-            )
+            self._for_each(cursor, f"DELETE FROM {self.table} WHERE", KEY, sorted(vanished))
         counts.rows_removed += len(vanished)
         counts.patents_emptied += len(set(vanished.values()) & scope.empty)
 
@@ -149,11 +153,8 @@ class ModeWriter:
             elif scope.owner.get(value) in scope.removable:
                 closed[version_key] = scope.owner.get(value, "")
         if closed:
-            cursor.executemany(
-                f"UPDATE {self.table} SET valid_to = {self.placeholder}, is_current = 0 "
-                f"WHERE {VERSION_KEY} = {self.placeholder}",
-                [(valid_at, version_key) for version_key in sorted(closed)],
-            )
+            update = f"UPDATE {self.table} SET valid_to = {self.placeholder}, is_current = 0 WHERE"
+            self._for_each(cursor, update, VERSION_KEY, sorted(closed), valid_at)
         counts.versions_closed += len(closed)
         counts.versions_opened += len(new)
         counts.patents_emptied += len({owner for owner in closed.values() if owner} & scope.empty)
@@ -161,13 +162,14 @@ class ModeWriter:
 
     def _latest_change(self, cursor: Any, scope: Scope) -> str:
         """The latest ``valid_from`` or ``valid_to`` among the scope's versions ("" when none)."""
-        marks = ", ".join([self.placeholder] * len(scope.owner))
-        cursor.execute(
-            f"SELECT MAX(COALESCE(valid_to, valid_from)) FROM {self.table} WHERE {self.column} IN ({marks})",
-            scope.values,
-        )
-        latest = cursor.fetchone()[0]
-        return str(latest) if latest is not None else ""
+        latest = ""
+        for condition, parameters in self.values.chunks(self.column, scope.values):
+            cursor.execute(
+                f"SELECT MAX(COALESCE(valid_to, valid_from)) FROM {self.table} WHERE {condition}", parameters
+            )
+            found = cursor.fetchone()[0]
+            latest = max(latest, str(found) if found is not None else "")
+        return latest
 
     def row_hash(self, row: Record) -> str:
         text = json.dumps([row[name] for name in self._hashed], ensure_ascii=True, default=str)

@@ -1,19 +1,47 @@
 """Tables the SQL sink writes to: created safely by shards starting together, checked before any paid call.
 
 Also how database errors are told apart: a deadlock or serialization failure is worth repeating; a value
-the database refuses (too long, out of range) belongs to one row, not to the batch.
+the database refuses (too long, out of range) belongs to one row, not to the batch. And how a statement
+names a list of values (:class:`ValueList`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column
 from airflow_provider_patsnap.exceptions import PatsnapInputError
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _DATA_ERROR_NAMES = frozenset({"DataError", "IntegrityError"})  # DB-API classes, whatever the driver
+
+
+class ValueList(NamedTuple):
+    """``column IN (...)``, in the form the database parses fastest.
+
+    PostgreSQL takes the values as one array parameter (``= ANY(%s)``): psycopg parses a query with
+    thousands of placeholders in milliseconds, every time. Elsewhere, ``IN`` with one placeholder a
+    value, at most :data:`IN_LIST_CHUNK` at a time, far below any database's parameter limit (and at
+    most :data:`ARRAY_CHUNK` values an array).
+    """
+
+    placeholder: str
+    arrays: bool
+
+    def chunks(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """(condition, parameters) pairs that together cover ``values``."""
+        size = ARRAY_CHUNK if self.arrays else IN_LIST_CHUNK
+        for start in range(0, len(values), size):
+            chunk = list(values[start : start + size])
+            if self.arrays:
+                yield f"{column} = ANY({self.placeholder})", [chunk]
+            else:
+                yield f"{column} IN ({', '.join([self.placeholder] * len(chunk))})", chunk
+
+
+IN_LIST_CHUNK = 500
+ARRAY_CHUNK = 10_000
 
 
 class TableMismatchError(PatsnapInputError):

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column, IdKind
 from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.sinks.base import FetchedBatch
 from airflow_provider_patsnap.sinks.names import check_table_name
+from airflow_provider_patsnap.sinks.sql_tables import ValueList
 
 STATE_SUFFIX = "_state"
 STATE_KEY = "state_key"
@@ -38,7 +39,6 @@ STATE_COLUMNS = (
     Column("row_count", "INTEGER", "rows the patent's data became"),
     Column("fetched_at", "VARCHAR(32)", "UTC time of the fetch, ISO 8601"),
 )
-_LOOKUP_CHUNK = 500  # keys per SELECT: far below any database's parameter limit
 
 
 def state_table_name(table: str) -> str:
@@ -68,26 +68,32 @@ class FetchState:
         text = "\x1f".join((self.endpoint, self.id_kind, match_key(patent), self.params))
         return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
-    def spellings(self, cursor: Any, placeholder: str, patents: Sequence[str]) -> dict[str, str]:
-        """How the table's rows spell each of ``patents``, as the last batch that fetched it recorded:
-        requested patent → spelling, for the patents this table has state for."""
-        keys = sorted({self.key(patent) for patent in patents})
-        stored: dict[str, str] = {}
-        for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[start : start + _LOOKUP_CHUNK]
-            marks = ", ".join([placeholder] * len(chunk))
-            cursor.execute(
-                f"SELECT {STATE_KEY}, patent FROM {self.table} WHERE {STATE_KEY} IN ({marks})", chunk
-            )
-            stored.update((str(key), str(spelling)) for key, spelling in cursor.fetchall())
-        return {patent: stored[key] for patent in patents if (key := self.key(patent)) in stored}
+    def keys(self, patents: Iterable[str]) -> dict[str, str]:
+        """Patent → :meth:`key`, to compute each key once per write."""
+        return {patent: self.key(patent) for patent in patents}
 
-    def rows(self, batch: FetchedBatch, spellings: Mapping[str, str] | None = None) -> list[tuple[Any, ...]]:
+    def spellings(self, cursor: Any, values: ValueList, keys: Mapping[str, str]) -> dict[str, str]:
+        """How the table's rows spell each patent of ``keys`` (:meth:`keys`), as the last batch that
+        fetched it recorded: requested patent → spelling, for the patents this table has state for."""
+        stored: dict[str, str] = {}
+        for condition, parameters in values.chunks(STATE_KEY, sorted(set(keys.values()))):
+            cursor.execute(f"SELECT {STATE_KEY}, patent FROM {self.table} WHERE {condition}", parameters)
+            stored.update((str(key), str(spelling)) for key, spelling in cursor.fetchall())
+        return {patent: stored[key] for patent, key in keys.items() if key in stored}
+
+    def rows(
+        self,
+        batch: FetchedBatch,
+        spellings: Mapping[str, str] | None = None,
+        keys: Mapping[str, str] | None = None,
+    ) -> list[tuple[Any, ...]]:
         """The batch's state rows as value tuples in column order, sorted by key (the lock order).
 
         A patent with data is recorded in the spelling PatSnap echoed (the one its rows hold); one without
-        keeps the spelling in ``spellings`` (:meth:`spellings`), as its rows may still be in the table."""
+        keeps the spelling in ``spellings`` (:meth:`spellings`), as its rows may still be in the table.
+        ``keys``: the batch's :meth:`keys`, if already computed."""
         spellings = spellings or {}
+        keys = keys or self.keys(patent.requested for patent in batch.patents)
         by_key = {
             key: (  # in STATE_COLUMNS order
                 key,
@@ -99,7 +105,7 @@ class FetchState:
                 patent.rows,
                 batch.fetched_at,
             )
-            for key, patent in ((self.key(patent.requested), patent) for patent in batch.patents)
+            for key, patent in ((keys[patent.requested], patent) for patent in batch.patents)
         }
         return [row for _, row in sorted(by_key.items())]
 
@@ -121,15 +127,13 @@ class FetchState:
         wanted: dict[str, list[str]] = {}
         for patent in patents:
             wanted.setdefault(self.key(patent), []).append(patent)
-        keys = list(wanted)
         found: dict[str, int] = {}
-        for start in range(0, len(keys), _LOOKUP_CHUNK):
-            chunk = keys[start : start + _LOOKUP_CHUNK]
-            marks = ", ".join([hook.placeholder] * len(chunk))
+        values = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
+        for condition, parameters in values.chunks(STATE_KEY, list(wanted)):
             records = hook.get_records(
                 f"SELECT {STATE_KEY}, found FROM {self.table} "
-                f"WHERE fetched_at > {hook.placeholder} AND {STATE_KEY} IN ({marks})",
-                parameters=[since, *chunk],
+                f"WHERE fetched_at > {hook.placeholder} AND {condition}",
+                parameters=[since, *parameters],
             )
             found.update((str(key), int(has_data)) for key, has_data in records)
         # Ids PatSnap treats as the same are requested (and billed) once: one unit per key.
