@@ -217,8 +217,10 @@ class SqlSink(Sink):
         if fetched is not None and self.state is not None:
             # A patent with rows the database refused is not remembered as fetched: the next run (with
             # refresh_after too) asks for it again, once the table can take its rows.
-            unlanded = {match_key(item.row[self._modes.column]) for item in refused}
-            landed = [patent for patent in fetched.patents if match_key(patent.requested) not in unlanded]
+            landed = fetched.patents
+            if refused:
+                unlanded = {match_key(item.row[self._modes.column]) for item in refused}
+                landed = [patent for patent in landed if match_key(patent.requested) not in unlanded]
             state_rows = self.state.rows(fetched._replace(patents=landed), spellings, self._state_keys)
             if self._copy_state is not None:
                 self._copy_state(cursor, state_rows)
