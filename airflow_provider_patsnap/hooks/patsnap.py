@@ -26,6 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
     PatsnapTransientError,
 )
+from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
 from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
@@ -86,6 +87,9 @@ class PatsnapHook(BaseHook):
             "max_retries": max_retries,
             "concurrency": concurrency,
         }
+        # Exists before the transport: a cancel while get_connection is slow (a secrets backend) still
+        # stops the call that was waiting for it.
+        self._cancellation = Cancellation()
 
     # --- connection form (Airflow 2.11-3.1; 3.2+ reads get_provider_info) ---------------------------
 
@@ -110,7 +114,11 @@ class PatsnapHook(BaseHook):
     def transport(self) -> Transport:
         from airflow_provider_patsnap.hooks._transport import Transport
 
-        return Transport(self.settings, self.log)
+        transport = Transport(self.settings, self.log)
+        # The transport reads its cancellation at call time: the hook's one replaces the one it made.
+        self._cancellation.clock = transport.clock
+        transport.cancellation = self._cancellation
+        return transport
 
     @property
     def stats(self) -> CallStats:
@@ -124,9 +132,13 @@ class PatsnapHook(BaseHook):
         return self.transport.scrubber(text)
 
     def cancel(self) -> None:
-        """Stop: no new call starts, backoff and rate-limit waits end at once (from ``on_kill``)."""
-        if "transport" in self.__dict__:
-            self.transport.cancellation.cancel()
+        """Stop: no new call starts, backoff and rate-limit waits end at once (from ``on_kill``), also
+        when the connection is still being read."""
+        self._cancellation.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancellation.cancelled
 
     def close(self) -> None:
         """Close the pooled connections (a long-lived process such as the triggerer should)."""
@@ -161,6 +173,7 @@ class PatsnapHook(BaseHook):
         :param before_send: Called when only sending is left (the token fetched, the rate-limit slot
             reached), before each attempt goes out: a failure before it reached nothing at PatSnap.
         """
+        self._cancellation.check()  # before the connection is read: a stopped task reads nothing more
         extra: dict[str, Any] = {"params": dict(params or {})}
         if json_body is not None:
             extra["json"] = dict(json_body)

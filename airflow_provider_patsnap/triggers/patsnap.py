@@ -27,7 +27,8 @@ class PatsnapReportTrigger(BaseTrigger):
     status ``success`` (``report`` holds the status payload), ``failed``, ``timeout`` or ``error``. Each
     status call runs on this trigger's own thread (never the triggerer's shared executor) and is bounded
     by the connection's timeout; cancelling the trigger closes its connections, which ends a call in
-    flight. The status is checked once more before a timeout is declared.
+    flight, and a cancel while the connection is still being read (a slow secrets backend) stops the
+    call before anything is sent. The status is checked once more before a timeout is declared.
 
     :param job_id: The report job id, as a string of digits.
     :param end_time: Wall-clock deadline in seconds since the epoch (survives a triggerer restart).
