@@ -88,6 +88,28 @@ def test_timeout_bounds_the_whole_call_against_a_trickling_peer(server: RawServe
     assert trickle.sent < 100
 
 
+def test_timeout_bounds_a_proxy_trickling_its_connect_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTPS call through an HTTP proxy: the proxy's answer to CONNECT is read before any TLS, and a
+    proxy that trickles it (one byte every 0.1 s, 40 s of bytes) must not outlast timeout=1 either."""
+    trickle = Trickle(b"HTTP/1.1 200 Connection established\r\nX-Pad: " + b"p" * 400 + b"\r\n\r\n")
+    proxy = RawServer(default=trickle)
+    connection = {
+        "conn_type": "patsnap",
+        "host": "https://connect.patsnap.com",
+        "password": "sk-proxied-key",
+        "extra": {"proxies": {"https": proxy.base_url}, "timeout": 1, "max_retries": 0, "qps": 0},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(connection))
+    try:
+        with pytest.raises(PatsnapTransientError, match=r"no complete answer within timeout=1 s"):
+            PatsnapHook().call("GET", PATH)
+        assert trickle.client_hung_up.wait(10)  # the proxy notices on its next byte
+        [connect] = proxy.seen
+    finally:
+        proxy.close()
+    assert connect.method == "CONNECT" and trickle.sent < 100
+
+
 def test_a_body_cut_short_is_transient_and_retried(
     server: RawServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
