@@ -8,9 +8,9 @@ operator argument, a trigger event), into a :class:`JobId` and stay text. Status
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -20,7 +20,8 @@ CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
 REPORT_TYPES: tuple[str, ...] = ("pdf", "word")
 
-Outcome = Literal["success", "failed"]
+#: A status as text: ASCII digits, with the ``.0`` a JSON float leaves (``str.isdigit`` would take "٢").
+_STATUS_TEXT = re.compile(r"\s*([0-9]{1,18})(?:\.0+)?\s*", re.ASCII)
 
 
 class ReportStatus(IntEnum):
@@ -35,22 +36,18 @@ class ReportStatus(IntEnum):
     def is_active(self) -> bool:
         return self in ACTIVE_STATUSES
 
-    @property
-    def outcome(self) -> Outcome | None:
-        """``success`` or ``failed`` for a finished job, ``None`` while it waits or exports."""
-        return {ReportStatus.DONE: "success", ReportStatus.FAILED: "failed"}.get(self)  # type: ignore[return-value]
-
     @classmethod
     def parse(cls, value: Any, job_id: str) -> ReportStatus:
-        """Read ``job_status`` (an int, or text such as "2" or "2.0"); anything else is an error."""
-        try:
-            number = Decimal(str(value).strip()) if isinstance(value, int | str) and value != "" else None
-        except InvalidOperation:
-            number = None
-        if isinstance(value, bool) or number is None or number != number.to_integral_value():
+        """Read ``job_status``: an int, or ASCII digits as text (``"2"``, and ``"2.0"``, how a JSON float
+        arrives); anything else (``"Infinity"``, ``"NaN"``, ``"2.7"``, non-ASCII digits) is an error."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and (digits := _STATUS_TEXT.fullmatch(value)):
+            number = int(digits[1])
+        else:
             raise PatsnapReportError(f"PatSnap report job {job_id} has an unreadable job_status {value!r}")
         try:
-            return cls(int(number))
+            return cls(number)
         except ValueError:
             raise PatsnapReportError(
                 f"PatSnap report job {job_id} has job_status {value!r}, which PatSnap does not document "
@@ -147,10 +144,6 @@ class JobState:
         if not with_link:
             payload["download_url"] = None
         return payload
-
-    @property
-    def outcome(self) -> Outcome | None:
-        return self.status.outcome
 
     def failure_message(self) -> str:
         return f"PatSnap report job {self.job_id} failed: {self.abnormal_cause or 'no cause given'}"

@@ -29,7 +29,14 @@ from airflow_provider_patsnap.exceptions import (
 from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
-from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
+from airflow_provider_patsnap.report import (
+    CREATE_PATH,
+    REPORT_TYPES,
+    STATUS_PATH,
+    JobId,
+    JobState,
+    ReportStatus,
+)
 
 if (
     TYPE_CHECKING
@@ -341,9 +348,9 @@ class PatsnapHook(BaseHook):
                 self.log.warning("Status check %d of job %s failed: %s", errors, asked_for, err)
             else:
                 errors = 0
-                if state.outcome == "success":
+                if state.status is ReportStatus.DONE:
                     return state
-                if state.outcome == "failed":
+                if state.status is ReportStatus.FAILED:
                     raise PatsnapReportError(state.failure_message())
                 self.log.info("Job %s: job_status=%s", asked_for, state.status.name)
             left = give_up_at - clock.monotonic()

@@ -31,6 +31,7 @@ from airflow_provider_patsnap.exceptions import (
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.ids import normalise_ids
 from airflow_provider_patsnap.report import (
+    ACTIVE_STATUSES,
     REPORT_TYPES,
     JobId,
     ReportStatus,
@@ -312,9 +313,9 @@ class PatsnapDownloadReportOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         raw = self.job_id.get("job_id") if isinstance(self.job_id, Mapping) else self.job_id
         job = self.hook.get_report_state(JobId.parse(raw))
-        if job.outcome == "failed":
+        if job.status is ReportStatus.FAILED:
             raise PatsnapReportError(job.failure_message())
-        if job.outcome is None or not job.download_url:
+        if job.status in ACTIVE_STATUSES or not job.download_url:
             raise PatsnapReportError(
                 f"PatSnap report job {job.job_id} is not ready (job_status={job.status.name}): "
                 "wait for it with PatsnapReportSensor first"

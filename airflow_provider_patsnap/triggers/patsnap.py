@@ -16,7 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_patsnap.exceptions import PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, TriggerStatus, trigger_event
+from airflow_provider_patsnap.report import JobId, JobState, ReportStatus, TriggerStatus, trigger_event
 
 
 class PatsnapReportTrigger(BaseTrigger):
@@ -96,10 +96,10 @@ class PatsnapReportTrigger(BaseTrigger):
                 return
             else:
                 errors = 0
-                if state.outcome == "success":
+                if state.status is ReportStatus.DONE:
                     yield self._event("success", f"PatSnap report job {self.job_id} is ready", state)
                     return
-                if state.outcome == "failed":
+                if state.status is ReportStatus.FAILED:
                     yield self._event("failed", state.failure_message(), state)
                     return
                 self.log.info(

@@ -26,7 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
 from tests.helpers import RawRequest, RawServer, envelope, http_response
 
 PATH = AWARD.path
@@ -384,9 +384,16 @@ def leaks(text: str) -> list[str]:
     [
         (["x" * 190 + "tok-secret-value hostile-secret"], "sent no status"),
         ({"job_id": JOB, "job_status": "Bearer tok-secret-value"}, "unreadable job_status"),
-        ({"job_id": "tok-secret-value", "job_status": 1}, "job_id must be an integer"),
         (
-            {"job_id": JOB, "job_status": 3, "abnormal_cause": "hostile-secret rejected"},
+            {"job_id": "tok-secret-value", "job_status": int(ReportStatus.EXPORTING)},
+            "job_id must be an integer",
+        ),
+        (
+            {
+                "job_id": JOB,
+                "job_status": int(ReportStatus.FAILED),
+                "abnormal_cause": "hostile-secret rejected",
+            },
             "failed: *** rejected",
         ),
     ],

@@ -153,10 +153,27 @@ def status_answer(**data: Any) -> bytes:
         ({}, "unreadable job_status None"),
         ({"job_status": "done"}, "unreadable job_status 'done'"),
         ({"job_status": "2.7"}, "unreadable job_status '2.7'"),
+        ({"job_status": "Infinity"}, "unreadable job_status 'Infinity'"),
+        ({"job_status": "sNaN"}, "unreadable job_status 'sNaN'"),
+        ({"job_status": "\u0662"}, "unreadable job_status '\u0662'"),  # an Arabic-Indic 2
+        ({"job_status": True}, "unreadable job_status True"),
+        ({"job_status": " 2.0 "}, "sent no download_url"),  # read as done: a float arrives as text
         ({"job_status": ReportStatus.EXPORTING, "job_id": "1579434053399036999"}, "when asked about job"),
         ({"job_status": ReportStatus.DONE}, "sent no download_url"),
     ],
-    ids=["unknown", "missing", "text", "fraction", "other-job", "done-without-link"],
+    ids=[
+        "unknown",
+        "missing",
+        "text",
+        "fraction",
+        "infinity",
+        "signalling-nan",
+        "arabic-indic-digit",
+        "bool",
+        "float-text",
+        "other-job",
+        "done-without-link",
+    ],
 )
 def test_a_retry_that_finds_an_odd_status_fails_instead_of_paying_again(
     vendor: RawServer, data: dict[str, Any], message: str
