@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapReportError
+from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapInputError, PatsnapReportError
+from airflow_provider_patsnap.ids import normalise_ids
 
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
@@ -147,6 +148,39 @@ class JobState:
 
     def failure_message(self) -> str:
         return f"PatSnap report job {self.job_id} failed: {self.abnormal_cause or 'no cause given'}"
+
+
+def check_create_inputs(
+    patent_number: Any, patent_id: Any, report_type: Any, *, templates_pending: bool = False
+) -> None:
+    """A create names one patent, by exactly one of number or id, as one valid id, and a known report
+    type; ``templates_pending`` (a DAG being parsed) leaves a value still to be rendered for later."""
+
+    def pending(value: Any) -> bool:
+        return templates_pending and isinstance(value, str) and "{{" in value
+
+    if bool(patent_number) == bool(patent_id):
+        raise PatsnapInputError(
+            f"give exactly one of patent_number or patent_id, got {patent_number!r} and {patent_id!r}"
+        )
+    if not pending(report_type) and report_type not in REPORT_TYPES:
+        raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
+    for kind, value in (("patent_number", patent_number), ("patent_id", patent_id)):
+        if value is None or pending(value):
+            continue
+        if not isinstance(value, str):
+            raise PatsnapInputError(
+                f"{kind} must be one id as a string, got {type(value).__name__} {value!r}"
+            )
+        if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
+            raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
+
+
+def create_body(patent_number: Any, patent_id: Any, report_type: Any) -> dict[str, str]:
+    """The JSON body of a create, from checked inputs (:func:`check_create_inputs`)."""
+    check_create_inputs(patent_number, patent_id, report_type)
+    patent = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
+    return {**patent, "report_type": report_type}
 
 
 def lost_create_message(patent: str, flag: str) -> str:

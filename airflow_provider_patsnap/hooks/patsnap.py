@@ -31,11 +31,11 @@ from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
 from airflow_provider_patsnap.report import (
     CREATE_PATH,
-    REPORT_TYPES,
     STATUS_PATH,
     JobId,
     JobState,
     ReportStatus,
+    create_body,
 )
 
 if (
@@ -292,17 +292,10 @@ class PatsnapHook(BaseHook):
         ``before_send`` is called when only sending the create is left (the token fetched, the
         rate-limit slot waited for): a failure before it reached nothing at PatSnap.
         """
-        if bool(patent_id) == bool(patent_number):
-            raise PatsnapInputError(
-                f"give exactly one of patent_id or patent_number, got {patent_id!r} and {patent_number!r}"
-            )
-        if report_type not in REPORT_TYPES:
-            raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
-        body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
         data = self.call(
             "POST",
             CREATE_PATH,
-            json_body={**body, "report_type": report_type},
+            json_body=create_body(patent_number, patent_id, report_type),
             description=f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
             before_send=before_send,
