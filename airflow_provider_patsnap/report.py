@@ -150,6 +150,16 @@ class JobState:
         return f"PatSnap report job {self.job_id} failed: {self.abnormal_cause or 'no cause given'}"
 
 
+def created_job_id(data: Any, scrub: Callable[[str], str]) -> JobId:
+    """The job id of a create answer; every message goes through ``scrub`` (it quotes the vendor)."""
+    if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
+        raise PatsnapError(f"PatSnap created a report job but sent no job_id: {scrub(str(data))[:200]}")
+    try:
+        return JobId.parse(data.get("job_id"))
+    except PatsnapReportError as error:
+        raise PatsnapReportError(scrub(str(error))) from None
+
+
 def check_create_inputs(
     patent_number: Any, patent_id: Any, report_type: Any, *, templates_pending: bool = False
 ) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
+from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
@@ -23,7 +23,6 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapError,
     PatsnapFailFastError,
     PatsnapInputError,
-    PatsnapReportError,
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks._cancel import Cancellation
@@ -34,13 +33,12 @@ from airflow_provider_patsnap.report import (
     STATUS_PATH,
     JobId,
     JobState,
-    ReportStatus,
     create_body,
+    created_job_id,
 )
 
-if (
-    TYPE_CHECKING
-):  # the HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file
+# The HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file.
+if TYPE_CHECKING:
     from airflow_provider_patsnap.hooks._transport import CallStats, Transport
 
 CONNECTION_TYPE = "patsnap"
@@ -88,12 +86,7 @@ class PatsnapHook(BaseHook):
     ) -> None:
         super().__init__()
         self.patsnap_conn_id = patsnap_conn_id
-        self._overrides = {
-            "qps": qps,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "concurrency": concurrency,
-        }
+        self._overrides = dict(qps=qps, timeout=timeout, max_retries=max_retries, concurrency=concurrency)
         # Exists before the transport: a cancel while get_connection is slow (a secrets backend) still
         # stops the call that was waiting for it.
         self._cancellation = Cancellation()
@@ -300,14 +293,7 @@ class PatsnapHook(BaseHook):
             idempotent=False,
             before_send=before_send,
         )
-        if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
-            raise PatsnapError(
-                f"PatSnap created a report job but sent no job_id: {self.scrub(str(data))[:200]}"
-            )
-        try:
-            return JobId.parse(data.get("job_id"))
-        except PatsnapReportError as error:  # it quotes the vendor's value
-            raise PatsnapReportError(self.scrub(str(error))) from None
+        return created_job_id(data, self.scrub)
 
     def get_report_state(self, job_id: str) -> JobState:
         """The job's state, checked: about this job, with a status PatSnap documents."""
@@ -327,29 +313,17 @@ class PatsnapHook(BaseHook):
     ) -> JobState:
         """Poll on this thread until the job is done (return its state) or failed (raise); raise
         :class:`AirflowSensorTimeout` when ``timeout`` seconds pass first (after one last check)."""
-        asked_for = JobId.parse(job_id)
-        clock = self.transport.clock
-        give_up_at = clock.monotonic() + timeout
-        errors = 0
-        while True:
-            try:
-                state = self.get_report_state(asked_for)
-            except PatsnapTransientError as err:
-                errors += 1
-                if errors > tolerated_errors:
-                    raise
-                self.log.warning("Status check %d of job %s failed: %s", errors, asked_for, err)
-            else:
-                errors = 0
-                if state.status is ReportStatus.DONE:
-                    return state
-                if state.status is ReportStatus.FAILED:
-                    raise PatsnapReportError(state.failure_message())
-                self.log.info("Job %s: job_status=%s", asked_for, state.status.name)
-            left = give_up_at - clock.monotonic()
-            if left <= 0:
-                raise AirflowSensorTimeout(f"PatSnap report job {asked_for} not ready within {timeout:g} s")
-            self.transport.cancellation.sleep(min(poll_interval, left))
+        from airflow_provider_patsnap.hooks._report import poll_until_finished
+
+        return poll_until_finished(
+            self.get_report_state,
+            JobId.parse(job_id),
+            poll_interval=poll_interval,
+            timeout=timeout,
+            tolerated_errors=tolerated_errors,
+            cancellation=self.transport.cancellation,  # the transport first: its clock times the waits
+            log=self.log,
+        )
 
     def download(self, url: str, target: IO[bytes], chunk_size: int = 1 << 16) -> tuple[int, int | None]:
         """Stream a presigned report link into ``target``; return (bytes written, Content-Length).
@@ -359,17 +333,7 @@ class PatsnapHook(BaseHook):
         """
         from airflow_provider_patsnap.hooks._download import stream_download
 
-        with self.transport.new_session() as bare:
-            transport = self.transport
-            return stream_download(
-                bare,
-                url,
-                target,
-                self.settings,
-                chunk_size,
-                transport.cancellation,
-                transport.tls_and_proxies(),
-            )
+        return stream_download(self.transport, url, target, chunk_size)
 
     # --- connection test -----------------------------------------------------------------------------
 
