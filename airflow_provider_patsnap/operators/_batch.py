@@ -64,10 +64,10 @@ class PatsnapBatchOperator(BaseOperator):
         template a file name with ``{{ ds }}`` for one file per run. (templated)
     :param xcom_row_limit: Most rows returned to XCom when no destination is set.
     :param fail_on_missing: Fail, after every row is written, when some patents have no data.
-    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, a payload
-        of a shape the mapping does not know, an object matching no requested id). Rejects are kept
-        in ``<table>_rejects`` or ``<file>.rejects.jsonl`` and the load goes on; with more than this
-        the task fails after everything else has landed.
+    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, an object
+        matching no requested id). Rejects are kept in ``<table>_rejects`` or ``<file>.rejects.jsonl``
+        and the load goes on; with more than this the task fails after everything else has landed. A
+        payload of a shape the mapping does not know is kept the same way but always fails the task.
     :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
         share of the vendor's QPS per mapped shard).
     :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
@@ -368,6 +368,13 @@ class PatsnapBatchOperator(BaseOperator):
                 tally.rejects,
                 sink.rejects_location,
                 tally.rejects_shown,
+            )
+        if tally.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
+            raise PatsnapRejectsError(
+                f"PatSnap {self.endpoint.code} sent {self.endpoint.payload_key} in a shape the mapping does "
+                f"not know for {tally.shape_rejects} patent(s), first: {tally.shape_patents_shown}. Their raw "
+                f"values are in {sink.rejects_location} and every other row was written to {sink.location}; "
+                "report the shape (the rejects' reason says what was expected)"
             )
         if tally.not_fetched:
             resume = (

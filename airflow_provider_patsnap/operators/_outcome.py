@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_patsnap.endpoints import Reject
+from airflow_provider_patsnap.endpoints import Reject, ShapeReject
 from airflow_provider_patsnap.exceptions import PatsnapFailFastError
 from airflow_provider_patsnap.sinks.base import Sink
 
@@ -37,13 +37,21 @@ class Tally:
     skipped_fresh: int = 0
     billed_units_saved: int = 0
     not_fetched: int = 0
+    shape_rejects: int = 0
     missing_shown: list[str] = field(default_factory=list)
     rejects_shown: list[str] = field(default_factory=list)
+    shape_patents_shown: list[str] = field(default_factory=list)
 
     def count_rejects(self, rejects: list[Reject]) -> None:
         self.rejects += len(rejects)
         self.rejects_shown.extend(
             reject.reason for reject in rejects[: REJECTS_SHOWN - len(self.rejects_shown)]
+        )
+        shapes = [reject for reject in rejects if isinstance(reject, ShapeReject)]
+        self.shape_rejects += len(shapes)
+        self.shape_patents_shown.extend(
+            str(reject.pn or reject.patent_id)
+            for reject in shapes[: REJECTS_SHOWN - len(self.shape_patents_shown)]
         )
 
     def count_missing(self, missing: list[str]) -> None:
