@@ -34,6 +34,12 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def _check_count(name: str, value: Any) -> None:
+    """A count is an int >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0 (an int), got {value!r}")
+
+
 class PatsnapBatchOperator(BaseOperator):
     """
     Base of the PatSnap data operators: look patents up in batches and land the rows.
@@ -125,14 +131,12 @@ class PatsnapBatchOperator(BaseOperator):
         self.max_rejects = max_rejects
         self.qps = qps
         self.emit_asset = emit_asset
-        if xcom_row_limit < 0:
-            raise ValueError(f"xcom_row_limit must be >= 0, got {xcom_row_limit!r}")
-        if max_rejects < 0:
-            raise ValueError(f"max_rejects must be >= 0, got {max_rejects!r}")
+        for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
+            _check_count(name, count)
+        if max_billed_units is not None:
+            _check_count("max_billed_units", max_billed_units)
         if qps is not None and qps <= 0:
             raise ValueError(f"qps must be > 0, got {qps!r}")
-        if max_billed_units is not None and (isinstance(max_billed_units, bool) or max_billed_units < 0):
-            raise ValueError(f"max_billed_units must be a whole number >= 0, got {max_billed_units!r}")
         self.validate(literal_only=True)
 
     # --- validation ----------------------------------------------------------------------------------
