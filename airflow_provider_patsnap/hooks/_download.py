@@ -20,17 +20,21 @@ from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Transport
 MAX_REDIRECTS = 5
 
 
+def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Not a public internet address: loopback, private, link-local, carrier-grade NAT (100.64.0.0/10),
+    reserved, unspecified or multicast; an IPv4-mapped IPv6 address is judged as its IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast or address.is_reserved
+
+
 def _is_private(host: str) -> bool:
-    """True when ``host`` is or resolves to a loopback, private, link-local or reserved address."""
+    """True when ``host`` is or resolves to an address that is not public (:func:`_is_internal`)."""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError:
         return False  # unresolvable: the request itself will fail and say so
-    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
-    return any(
-        address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-        for address in addresses
-    )
+    return any(_is_internal(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos)
 
 
 def check_download_url(url: str, settings: ConnectionSettings, redirected: bool = False) -> None:

@@ -259,6 +259,11 @@ def test_a_link_to_a_private_address_is_refused_for_a_public_deployment(
         "http://10.1.2.3/r.pdf",
         "http://[::1]/r.pdf",
         "http://169.254.169.254/x",
+        "http://100.64.0.1/r.pdf",  # carrier-grade NAT: inside a provider's network, not the internet
+        "http://100.127.255.254/r.pdf",
+        "http://[::ffff:10.1.2.3]/r.pdf",  # IPv4-mapped
+        "http://0.0.0.0/r.pdf",
+        "http://224.0.0.1/r.pdf",  # multicast
     ):
         with pytest.raises(PatsnapReportError, match="private or loopback"):
             download(url)
