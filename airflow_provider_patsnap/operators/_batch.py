@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
 from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind
-from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
+from airflow_provider_patsnap.exceptions import PatsnapInputError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
@@ -359,27 +359,9 @@ class PatsnapBatchOperator(BaseOperator):
             hook.cancel()
 
     def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
-        if tally.missing:
-            self.log.warning(
-                "%d patent(s) had no %s data, first: %s",
-                tally.missing,
-                self.endpoint.code,
-                tally.missing_shown,
-            )
-        if tally.rejects:
-            self.log.warning(
-                "%d record(s) rejected, kept in %s; first reasons: %s",
-                tally.rejects,
-                sink.rejects_location,
-                tally.rejects_shown,
-            )
+        tally.log_findings(self.log, self.endpoint, sink)
         if tally.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
-            raise PatsnapRejectsError(
-                f"PatSnap {self.endpoint.code} sent {self.endpoint.payload_key} in a shape the mapping does "
-                f"not know for {tally.shape_rejects} patent(s), first: {tally.shape_patents_shown}. Their raw "
-                f"values are in {sink.rejects_location} and every other row was written to {sink.location}; "
-                "report the shape (the rejects' reason says what was expected)"
-            )
+            raise tally.unknown_shape_error(self.endpoint, sink)
         if tally.not_fetched:
             resume = (
                 "a rerun skips what was fetched (refresh_after)"
@@ -393,11 +375,7 @@ class PatsnapBatchOperator(BaseOperator):
                 summary=result,
             )
         if tally.rejects > self.max_rejects:
-            raise PatsnapRejectsError(
-                f"{tally.rejects} {self.endpoint.code} record(s) rejected, more than max_rejects="
-                f"{self.max_rejects}; every other row was written to {sink.location} and the rejects, with "
-                f"their reasons and raw values, to {sink.rejects_location}. First: {tally.rejects_shown}"
-            )
+            raise tally.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
         if tally.missing and self.fail_on_missing:
             raise PatsnapInputError(
                 f"{tally.missing} of {requested} patent(s) had no {self.endpoint.code} data "

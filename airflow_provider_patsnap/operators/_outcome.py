@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_patsnap.endpoints import Reject, ShapeReject
-from airflow_provider_patsnap.exceptions import PatsnapFailFastError
+from airflow_provider_patsnap.endpoints import Endpoint, Reject, ShapeReject
+from airflow_provider_patsnap.exceptions import PatsnapFailFastError, PatsnapRejectsError
 from airflow_provider_patsnap.sinks.base import Sink
 
 MISSING_SHOWN = 10
@@ -57,6 +57,37 @@ class Tally:
     def count_missing(self, missing: list[str]) -> None:
         self.missing += len(missing)
         self.missing_shown.extend(missing[: MISSING_SHOWN - len(self.missing_shown)])
+
+    def log_findings(self, log: Any, endpoint: Endpoint, sink: Sink) -> None:
+        """Warn about patents without data and about rejects, whether or not they fail the task."""
+        if self.missing:
+            log.warning(
+                "%d patent(s) had no %s data, first: %s", self.missing, endpoint.code, self.missing_shown
+            )
+        if self.rejects:
+            log.warning(
+                "%d record(s) rejected, kept in %s; first reasons: %s",
+                self.rejects,
+                sink.rejects_location,
+                self.rejects_shown,
+            )
+
+    def unknown_shape_error(self, endpoint: Endpoint, sink: Sink) -> PatsnapRejectsError:
+        """Payloads of a shape the mapping does not know: an error however few (every later answer of
+        that shape would be lost the same way), raised once the rest has landed."""
+        return PatsnapRejectsError(
+            f"PatSnap {endpoint.code} sent {endpoint.payload_key} in a shape the mapping does not know for "
+            f"{self.shape_rejects} patent(s), first: {self.shape_patents_shown}. Their raw values are in "
+            f"{sink.rejects_location} and every other row was written to {sink.location}; report the shape "
+            "(the rejects' reason says what was expected)"
+        )
+
+    def too_many_rejects_error(self, endpoint: Endpoint, sink: Sink, max_rejects: int) -> PatsnapRejectsError:
+        return PatsnapRejectsError(
+            f"{self.rejects} {endpoint.code} record(s) rejected, more than max_rejects={max_rejects}; every "
+            f"other row was written to {sink.location} and the rejects, with their reasons and raw values, "
+            f"to {sink.rejects_location}. First: {self.rejects_shown}"
+        )
 
 
 def summary(
