@@ -60,6 +60,13 @@ class Reject(NamedTuple):
     raw_value: str  # JSON as received, ASCII-escaped so NULs and lone surrogates survive any store
 
 
+class ShapeReject(Reject):
+    """A payload of a shape the mapping does not know: quarantined like any reject, and the task fails
+    at the end, since every later answer of that shape would be lost the same way."""
+
+    __slots__ = ()
+
+
 class PatentRows(NamedTuple):
     rows: list[Record]
     rejects: list[Reject]
@@ -107,7 +114,7 @@ class Endpoint:
             items = list(self.to_items(payload))
         except PayloadShapeError as err:
             reason = f"{self.code} {self.payload_key} of {pn or patent_id!r}: {err}"
-            return PatentRows([], [Reject(self.code, pn, patent_id, reason, raw_json(payload))])
+            return PatentRows([], [ShapeReject(self.code, pn, patent_id, reason, raw_json(payload))])
         # Without a patent_id the number keeps patents apart: they must never share record keys.
         key_prefix = f"{patent_id if patent_id is not None else f'pn:{pn}'}\x1f"
         rows: list[Record] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind
@@ -133,3 +134,13 @@ def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdK
             found[key] = patent
     missing = [value for value, key in zip(requested, requested_keys, strict=True) if key not in found]
     return PatentMatch(list(found.values()), missing, unmatched, unrequested, duplicates)
+
+
+@dataclass
+class BatchResult:
+    """One chunk of a batch lookup: the per-patent objects that came back and the ids that did not."""
+
+    requested: list[str]
+    patents: list[Any]  # every object returned: what PatSnap bills
+    missing: list[str]
+    match: PatentMatch  # which objects answer which requested id (and which answer none)

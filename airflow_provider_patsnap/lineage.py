@@ -135,6 +135,24 @@ def destination_dataset(
     return file_dataset(output_path) if output_path else None
 
 
+def outlet_uri(sql_conn_id: str | None, table: str, output_path: str | None) -> str:
+    """The URI an ``emit_asset=True`` outlet declares: the lineage output's, read when the DAG file is
+    parsed (a table's connection then must exist wherever DAG files are parsed)."""
+    try:
+        dataset = destination_dataset(sql_conn_id, table, output_path)
+    except DestinationConnectionError as error:
+        raise ValueError(
+            f"emit_asset=True: connection {error.conn_id!r} must exist where DAG files are parsed "
+            "(the dag-processor, or the scheduler on Airflow 2.11 without one; and each worker, which "
+            "parses the file again before a task runs): the asset URI of table "
+            f"{error.table!r} is built from its host, port and database when the file is parsed. "
+            f"Define it there (AIRFLOW_CONN_{error.conn_id.upper()}, a secrets backend, or the "
+            "metadata database), or drop emit_asset and declare outlets=[...] yourself. "
+            f"Airflow said: {error.reason}"
+        ) from None
+    return dataset.uri if dataset else ""
+
+
 def named_by_its_hook(dataset: LineageDataset) -> LineageDataset:
     """A table as its database's provider names it for OpenLineage: ``get_openlineage_database_info``
     of the connection's hook and ``SQLParser.create_namespace``. Anything else, and a table whose hook

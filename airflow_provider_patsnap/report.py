@@ -8,19 +8,21 @@ operator argument, a trigger event), into a :class:`JobId` and stay text. Status
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
 from enum import IntEnum
 from typing import Any, Literal
 
-from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapReportError
+from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapInputError, PatsnapReportError
+from airflow_provider_patsnap.ids import normalise_ids
 
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"
 REPORT_TYPES: tuple[str, ...] = ("pdf", "word")
 
-Outcome = Literal["success", "failed"]
+#: A status as text: ASCII digits, with the ``.0`` a JSON float leaves (``str.isdigit`` would take "٢").
+_STATUS_TEXT = re.compile(r"\s*([0-9]{1,18})(?:\.0+)?\s*", re.ASCII)
 
 
 class ReportStatus(IntEnum):
@@ -35,22 +37,18 @@ class ReportStatus(IntEnum):
     def is_active(self) -> bool:
         return self in ACTIVE_STATUSES
 
-    @property
-    def outcome(self) -> Outcome | None:
-        """``success`` or ``failed`` for a finished job, ``None`` while it waits or exports."""
-        return {ReportStatus.DONE: "success", ReportStatus.FAILED: "failed"}.get(self)  # type: ignore[return-value]
-
     @classmethod
     def parse(cls, value: Any, job_id: str) -> ReportStatus:
-        """Read ``job_status`` (an int, or text such as "2" or "2.0"); anything else is an error."""
-        try:
-            number = Decimal(str(value).strip()) if isinstance(value, int | str) and value != "" else None
-        except InvalidOperation:
-            number = None
-        if isinstance(value, bool) or number is None or number != number.to_integral_value():
+        """Read ``job_status``: an int, or ASCII digits as text (``"2"``, and ``"2.0"``, how a JSON float
+        arrives); anything else (``"Infinity"``, ``"NaN"``, ``"2.7"``, non-ASCII digits) is an error."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and (digits := _STATUS_TEXT.fullmatch(value)):
+            number = int(digits[1])
+        else:
             raise PatsnapReportError(f"PatSnap report job {job_id} has an unreadable job_status {value!r}")
         try:
-            return cls(int(number))
+            return cls(number)
         except ValueError:
             raise PatsnapReportError(
                 f"PatSnap report job {job_id} has job_status {value!r}, which PatSnap does not document "
@@ -148,12 +146,51 @@ class JobState:
             payload["download_url"] = None
         return payload
 
-    @property
-    def outcome(self) -> Outcome | None:
-        return self.status.outcome
-
     def failure_message(self) -> str:
         return f"PatSnap report job {self.job_id} failed: {self.abnormal_cause or 'no cause given'}"
+
+
+def created_job_id(data: Any, scrub: Callable[[str], str]) -> JobId:
+    """The job id of a create answer; every message goes through ``scrub`` (it quotes the vendor)."""
+    if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
+        raise PatsnapError(f"PatSnap created a report job but sent no job_id: {scrub(str(data))[:200]}")
+    try:
+        return JobId.parse(data.get("job_id"))
+    except PatsnapReportError as error:
+        raise PatsnapReportError(scrub(str(error))) from None
+
+
+def check_create_inputs(
+    patent_number: Any, patent_id: Any, report_type: Any, *, templates_pending: bool = False
+) -> None:
+    """A create names one patent, by exactly one of number or id, as one valid id, and a known report
+    type; ``templates_pending`` (a DAG being parsed) leaves a value still to be rendered for later."""
+
+    def pending(value: Any) -> bool:
+        return templates_pending and isinstance(value, str) and "{{" in value
+
+    if bool(patent_number) == bool(patent_id):
+        raise PatsnapInputError(
+            f"give exactly one of patent_number or patent_id, got {patent_number!r} and {patent_id!r}"
+        )
+    if not pending(report_type) and report_type not in REPORT_TYPES:
+        raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
+    for kind, value in (("patent_number", patent_number), ("patent_id", patent_id)):
+        if value is None or pending(value):
+            continue
+        if not isinstance(value, str):
+            raise PatsnapInputError(
+                f"{kind} must be one id as a string, got {type(value).__name__} {value!r}"
+            )
+        if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
+            raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
+
+
+def create_body(patent_number: Any, patent_id: Any, report_type: Any) -> dict[str, str]:
+    """The JSON body of a create, from checked inputs (:func:`check_create_inputs`)."""
+    check_create_inputs(patent_number, patent_id, report_type)
+    patent = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
+    return {**patent, "report_type": report_type}
 
 
 def lost_create_message(patent: str, flag: str) -> str:

@@ -214,6 +214,7 @@ class RawServer:
         self.default = default if default is not None else http_response(404, b"{}")
         self.answers: dict[str, list[bytes | Answer]] = {}
         self.seen: list[RawRequest] = []
+        self.connections = 0  # accepted, whether or not a request followed
         self.stopped = threading.Event()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -239,6 +240,8 @@ class RawServer:
                 connection, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self.connections += 1
             threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
 
     def _answer(self, connection: socket.socket) -> None:

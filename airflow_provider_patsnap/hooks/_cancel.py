@@ -27,11 +27,15 @@ class SystemClock:
 
 
 class Cancellation:
-    """Set once the task is being killed: no new call starts and every wait ends at once."""
+    """Set once the task is being killed: no new call starts and every wait ends at once.
 
-    def __init__(self, clock: Any) -> None:
+    ``clock`` times :meth:`sleep`; a hook creates its cancellation before it has a transport (so a cancel
+    during a slow ``get_connection`` is not lost) and gives it the transport's clock once there is one.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
         self._event = threading.Event()
-        self._clock = clock
+        self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._listeners: list[Callable[[], None]] = []
@@ -86,5 +90,5 @@ class Cancellation:
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` unless cancelled first (then raise)."""
         if seconds > 0:
-            self._clock.wait(self._event, seconds)
+            self.clock.wait(self._event, seconds)
         self.check()

@@ -3,8 +3,9 @@
 requests applies its read timeout to each socket read, so a peer that trickles one byte every half
 second keeps a call alive for ever. Here every connection's socket is wrapped: before each read or
 send the socket timeout is cut to what is left of the calling thread's deadline, and a call past its
-deadline fails with ``TimeoutError`` whatever the peer does. Threads share pooled connections, so the
-deadline is per thread (each call sets its own), never per connection.
+deadline fails with ``TimeoutError`` whatever the peer does, an HTTP proxy answering ``CONNECT``
+included. Threads share pooled connections, so the deadline is per thread (each call sets its own),
+never per connection.
 """
 
 from __future__ import annotations
@@ -122,16 +123,35 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-class _DeadlineHTTPConnection(HTTPConnection):
+class _DeadlineConnectionMixin:
+    """The deadline from the first byte: the proxy's answer to CONNECT (read before any TLS handshake,
+    and before :meth:`connect` returns) is read through the deadline too."""
+
+    sock: Any
+
+    def _tunnel(self) -> None:
+        raw = self.sock
+        self.sock = _DeadlineSocket(raw)
+        try:
+            super()._tunnel()  # type: ignore[misc]
+        finally:
+            if self.sock is not None:  # the tunnel closes the connection when the proxy refuses
+                self.sock = raw
+
     def connect(self) -> None:
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+        super().connect()  # type: ignore[misc]
+        left = remaining()
+        if left is not None and left <= 0:  # a TLS handshake trickled past the deadline
+            raise DeadlineExceeded("the call's deadline passed while connecting")
+        self.sock = _DeadlineSocket(self.sock)
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock)  # type: ignore[assignment]
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPConnectionPool(HTTPConnectionPool):

@@ -14,23 +14,27 @@ from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTrans
 from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._deadline import deadline
 from airflow_provider_patsnap.hooks._envelope import int_or_none
-from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT
+from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Transport
 
 #: Redirects a download link may take (S3-style hosts take none or one): more is a loop or a trick.
 MAX_REDIRECTS = 5
 
 
+def _is_internal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Not a public internet address: loopback, private, link-local, carrier-grade NAT (100.64.0.0/10),
+    reserved, unspecified or multicast; an IPv4-mapped IPv6 address is judged as its IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast or address.is_reserved
+
+
 def _is_private(host: str) -> bool:
-    """True when ``host`` is or resolves to a loopback, private, link-local or reserved address."""
+    """True when ``host`` is or resolves to an address that is not public (:func:`_is_internal`)."""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except OSError:
         return False  # unresolvable: the request itself will fail and say so
-    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
-    return any(
-        address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-        for address in addresses
-    )
+    return any(_is_internal(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in infos)
 
 
 def check_download_url(url: str, settings: ConnectionSettings, redirected: bool = False) -> None:
@@ -101,17 +105,20 @@ def _open(
 
 
 def stream_download(
-    session: requests.Session,
-    url: str,
-    target: IO[bytes],
-    settings: ConnectionSettings,
-    chunk_size: int,
-    cancellation: Cancellation,
-    tls_and_proxies: dict[str, Any],
+    transport: Transport, url: str, target: IO[bytes], chunk_size: int
 ) -> tuple[int, int | None]:
-    """Write the link's body to ``target``; return (bytes written, Content-Length). Each chunk has
-    ``settings.timeout`` seconds to arrive; ``cancellation`` stops it between or within chunks."""
-    response = _open(session, url, settings, cancellation, tls_and_proxies)
+    """Write the link's body to ``target``; return (bytes written, Content-Length). A session of its own
+    carries no credentials; each chunk has the connection's timeout to arrive; the transport's
+    cancellation stops it between or within chunks."""
+    with transport.new_session() as session:
+        return _stream(session, url, target, transport, chunk_size)
+
+
+def _stream(
+    session: requests.Session, url: str, target: IO[bytes], transport: Transport, chunk_size: int
+) -> tuple[int, int | None]:
+    settings, cancellation = transport.settings, transport.cancellation
+    response = _open(session, url, settings, cancellation, transport.tls_and_proxies())
     with response:
         if not 200 <= response.status_code < 300:  # a 3xx here had no Location to follow
             with deadline(settings.timeout, cancellation.watch):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_patsnap._compat import AirflowSensorTimeout, BaseHook
+from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
@@ -23,30 +22,26 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapError,
     PatsnapFailFastError,
     PatsnapInputError,
-    PatsnapReportError,
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError, MeteredCall
+from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
-from airflow_provider_patsnap.ids import PatentMatch, chunked, match_patents, normalise_ids
-from airflow_provider_patsnap.report import CREATE_PATH, REPORT_TYPES, STATUS_PATH, JobId, JobState
+from airflow_provider_patsnap.ids import BatchResult, chunked, match_patents, normalise_ids
+from airflow_provider_patsnap.report import (
+    CREATE_PATH,
+    STATUS_PATH,
+    JobId,
+    JobState,
+    create_body,
+    created_job_id,
+)
 
-if (
-    TYPE_CHECKING
-):  # the HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file
+# The HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file.
+if TYPE_CHECKING:
     from airflow_provider_patsnap.hooks._transport import CallStats, Transport
 
 CONNECTION_TYPE = "patsnap"
-
-
-@dataclass
-class BatchResult:
-    """One chunk of a batch lookup: the per-patent objects that came back and the ids that did not."""
-
-    requested: list[str]
-    patents: list[Any]  # every object returned: what PatSnap bills
-    missing: list[str]
-    match: PatentMatch  # which objects answer which requested id (and which answer none)
 
 
 class PatsnapHook(BaseHook):
@@ -81,12 +76,10 @@ class PatsnapHook(BaseHook):
     ) -> None:
         super().__init__()
         self.patsnap_conn_id = patsnap_conn_id
-        self._overrides = {
-            "qps": qps,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "concurrency": concurrency,
-        }
+        self._overrides = dict(qps=qps, timeout=timeout, max_retries=max_retries, concurrency=concurrency)
+        # Exists before the transport: a cancel while get_connection is slow (a secrets backend) still
+        # stops the call that was waiting for it.
+        self._cancellation = Cancellation()
 
     # --- connection form (Airflow 2.11-3.1; 3.2+ reads get_provider_info) ---------------------------
 
@@ -111,7 +104,11 @@ class PatsnapHook(BaseHook):
     def transport(self) -> Transport:
         from airflow_provider_patsnap.hooks._transport import Transport
 
-        return Transport(self.settings, self.log)
+        transport = Transport(self.settings, self.log)
+        # The transport reads its cancellation at call time: the hook's one replaces the one it made.
+        self._cancellation.clock = transport.clock
+        transport.cancellation = self._cancellation
+        return transport
 
     @property
     def stats(self) -> CallStats:
@@ -125,9 +122,13 @@ class PatsnapHook(BaseHook):
         return self.transport.scrubber(text)
 
     def cancel(self) -> None:
-        """Stop: no new call starts, backoff and rate-limit waits end at once (from ``on_kill``)."""
-        if "transport" in self.__dict__:
-            self.transport.cancellation.cancel()
+        """Stop: no new call starts, backoff and rate-limit waits end at once (from ``on_kill``), also
+        when the connection is still being read."""
+        self._cancellation.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancellation.cancelled
 
     def close(self) -> None:
         """Close the pooled connections (a long-lived process such as the triggerer should)."""
@@ -162,6 +163,7 @@ class PatsnapHook(BaseHook):
         :param before_send: Called when only sending is left (the token fetched, the rate-limit slot
             reached), before each attempt goes out: a failure before it reached nothing at PatSnap.
         """
+        self._cancellation.check()  # before the connection is read: a stopped task reads nothing more
         extra: dict[str, Any] = {"params": dict(params or {})}
         if json_body is not None:
             extra["json"] = dict(json_body)
@@ -245,16 +247,10 @@ class PatsnapHook(BaseHook):
         :param meter: Counts what the calls billed (and may have billed), and stops before a call that
             could pass its budget (see :meth:`fetch_batch`).
         """
-        for group in self.lookup_grouped(
-            endpoint,
-            ids,
-            id_kind,
-            params=params,
-            batch_size=batch_size,
-            validated=validated,
-            meter=meter,
-            max_group=1,
-        ):
+        groups = self.lookup_grouped(
+            endpoint, ids, id_kind, params=params, batch_size=batch_size, validated=validated, meter=meter
+        )
+        for group in groups:
             yield from group
 
     def lookup_grouped(
@@ -267,7 +263,7 @@ class PatsnapHook(BaseHook):
         batch_size: int = 100,
         validated: bool = False,
         meter: BillingMeter | None = None,
-        max_group: int = 16,
+        max_group: int = 1,
     ) -> Iterator[list[BatchResult]]:
         """:meth:`lookup`, yielding groups: every batch that completed while the caller handled the
         previous group, at most ``max_group``. A caller that writes a group in one transaction writes
@@ -317,29 +313,15 @@ class PatsnapHook(BaseHook):
         ``before_send`` is called when only sending the create is left (the token fetched, the
         rate-limit slot waited for): a failure before it reached nothing at PatSnap.
         """
-        if bool(patent_id) == bool(patent_number):
-            raise PatsnapInputError(
-                f"give exactly one of patent_id or patent_number, got {patent_id!r} and {patent_number!r}"
-            )
-        if report_type not in REPORT_TYPES:
-            raise PatsnapInputError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
-        body = {"patent_id": patent_id} if patent_id else {"patent_number": patent_number}
         data = self.call(
             "POST",
             CREATE_PATH,
-            json_body={**body, "report_type": report_type},
+            json_body=create_body(patent_number, patent_id, report_type),
             description=f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
             before_send=before_send,
         )
-        if not isinstance(data, Mapping):  # scrubbed before it is cut short: not even half a secret
-            raise PatsnapError(
-                f"PatSnap created a report job but sent no job_id: {self.scrub(str(data))[:200]}"
-            )
-        try:
-            return JobId.parse(data.get("job_id"))
-        except PatsnapReportError as error:  # it quotes the vendor's value
-            raise PatsnapReportError(self.scrub(str(error))) from None
+        return created_job_id(data, self.scrub)
 
     def get_report_state(self, job_id: str) -> JobState:
         """The job's state, checked: about this job, with a status PatSnap documents."""
@@ -359,29 +341,17 @@ class PatsnapHook(BaseHook):
     ) -> JobState:
         """Poll on this thread until the job is done (return its state) or failed (raise); raise
         :class:`AirflowSensorTimeout` when ``timeout`` seconds pass first (after one last check)."""
-        asked_for = JobId.parse(job_id)
-        clock = self.transport.clock
-        give_up_at = clock.monotonic() + timeout
-        errors = 0
-        while True:
-            try:
-                state = self.get_report_state(asked_for)
-            except PatsnapTransientError as err:
-                errors += 1
-                if errors > tolerated_errors:
-                    raise
-                self.log.warning("Status check %d of job %s failed: %s", errors, asked_for, err)
-            else:
-                errors = 0
-                if state.outcome == "success":
-                    return state
-                if state.outcome == "failed":
-                    raise PatsnapReportError(state.failure_message())
-                self.log.info("Job %s: job_status=%s", asked_for, state.status.name)
-            left = give_up_at - clock.monotonic()
-            if left <= 0:
-                raise AirflowSensorTimeout(f"PatSnap report job {asked_for} not ready within {timeout:g} s")
-            self.transport.cancellation.sleep(min(poll_interval, left))
+        from airflow_provider_patsnap.hooks._report import poll_until_finished
+
+        return poll_until_finished(
+            self.get_report_state,
+            JobId.parse(job_id),
+            poll_interval=poll_interval,
+            timeout=timeout,
+            tolerated_errors=tolerated_errors,
+            cancellation=self.transport.cancellation,  # the transport first: its clock times the waits
+            log=self.log,
+        )
 
     def download(self, url: str, target: IO[bytes], chunk_size: int = 1 << 16) -> tuple[int, int | None]:
         """Stream a presigned report link into ``target``; return (bytes written, Content-Length).
@@ -391,17 +361,7 @@ class PatsnapHook(BaseHook):
         """
         from airflow_provider_patsnap.hooks._download import stream_download
 
-        with self.transport.new_session() as bare:
-            transport = self.transport
-            return stream_download(
-                bare,
-                url,
-                target,
-                self.settings,
-                chunk_size,
-                transport.cancellation,
-                transport.tls_and_proxies(),
-            )
+        return stream_download(self.transport, url, target, chunk_size)
 
     # --- connection test -----------------------------------------------------------------------------
 

@@ -9,21 +9,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
-from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, IdKind, Record, Reject
-from airflow_provider_patsnap.exceptions import PatsnapInputError, PatsnapRejectsError
+from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Record, Reject
+from airflow_provider_patsnap.exceptions import PatsnapInputError
 from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
-from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, summary
+from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, estimate_summary, summary
 from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, FetchedPatent, Sink, XComSink
 from airflow_provider_patsnap.sinks.names import check_table_name, output_file
 from airflow_provider_patsnap.sinks.state import FetchState, Fresh
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
-    from airflow_provider_patsnap.hooks.patsnap import BatchResult, PatsnapHook
+    from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+    from airflow_provider_patsnap.ids import BatchResult
 
 NOTHING_FRESH = Fresh(frozenset(), 0)
+#: Most fetched batches landed in one write: the ones waiting when the destination is the bottleneck.
+WRITE_GROUP = 16
 
 
 def utc_now() -> datetime:
@@ -33,6 +36,12 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
+
+
+def _check_count(name: str, value: Any) -> None:
+    """A count is an int >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0 (an int), got {value!r}")
 
 
 class PatsnapBatchOperator(BaseOperator):
@@ -65,10 +74,10 @@ class PatsnapBatchOperator(BaseOperator):
         template a file name with ``{{ ds }}`` for one file per run. (templated)
     :param xcom_row_limit: Most rows returned to XCom when no destination is set.
     :param fail_on_missing: Fail, after every row is written, when some patents have no data.
-    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, a payload
-        of a shape the mapping does not know, an object matching no requested id). Rejects are kept
-        in ``<table>_rejects`` or ``<file>.rejects.jsonl`` and the load goes on; with more than this
-        the task fails after everything else has landed.
+    :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, an object
+        matching no requested id). Rejects are kept in ``<table>_rejects`` or ``<file>.rejects.jsonl``
+        and the load goes on; with more than this the task fails after everything else has landed. A
+        payload of a shape the mapping does not know is kept the same way but always fails the task.
     :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
         share of the vendor's QPS per mapped shard).
     :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
@@ -126,25 +135,20 @@ class PatsnapBatchOperator(BaseOperator):
         self.max_rejects = max_rejects
         self.qps = qps
         self.emit_asset = emit_asset
-        if xcom_row_limit < 0:
-            raise ValueError(f"xcom_row_limit must be >= 0, got {xcom_row_limit!r}")
-        if max_rejects < 0:
-            raise ValueError(f"max_rejects must be >= 0, got {max_rejects!r}")
+        for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
+            _check_count(name, count)
+        if max_billed_units is not None:
+            _check_count("max_billed_units", max_billed_units)
         if qps is not None and qps <= 0:
             raise ValueError(f"qps must be > 0, got {qps!r}")
-        if max_billed_units is not None and (isinstance(max_billed_units, bool) or max_billed_units < 0):
-            raise ValueError(f"max_billed_units must be a whole number >= 0, got {max_billed_units!r}")
         self.validate(literal_only=True)
 
     # --- validation ----------------------------------------------------------------------------------
 
     def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
-        """The destination under the URI its OpenLineage output has.
-
-        Airflow needs an outlet's URI when it parses the DAG file (the scheduler matches asset-scheduled
-        DAGs on it), so a table's connection is read now, in whatever process parses the file.
-        """
-        from airflow_provider_patsnap.lineage import DestinationConnectionError, destination_dataset
+        """The destination under the URI its OpenLineage output has (read when the DAG file is parsed:
+        the scheduler matches asset-scheduled DAGs on it)."""
+        from airflow_provider_patsnap.lineage import outlet_uri
 
         given = [value for value in (sql_conn_id, table, output_path) if value is not None]
         if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
@@ -152,19 +156,7 @@ class PatsnapBatchOperator(BaseOperator):
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
                 f"destination declare outlets=[...] yourself (got {given!r})"
             )
-        try:
-            dataset = destination_dataset(sql_conn_id, table or self.endpoint.default_table, output_path)
-        except DestinationConnectionError as error:
-            raise ValueError(
-                f"emit_asset=True: connection {error.conn_id!r} must exist where DAG files are parsed "
-                "(the dag-processor, or the scheduler on Airflow 2.11 without one; and each worker, which "
-                "parses the file again before a task runs): the asset URI of table "
-                f"{error.table!r} is built from its host, port and database when the file is parsed. "
-                f"Define it there (AIRFLOW_CONN_{error.conn_id.upper()}, a secrets backend, or the "
-                "metadata database), or drop emit_asset and declare outlets=[...] yourself. "
-                f"Airflow said: {error.reason}"
-            ) from None
-        return Dataset(dataset.uri if dataset else "")
+        return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
 
     def validate(self, literal_only: bool = False) -> tuple[IdKind, list[str]]:
         """Check every input; return the id kind and the ids (empty when not known yet).
@@ -300,7 +292,13 @@ class PatsnapBatchOperator(BaseOperator):
                 return len(rest)
             take, rest = (rest, []) if room is None else (rest[:room], rest[room:])
             groups = hook.lookup_grouped(
-                self.endpoint, take, kind, params=self.query_params(), validated=True, meter=meter
+                self.endpoint,
+                take,
+                kind,
+                params=self.query_params(),
+                validated=True,
+                meter=meter,
+                max_group=WRITE_GROUP,
             )
             try:
                 for results in groups:
@@ -335,18 +333,7 @@ class PatsnapBatchOperator(BaseOperator):
         if self.refresh_after is not None and self.sql_conn_id:
             since = iso(utc_now() - self.refresh_after)
             fresh = self.fetch_state(kind).fresh_in(self.sql_conn_id, ids, since)
-        would = len(ids) - len(fresh.ids)
-        estimate = {
-            "endpoint": self.endpoint.code,
-            "estimate_only": True,
-            "requested": len(ids),
-            "skipped_fresh": len(fresh.ids),
-            "billed_units_saved": fresh.with_data,
-            "would_request": would,
-            "calls_at_least": -(-would // MAX_BATCH),
-            "billed_units_at_most": would,
-            "max_billed_units": self.max_billed_units,
-        }
+        estimate = estimate_summary(self.endpoint.code, len(ids), fresh, self.max_billed_units)
         self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
         return estimate
 
@@ -376,20 +363,9 @@ class PatsnapBatchOperator(BaseOperator):
             hook.cancel()
 
     def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
-        if tally.missing:
-            self.log.warning(
-                "%d patent(s) had no %s data, first: %s",
-                tally.missing,
-                self.endpoint.code,
-                tally.missing_shown,
-            )
-        if tally.rejects:
-            self.log.warning(
-                "%d record(s) rejected, kept in %s; first reasons: %s",
-                tally.rejects,
-                sink.rejects_location,
-                tally.rejects_shown,
-            )
+        tally.log_findings(self.log, self.endpoint, sink)
+        if tally.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
+            raise tally.unknown_shape_error(self.endpoint, sink)
         if tally.not_fetched:
             resume = (
                 "a rerun skips what was fetched (refresh_after)"
@@ -404,11 +380,7 @@ class PatsnapBatchOperator(BaseOperator):
                 summary=result,
             )
         if tally.rejects > self.max_rejects:
-            raise PatsnapRejectsError(
-                f"{tally.rejects} {self.endpoint.code} record(s) rejected, more than max_rejects="
-                f"{self.max_rejects}; every other row was written to {sink.location} and the rejects, with "
-                f"their reasons and raw values, to {sink.rejects_location}. First: {tally.rejects_shown}"
-            )
+            raise tally.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
         if tally.missing and self.fail_on_missing:
             raise PatsnapInputError(
                 f"{tally.missing} of {requested} patent(s) had no {self.endpoint.code} data "

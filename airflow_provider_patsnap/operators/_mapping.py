@@ -10,7 +10,7 @@ from airflow_provider_patsnap.operators._outcome import Tally
 from airflow_provider_patsnap.sinks.base import FetchedPatent
 
 if TYPE_CHECKING:
-    from airflow_provider_patsnap.hooks.patsnap import BatchResult
+    from airflow_provider_patsnap.ids import BatchResult
 
 
 def map_batch(

@@ -9,18 +9,26 @@ batches of 100 within the connection's QPS and a budget, and writes each batch a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.operators._batch import PatsnapBatchOperator
 from airflow_provider_patsnap.operators._inputs import is_literal
 from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError
 
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them when asked for
+    from airflow_provider_patsnap.operators.report import (
+        PatsnapCreateValueReportOperator,
+        PatsnapDownloadReportOperator,
+    )
+
 __all__ = [
     "PatsnapAwardOperator",
     "PatsnapBatchOperator",
     "PatsnapBudgetError",
+    "PatsnapCreateValueReportOperator",
     "PatsnapCustomsRecordOperator",
+    "PatsnapDownloadReportOperator",
     "PatsnapLegalInformationOperator",
     "PatsnapSeicClassificationOperator",
 ]
@@ -78,3 +86,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(report, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_REPORT_NAMES})

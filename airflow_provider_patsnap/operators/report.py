@@ -24,16 +24,15 @@ from airflow_provider_patsnap._compat import (
 )
 from airflow_provider_patsnap.exceptions import (
     PatsnapFailFastError,
-    PatsnapInputError,
     PatsnapRateLimitError,
     PatsnapReportError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.ids import normalise_ids
 from airflow_provider_patsnap.report import (
-    REPORT_TYPES,
+    ACTIVE_STATUSES,
     JobId,
     ReportStatus,
+    check_create_inputs,
     lost_create_message,
     validate_trigger_event,
 )
@@ -100,10 +99,7 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if bool(patent_number) == bool(patent_id):
-            raise ValueError("give exactly one of patent_number or patent_id")
-        if isinstance(report_type, str) and "{{" not in report_type and report_type not in REPORT_TYPES:
-            raise ValueError(f"report_type must be one of {REPORT_TYPES}, got {report_type!r}")
+        check_create_inputs(patent_number, patent_id, report_type, templates_pending=True)
         self.patent_number = patent_number
         self.patent_id = patent_id
         self.report_type = report_type
@@ -114,19 +110,6 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         self.timeout = timeout
         self.tolerated_errors = tolerated_errors
         self.recreate_after_lost_answer = recreate_after_lost_answer
-        self._check_patent(literal_only=True)
-
-    def _check_patent(self, literal_only: bool) -> None:
-        """One valid id of one kind; a template is checked once rendered, before the paid call."""
-        for kind, value in (("patent_number", self.patent_number), ("patent_id", self.patent_id)):
-            if value is None or (literal_only and isinstance(value, str) and "{{" in value):
-                continue
-            if not isinstance(value, str):
-                raise PatsnapInputError(
-                    f"{kind} must be one id as a string, got {type(value).__name__} {value!r}"
-                )
-            if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
-                raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
 
     @cached_property
     def hook(self) -> PatsnapHook:
@@ -137,7 +120,8 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         return str(self.patent_number or self.patent_id)
 
     def execute(self, context: Context) -> str:
-        self._check_patent(literal_only=False)
+        # Templates are rendered now: checked whole before anything is paid for.
+        check_create_inputs(self.patent_number, self.patent_id, self.report_type)
         state = _task_state(context)
         job_id = self._earlier_job(state) or self._create(state)
         context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
@@ -312,9 +296,9 @@ class PatsnapDownloadReportOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         raw = self.job_id.get("job_id") if isinstance(self.job_id, Mapping) else self.job_id
         job = self.hook.get_report_state(JobId.parse(raw))
-        if job.outcome == "failed":
+        if job.status is ReportStatus.FAILED:
             raise PatsnapReportError(job.failure_message())
-        if job.outcome is None or not job.download_url:
+        if job.status in ACTIVE_STATUSES or not job.download_url:
             raise PatsnapReportError(
                 f"PatSnap report job {job.job_id} is not ready (job_status={job.status.name}): "
                 "wait for it with PatsnapReportSensor first"

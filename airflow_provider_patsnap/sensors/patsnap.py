@@ -10,7 +10,7 @@ from typing import Any
 from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, validate_trigger_event
+from airflow_provider_patsnap.report import JobId, JobState, ReportStatus, validate_trigger_event
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 
@@ -65,10 +65,10 @@ class PatsnapReportSensor(BaseSensorOperator):
             self.log.warning("Status check failed (%d tolerated so far): %s", self._errors, err)
             return False
         self._errors = 0
-        if state.outcome == "failed":
+        if state.status is ReportStatus.FAILED:
             raise PatsnapReportError(state.failure_message())
         self.log.info("Job %s: job_status=%s", state.job_id, state.status.name)
-        if state.outcome == "success":
+        if state.status is ReportStatus.DONE:
             self._state = state
             return True
         return False

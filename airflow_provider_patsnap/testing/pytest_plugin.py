@@ -20,8 +20,13 @@ import pytest
 from airflow_provider_patsnap.sandbox import Sandbox, SandboxClock, SandboxConfig
 
 CONN_ID = "patsnap_default"
-#: Sandbox settings for tests: no latency and no rate limit, so a test runs as fast as the CPU allows.
-TEST_DEFAULTS: dict[str, Any] = {"port": 0, "latency": 0.0, "qps": 0.0}
+#: Seconds a call through ``patsnap_conn`` may take in all (the connection's ``timeout``; 30 by default):
+#: a sandbox that stalls costs a test seconds, not half a minute.
+CONN_TIMEOUT = 5.0
+#: Sandbox settings for tests: no latency and no rate limit, so a test runs as fast as the CPU allows,
+#: and a ``slow`` fault stalls well within :data:`CONN_TIMEOUT` (the sandbox's own default, 40 s, outlasts
+#: any client timeout: each one drawn would idle a test until the client gave up).
+TEST_DEFAULTS: dict[str, Any] = {"port": 0, "latency": 0.0, "qps": 0.0, "slow_seconds": 0.2}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,7 +80,10 @@ def patsnap_sandbox(
 @pytest.fixture
 def patsnap_conn(patsnap_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
     """``patsnap_default`` pointing at ``patsnap_sandbox`` (client id + secret, no client rate limit,
-    the connection's default retries); returns the connection id."""
+    ``timeout`` :data:`CONN_TIMEOUT`, the connection's default retries); returns the connection id."""
     _reset_shared_client_state()
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", patsnap_sandbox.connection_json(qps=0))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        patsnap_sandbox.connection_json(qps=0, timeout=CONN_TIMEOUT),
+    )
     return CONN_ID

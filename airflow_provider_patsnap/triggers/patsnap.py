@@ -16,7 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_patsnap.exceptions import PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, TriggerStatus, trigger_event
+from airflow_provider_patsnap.report import JobId, JobState, ReportStatus, TriggerStatus, trigger_event
 
 
 class PatsnapReportTrigger(BaseTrigger):
@@ -27,7 +27,8 @@ class PatsnapReportTrigger(BaseTrigger):
     status ``success`` (``report`` holds the status payload), ``failed``, ``timeout`` or ``error``. Each
     status call runs on this trigger's own thread (never the triggerer's shared executor) and is bounded
     by the connection's timeout; cancelling the trigger closes its connections, which ends a call in
-    flight. The status is checked once more before a timeout is declared.
+    flight, and a cancel while the connection is still being read (a slow secrets backend) stops the
+    call before anything is sent. The status is checked once more before a timeout is declared.
 
     :param job_id: The report job id, as a string of digits.
     :param end_time: Wall-clock deadline in seconds since the epoch (survives a triggerer restart).
@@ -95,10 +96,10 @@ class PatsnapReportTrigger(BaseTrigger):
                 return
             else:
                 errors = 0
-                if state.outcome == "success":
+                if state.status is ReportStatus.DONE:
                     yield self._event("success", f"PatSnap report job {self.job_id} is ready", state)
                     return
-                if state.outcome == "failed":
+                if state.status is ReportStatus.FAILED:
                     yield self._event("failed", state.failure_message(), state)
                     return
                 self.log.info(

@@ -10,11 +10,17 @@ import requests_mock as requests_mock_module
 
 from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
+#: The longest real wait a unit test may make: threads handing work over, never time passing.
+MAX_REAL_WAIT = 0.05
+
 
 @pytest.fixture(autouse=True)
 def _no_sockets_no_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The unit tier's promise, enforced: a test that opens a socket or sleeps fails."""
+    """The unit tier's promise, enforced: a test that opens a socket or sleeps fails. A timed wait
+    (``Event.wait(timeout)``, ``Condition.wait(timeout)``: how the real clock waits) longer than
+    :data:`MAX_REAL_WAIT` is a sleep too; an untimed wait is one thread waiting for another."""
     import socket
+    import threading
     import time
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -22,10 +28,20 @@ def _no_sockets_no_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
             "a unit test must not open a socket or sleep: use requests-mock / the fake clock"
         )
 
+    wait = threading.Condition.wait
+
+    def bounded_wait(self: threading.Condition, timeout: float | None = None) -> bool:
+        if timeout is not None and timeout > MAX_REAL_WAIT:
+            raise AssertionError(
+                f"a unit test must not wait {timeout} s for real: use the fake clock (the `clock` fixture)"
+            )
+        return wait(self, timeout)
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket.socket, "bind", refuse)
     monkeypatch.setattr(time, "sleep", refuse)
+    monkeypatch.setattr(threading.Condition, "wait", bounded_wait)
 
 
 @pytest.fixture

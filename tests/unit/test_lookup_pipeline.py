@@ -84,7 +84,7 @@ def test_cancel_stops_dispatching_and_says_what_was_not_fetched(vendor: requests
         nonlocal calls
         calls += 1
         if calls > 1:  # a call in flight when the cancel comes: it ends after it, and is delivered
-            assert cancelled.wait(30)
+            cancelled.wait()
         return answer(request, context)
 
     vendor.get(URL, json=answer_once_cancelled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -46,3 +47,25 @@ def test_a_duration_that_is_not_one_is_refused(bad: Any) -> None:
 def test_warehouse_options_are_checked_at_parse_time(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], **kwargs)
+
+
+COUNTS = ("max_billed_units", "max_rejects", "xcom_row_limit")
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        *((name, bad) for name in COUNTS for bad in (2.5, float("nan"), float("inf"), "5", True, -1)),
+        ("max_rejects", None),  # None means "no budget" for max_billed_units only
+        ("xcom_row_limit", None),
+    ],
+)
+def test_counts_are_whole_numbers(name: str, bad: Any) -> None:
+    message = rf"{name} must be a whole number >= 0 \(an int\), got {re.escape(repr(bad))}"
+    with pytest.raises(ValueError, match=message):
+        PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], **{name: bad})
+
+
+@pytest.mark.parametrize("name", COUNTS)
+def test_a_whole_number_count_is_taken(name: str) -> None:
+    assert getattr(PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], **{name: 0}), name) == 0

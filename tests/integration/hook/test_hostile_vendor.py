@@ -26,7 +26,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH
+from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
 from tests.helpers import RawRequest, RawServer, envelope, http_response
 
 PATH = AWARD.path
@@ -86,6 +86,28 @@ def test_timeout_bounds_the_whole_call_against_a_trickling_peer(server: RawServe
         PatsnapHook().call("GET", PATH)
     assert trickle.client_hung_up.wait(10)  # the server notices on its next byte
     assert trickle.sent < 100
+
+
+def test_timeout_bounds_a_proxy_trickling_its_connect_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An HTTPS call through an HTTP proxy: the proxy's answer to CONNECT is read before any TLS, and a
+    proxy that trickles it (one byte every 0.1 s, 40 s of bytes) must not outlast timeout=1 either."""
+    trickle = Trickle(b"HTTP/1.1 200 Connection established\r\nX-Pad: " + b"p" * 400 + b"\r\n\r\n")
+    proxy = RawServer(default=trickle)
+    connection = {
+        "conn_type": "patsnap",
+        "host": "https://connect.patsnap.com",
+        "password": "sk-proxied-key",
+        "extra": {"proxies": {"https": proxy.base_url}, "timeout": 1, "max_retries": 0, "qps": 0},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(connection))
+    try:
+        with pytest.raises(PatsnapTransientError, match=r"no complete answer within timeout=1 s"):
+            PatsnapHook().call("GET", PATH)
+        assert trickle.client_hung_up.wait(10)  # the proxy notices on its next byte
+        [connect] = proxy.seen
+    finally:
+        proxy.close()
+    assert connect.method == "CONNECT" and trickle.sent < 100
 
 
 def test_a_body_cut_short_is_transient_and_retried(
@@ -237,6 +259,11 @@ def test_a_link_to_a_private_address_is_refused_for_a_public_deployment(
         "http://10.1.2.3/r.pdf",
         "http://[::1]/r.pdf",
         "http://169.254.169.254/x",
+        "http://100.64.0.1/r.pdf",  # carrier-grade NAT: inside a provider's network, not the internet
+        "http://100.127.255.254/r.pdf",
+        "http://[::ffff:10.1.2.3]/r.pdf",  # IPv4-mapped
+        "http://0.0.0.0/r.pdf",
+        "http://224.0.0.1/r.pdf",  # multicast
     ):
         with pytest.raises(PatsnapReportError, match="private or loopback"):
             download(url)
@@ -362,9 +389,16 @@ def leaks(text: str) -> list[str]:
     [
         (["x" * 190 + "tok-secret-value hostile-secret"], "sent no status"),
         ({"job_id": JOB, "job_status": "Bearer tok-secret-value"}, "unreadable job_status"),
-        ({"job_id": "tok-secret-value", "job_status": 1}, "job_id must be an integer"),
         (
-            {"job_id": JOB, "job_status": 3, "abnormal_cause": "hostile-secret rejected"},
+            {"job_id": "tok-secret-value", "job_status": int(ReportStatus.EXPORTING)},
+            "job_id must be an integer",
+        ),
+        (
+            {
+                "job_id": JOB,
+                "job_status": int(ReportStatus.FAILED),
+                "abnormal_cause": "hostile-secret rejected",
+            },
             "failed: *** rejected",
         ),
     ],

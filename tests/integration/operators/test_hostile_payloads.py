@@ -67,34 +67,62 @@ def run(operator: type[PatsnapBatchOperator], conn_id: str, table: str, **kwargs
 
 
 @pytest.mark.parametrize(
-    "operator, payload_key, payload",
+    "operator, payload_key, payload, good",
     [
-        (PatsnapAwardOperator, "patent_award_data", {"award_name": "Gold", "award_session": 2018}),
-        (PatsnapLegalInformationOperator, "patsnap_legal_data", [{"event_code": "B350"}]),
+        (
+            PatsnapAwardOperator,
+            "patent_award_data",
+            {"award_name": "Gold", "award_session": 2018},
+            [{"award_name": "Silver"}],
+        ),
+        (
+            PatsnapLegalInformationOperator,
+            "patsnap_legal_data",
+            [{"event_code": "B350"}],
+            {"inpadoc_legal_data": [{"event_code": "B350", "event_date": 20200101}]},
+        ),
     ],
     ids=["P032-object", "P026-list"],
 )
-def test_a_payload_of_the_wrong_shape_is_a_reject_not_zero_rows(
+def test_a_payload_of_the_wrong_shape_is_quarantined_and_fails_the_task(
     vendor: Callable[[str], CannedVendor],
     warehouse: str,
     operator: type[PatsnapBatchOperator],
     payload_key: str,
     payload: Any,
+    good: Any,
 ) -> None:
+    """An unknown shape is an error naming the endpoint and the patent, whatever max_rejects allows;
+    the raw value is kept and every other row still lands."""
     code = operator.endpoint.code
-    vendor(json.dumps([{"pn": "CN1A", "patent_id": "p1", payload_key: payload}]))
-    summary = run(operator, warehouse, "shapes", patent_numbers=["CN1A"])
-    assert (summary["rows"], summary["rejects"], summary["found"]) == (0, 1, 1)
-    [(endpoint, pn, reason, raw)] = records(
-        warehouse, "SELECT endpoint, pn, reason, raw_value FROM shapes_rejects"
+    vendor(
+        json.dumps(
+            [
+                {"pn": "CN1A", "patent_id": "p1", payload_key: payload},
+                {"pn": "CN2A", "patent_id": "p2", payload_key: good},
+            ]
+        )
     )
-    assert (endpoint, pn) == (code, "CN1A")
-    assert reason.startswith(f"{code} {payload_key} of 'CN1A'")
-    assert json.loads(raw) == payload
+    for _ in range(2):  # a rerun fails the same way, and replaces its reject instead of repeating it
+        with pytest.raises(
+            PatsnapRejectsError, match=rf"PatSnap {code} sent {payload_key} in a shape .* first: \['CN1A'\]"
+        ):
+            run(operator, warehouse, "shapes", patent_numbers=["CN1A", "CN2A"], max_rejects=100)
+        [(endpoint, pn, reason, raw)] = records(
+            warehouse, "SELECT endpoint, pn, reason, raw_value FROM shapes_rejects"
+        )
+        assert (endpoint, pn) == (code, "CN1A")
+        assert reason.startswith(f"{code} {payload_key} of 'CN1A'")
+        assert json.loads(raw) == payload
+        assert records(warehouse, "SELECT DISTINCT pn FROM shapes") == [("CN2A",)]
 
-    with pytest.raises(PatsnapRejectsError, match=f"1 {code} record.s. rejected, more than max_rejects=0"):
-        run(operator, warehouse, "shapes", patent_numbers=["CN1A"], max_rejects=0)
-    assert len(records(warehouse, "SELECT reason FROM shapes_rejects")) == 1  # a rerun replaces, not repeats
+
+def test_value_rejects_follow_max_rejects(vendor: Callable[[str], CannedVendor], warehouse: str) -> None:
+    vendor(json.dumps([customs_patent("CN1A")]))  # one record with a 20-digit date
+    summary = run(PatsnapCustomsRecordOperator, warehouse, "customs", patent_numbers=["CN1A"])
+    assert (summary["rows"], summary["rejects"]) == (2, 1)  # within the default max_rejects=10
+    with pytest.raises(PatsnapRejectsError, match=r"1 P031 record.s. rejected, more than max_rejects=0"):
+        run(PatsnapCustomsRecordOperator, warehouse, "customs", patent_numbers=["CN1A"], max_rejects=0)
 
 
 def test_objects_without_an_id_are_rejects_never_one_merged_row(

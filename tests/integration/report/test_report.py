@@ -156,7 +156,19 @@ def test_a_bad_report_patent_fails_before_any_call(
     templated.patent_number = bad  # what rendering produced
     with pytest.raises(PatsnapInputError):
         templated.execute(context)
+    with pytest.raises(PatsnapInputError):  # the hook's create checks by the same rules (report.py)
+        PatsnapHook().create_value_report(patent_number=bad)
     assert creates(sandbox) == 0
+
+
+def test_a_templated_report_type_is_checked_once_rendered(sandbox: Sandbox, context: dict[str, Any]) -> None:
+    templated = PatsnapCreateValueReportOperator(
+        task_id="t", patent_number=PN, report_type="{{ params.report_type }}"
+    )
+    templated.report_type = "html"  # what rendering produced
+    with pytest.raises(PatsnapInputError, match="report_type must be one of"):
+        templated.execute(context)
+    assert creates(sandbox) == 0 and context["task_state_store"].values == {}
 
 
 # --- wait ----------------------------------------------------------------------------------------------

@@ -153,10 +153,27 @@ def status_answer(**data: Any) -> bytes:
         ({}, "unreadable job_status None"),
         ({"job_status": "done"}, "unreadable job_status 'done'"),
         ({"job_status": "2.7"}, "unreadable job_status '2.7'"),
+        ({"job_status": "Infinity"}, "unreadable job_status 'Infinity'"),
+        ({"job_status": "sNaN"}, "unreadable job_status 'sNaN'"),
+        ({"job_status": "\u0662"}, "unreadable job_status '\u0662'"),  # an Arabic-Indic 2
+        ({"job_status": True}, "unreadable job_status True"),
+        ({"job_status": " 2.0 "}, "sent no download_url"),  # read as done: a float arrives as text
         ({"job_status": ReportStatus.EXPORTING, "job_id": "1579434053399036999"}, "when asked about job"),
         ({"job_status": ReportStatus.DONE}, "sent no download_url"),
     ],
-    ids=["unknown", "missing", "text", "fraction", "other-job", "done-without-link"],
+    ids=[
+        "unknown",
+        "missing",
+        "text",
+        "fraction",
+        "infinity",
+        "signalling-nan",
+        "arabic-indic-digit",
+        "bool",
+        "float-text",
+        "other-job",
+        "done-without-link",
+    ],
 )
 def test_a_retry_that_finds_an_odd_status_fails_instead_of_paying_again(
     vendor: RawServer, data: dict[str, Any], message: str
@@ -226,6 +243,70 @@ def test_a_cancelled_trigger_leaves_no_thread_or_socket(
     for thread in trigger_threads():
         thread.join(10)
     assert trigger_threads() == []
+
+
+class SlowConnection:
+    """``get_connection`` as a slow secrets backend makes it: it blocks until the test releases it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reading = threading.Event()
+        self.release = threading.Event()
+        read = PatsnapHook.get_connection
+
+        def slow(conn_id: str) -> Any:
+            self.reading.set()
+            assert self.release.wait(30), "the test never released the connection"
+            return read(conn_id)
+
+        monkeypatch.setattr(PatsnapHook, "get_connection", staticmethod(slow))
+
+
+def test_a_hook_cancelled_while_its_connection_is_read_sends_nothing(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = SlowConnection(monkeypatch)
+    hook = PatsnapHook()
+    raised: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            hook.get_report_state(JOB)
+        except BaseException as error:  # reported to the test, which checks it
+            raised.append(error)
+
+    caller = threading.Thread(target=poll)
+    caller.start()
+    assert connection.reading.wait(10)
+    hook.cancel()  # on_kill, while there is no transport yet
+    connection.release.set()
+    caller.join(10)
+    assert not caller.is_alive()
+    assert [type(error) for error in raised] == [PatsnapCancelledError]
+    assert vendor.connections == 0 and vendor.seen == []
+
+
+def test_a_trigger_cancelled_while_its_connection_is_read_leaves_nothing_behind(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were the status call made, it would hang as long as the connection's timeout allows.
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
+    vendor.script(STATUS_PATH, Hang())
+    connection = SlowConnection(monkeypatch)
+    trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
+
+    async def cancel_while_the_connection_is_read() -> None:
+        task = asyncio.ensure_future(anext(aiter(trigger.run())))
+        assert await asyncio.get_running_loop().run_in_executor(None, connection.reading.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_the_connection_is_read())
+    connection.release.set()  # the secrets backend answers after the cancel
+    for thread in trigger_threads():
+        thread.join(10)
+    assert trigger_threads() == []
+    assert vendor.connections == 0 and vendor.seen == []
 
 
 def test_report_triggers_never_occupy_the_shared_executor(
