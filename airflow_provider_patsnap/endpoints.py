@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from hashlib import sha1
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from airflow_provider_patsnap.payloads import (
@@ -136,14 +137,13 @@ class Endpoint:
     def _key_text(self) -> Callable[[Values], str]:
         """The key columns' values, out of a record's values, as :func:`record_key` joins them."""
         names = [column.name for column in self.record_columns]
-        positions = [names.index(key) for key in self.key_columns]
+        get = itemgetter(*(names.index(key) for key in self.key_columns))
+        single = len(self.key_columns) == 1
 
         def key_text(values: Values) -> str:
+            keys = (get(values),) if single else get(values)
             return "\x1f".join(
-                [
-                    value if type(value) is str else "" if value is None else str(value)
-                    for value in [values[position] for position in positions]
-                ]
+                [value if type(value) is str else "" if value is None else str(value) for value in keys]
             )
 
         return key_text

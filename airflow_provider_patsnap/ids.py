@@ -103,6 +103,7 @@ class PatentMatch(NamedTuple):
     """The per-patent objects of one batch, sorted out against the ids that were asked for."""
 
     matched: list[Mapping[str, Any]]  # one object per requested id that came back, first one kept
+    matched_requested: list[str]  # the requested id each of ``matched`` answers, in the same order
     missing: list[str]  # requested ids no object answered
     unmatched: list[Any]  # objects without a usable id: they cannot be told apart, so never written
     unrequested: list[Mapping[str, Any]]  # objects for ids nobody asked for
@@ -116,14 +117,16 @@ def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdK
     """
     field_name = "patent_id" if id_kind == "patent_id" else "pn"
     requested_keys = [match_key(value) for value in requested]
-    wanted = set(requested_keys)
+    wanted: dict[str, str] = {}
+    for asked, key in zip(requested, requested_keys, strict=True):
+        wanted.setdefault(key, asked)
     found: dict[str, Mapping[str, Any]] = {}
     unmatched: list[Any] = []
     unrequested: list[Mapping[str, Any]] = []
     duplicates = 0
     for patent in patents:
-        value = patent.get(field_name) if isinstance(patent, Mapping) else None
-        key = match_key(value) if isinstance(value, str) else ""
+        echoed = patent.get(field_name) if isinstance(patent, Mapping) else None
+        key = match_key(echoed) if isinstance(echoed, str) else ""
         if not key:
             unmatched.append(patent)
         elif key not in wanted:
@@ -133,7 +136,8 @@ def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdK
         else:
             found[key] = patent
     missing = [value for value, key in zip(requested, requested_keys, strict=True) if key not in found]
-    return PatentMatch(list(found.values()), missing, unmatched, unrequested, duplicates)
+    matched_requested = [wanted[key] for key in found]
+    return PatentMatch(list(found.values()), matched_requested, missing, unmatched, unrequested, duplicates)
 
 
 @dataclass

@@ -28,11 +28,14 @@ def raw_json(value: Any) -> str:
 
 def id_text(value: Any) -> str | None:
     """An id that is not text or a number cannot identify anything: treat it as absent."""
+    if type(value) is str and value.isascii() and "\x00" not in value:  # the usual id, quickly
+        return value
     return as_text(value) if isinstance(value, str | int | float) else None
 
 
 # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8 anywhere.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_unstorable = _UNSTORABLE.search
 
 
 def clean_text(text: str) -> str:
@@ -95,7 +98,7 @@ def list_of_objects(payload: Any, what: str = "a list of objects") -> Iterator[M
     if not isinstance(payload, list):
         raise PayloadShapeError(f"expected {what}, got {_shape(payload)}")
     for item in payload:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # parsed JSON: always a dict
             raise PayloadShapeError(f"expected {what}, got a list holding {_shape(item)}")
         yield item
 
@@ -155,10 +158,14 @@ def text_values(names: tuple[str, ...], dates: tuple[str, ...] = ()) -> ValuesOf
     """A record's ``names`` as text, then its ``dates`` as YYYYMMDD integers, in that order."""
 
     def to_values(item: Mapping[str, Any], patent: Mapping[str, Any]) -> Values:
-        # Plain ASCII text and None are kept as they are without a call: most values are.
+        # Text without a NUL or a lone surrogate, and None, are kept as they are without a call: most
+        # values are (a quick isascii() spares ASCII the search).
         values: list[str | int | None] = [
             value
-            if value is None or (type(value) is str and value.isascii() and "\x00" not in value)
+            if value is None
+            or (
+                type(value) is str and "\x00" not in value and (value.isascii() or _unstorable(value) is None)
+            )
             else _stored_text(value, name)
             for name, value in zip(names, map(item.get, names), strict=True)
         ]

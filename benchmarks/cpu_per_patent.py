@@ -106,11 +106,16 @@ def measure(
     profile_numbers: list[str],
     workdir: Path,
     sql_conn: str | None,
+    repeat: int,
 ) -> dict[str, Any]:
     run(numbers[:2000], workdir, sql_conn)  # warm up: imports, connections, tables
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    figures = run(numbers, workdir, sql_conn)
-    cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+    passes = []  # (CPU seconds, wall seconds, figures) of each pass over the same numbers
+    for _ in range(repeat):
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        figures = run(numbers, workdir, sql_conn)
+        passes.append((cpu_seconds() - cpu0, time.perf_counter() - wall0, figures))
+    # Other work on the shared cores only ever adds CPU time to a pass: the lowest is the code's cost.
+    cpu, wall, figures = min(passes, key=lambda one: one[0])
     if name == "fetch":
         profile = profile_fetch(profile_numbers)
     else:
@@ -125,6 +130,7 @@ def measure(
         "cpu_s": round(cpu, 2),
         "wall_s": round(wall, 2),
         "us_per_patent": round(us, 1),
+        "us_per_patent_passes": [round(one[0] / len(numbers) * 1e6, 1) for one in passes],
         "target_us": TARGETS_US[name],
         "ok": us <= TARGETS_US[name],
         "top": top_entries(profile, len(profile_numbers)),
@@ -132,8 +138,8 @@ def measure(
     print_check(
         f"CPU per patent, {name}",
         result["ok"],
-        f"{us:.1f} µs/patent ({len(numbers):,} patents, {cpu:.2f} s CPU in {wall:.2f} s); "
-        f"target <= {TARGETS_US[name]:g} µs",
+        f"{us:.1f} µs/patent ({len(numbers):,} patents, {cpu:.2f} s CPU in {wall:.2f} s; the lowest of "
+        f"{repeat} passes: {result['us_per_patent_passes']}); target <= {TARGETS_US[name]:g} µs",
     )
     for line in result["top"]:
         print(f"        {line}")
@@ -146,6 +152,7 @@ def main() -> int:
     )
     parser.add_argument("--patents", type=int, default=100_000)
     parser.add_argument("--profile-patents", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3, help="measured passes per destination (lowest kept)")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL (no server binaries)")
     parser.add_argument("--workdir")
     parser.add_argument("--json", help="write the figures to this JSON file")
@@ -181,7 +188,7 @@ def main() -> int:
         if postgres:
             plan.insert(2, ("postgres", lambda n, w, c: run_destination("postgres", n, w, c), "cpu_pg"))
         for name, run, sql_conn in plan:
-            results[name] = measure(name, run, numbers, profile_numbers, workdir, sql_conn)
+            results[name] = measure(name, run, numbers, profile_numbers, workdir, sql_conn, args.repeat)
     ok = all(results[name]["ok"] for name, _, _ in plan)
     results["ok"] = ok
     if args.json:

@@ -3,7 +3,9 @@
 - ``insert_rows``: what release 0.1 did per batch, ``hook.insert_rows(replace=True, executemany=True)``,
   a connection per batch.
 - ``SqlSink``: the task's one connection, rows sorted, COPY into a temporary table and one upsert per
-  batch on PostgreSQL (psycopg 3), ``executemany`` of the dialect's upsert elsewhere.
+  write on PostgreSQL (psycopg 3), ``executemany`` of the dialect's upsert elsewhere. A write takes the
+  batches that wait for it, as the data operators hand them over when the destination is the
+  bottleneck (``WRITE_GROUP`` = 16 batches at most): a write path's rows/s is measured at capacity.
 
 Each path writes ``--rows`` new rows, then the same rows again (the upsert of a rerun). Run:
 ``PYTHONPATH=. python benchmarks/sql_write_paths.py --rows 500000``. Needs PostgreSQL server binaries
@@ -117,11 +119,12 @@ def old_insert_rows(conn_id: str, table: str, rows: list[dict[str, Any]]) -> Non
 
 def sql_sink(conn_id: str, table: str, rows: list[dict[str, Any]]) -> None:
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
+    from airflow_provider_patsnap.operators._batch import WRITE_GROUP
     from airflow_provider_patsnap.sinks import SqlSink
 
     with SqlSink(conn_id, table, LEGAL_INFORMATION.columns, endpoint="P026") as sink:
-        for batch in batches(rows):
-            sink.write_batch(batch)
+        for start in range(0, len(rows), ROWS_PER_BATCH * WRITE_GROUP):
+            sink.write_batch(rows[start : start + ROWS_PER_BATCH * WRITE_GROUP])
 
 
 def measure(

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
@@ -286,17 +287,18 @@ class PatsnapHook(BaseHook):
             )
             raise stop.error
 
-        yield from paced_map(
-            chunked(unique, batch_size),
-            fetch,
-            concurrency=self.settings.concurrency,
-            reserve_slot=transport.rate_limiter.reserve,
-            clock=transport.clock,
-            cancellation=transport.cancellation,
-            name=f"patsnap-{endpoint.code}-",
-            on_stop=stopped,
-            group_size=max_group,
-        )
+        with long_lived_objects_frozen():  # a long stream of short-lived objects: see _gc.py
+            yield from paced_map(
+                chunked(unique, batch_size),
+                fetch,
+                concurrency=self.settings.concurrency,
+                reserve_slot=transport.rate_limiter.reserve,
+                clock=transport.clock,
+                cancellation=transport.cancellation,
+                name=f"patsnap-{endpoint.code}-",
+                on_stop=stopped,
+                group_size=max_group,
+            )
 
     # --- value report (R002) -------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Record, Reject, raw_json
-from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.operators._outcome import Tally
 from airflow_provider_patsnap.sinks.base import FetchedPatent
 
@@ -42,16 +41,13 @@ def map_batch(
         )
         for patent in match.unmatched
     ]
-    requested = {match_key(value): value for value in result.requested}
     # An object that names no patent may belong to any missing one: none of them is emptied.
     patents = [FetchedPatent(value, None, 0, bool(match.unmatched)) for value in match.missing]
     rows: list[Record] = []
-    for patent in match.matched:
-        mapped = endpoint.map_patent(patent, fetched_at)
-        rows.extend(mapped.rows)
-        rejects.extend(mapped.rejects)
-        echoed = str(patent[field_name])
-        patents.append(
-            FetchedPatent(requested[match_key(echoed)], echoed, len(mapped.rows), bool(mapped.rejects))
-        )
+    map_patent = endpoint.map_patent
+    for patent, requested in zip(match.matched, match.matched_requested, strict=True):
+        mapped = map_patent(patent, fetched_at)
+        rows += mapped.rows
+        rejects += mapped.rejects
+        patents.append(FetchedPatent(requested, patent[field_name], len(mapped.rows), bool(mapped.rejects)))
     return rows, rejects, patents
