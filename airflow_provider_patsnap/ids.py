@@ -95,7 +95,8 @@ def match_key(value: str | None) -> str:
         return ""
     upper = value.upper()
     if upper.replace("-", "").isalnum():  # the usual case, nothing to remove: skip the regex
-        return upper
+        # An id that already is its key is returned itself: a million ids keyed by themselves hold no copy.
+        return value if upper == value else upper
     return _NOT_KEY.sub("", upper)
 
 

@@ -197,7 +197,11 @@ def legal_items(payload: Any) -> Iterator[Mapping[str, Any]]:
         )
     for source in _LEGAL_SOURCES:
         for item in list_of_objects(payload.get(f"{source}_legal_data"), f"{source}_legal_data as a list"):
-            yield {**item, "source": source}
+            if type(item) is dict:
+                item["source"] = source  # the parsed answer is ours alone: tag it instead of copying it
+                yield item
+            else:
+                yield {**item, "source": source}
 
 
 def legal_values(item: Mapping[str, Any], patent: Mapping[str, Any]) -> Values:

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -74,6 +74,12 @@ class _TokenRenewed(Exception):
         self.error = error
 
 
+def _all_text(params: Any) -> TypeGuard[Mapping[str, str]]:
+    return isinstance(params, Mapping) and all(
+        type(name) is str and type(value) is str for name, value in params.items()
+    )
+
+
 def _may_have_arrived(error: requests.RequestException) -> bool:
     """Whether a failed exchange's request may have reached PatSnap: everything but a connection that
     was never made (refused, unresolvable, or not made in time)."""
@@ -104,9 +110,9 @@ class Transport:
         self.cancellation = Cancellation(self.clock)
         self.rate_limiter = shared_rate_limiter(settings)
         self.auth = PatsnapAuth(settings, shared_token_cache(settings), self.fetch_token)
-        self.session = self.new_session(pool_size=settings.concurrency + 4)
+        self.session: EnvironmentOnceSession = self.new_session(pool_size=settings.concurrency + 4)
 
-    def new_session(self, pool_size: int = 4) -> requests.Session:
+    def new_session(self, pool_size: int = 4) -> EnvironmentOnceSession:
         """A session with our TLS, proxy, User-Agent and deadline settings, and no credentials."""
         session = EnvironmentOnceSession()
         session.headers["User-Agent"] = USER_AGENT
@@ -142,9 +148,15 @@ class Transport:
         failure: PatsnapError
         with deadline(self.settings.timeout, self.cancellation.watch):
             try:
-                response = self.session.request(
-                    method, url, timeout=self.timeouts(), **self.tls_and_proxies(), **kwargs
-                )
+                params = kwargs.get("params")
+                if method == "GET" and set(kwargs) <= {"params", "auth"} and _all_text(params):
+                    response = self.session.get_with_params(
+                        url, params, kwargs.get("auth"), timeout=self.timeouts(), **self.tls_and_proxies()
+                    )
+                else:
+                    response = self.session.request(
+                        method, url, timeout=self.timeouts(), **self.tls_and_proxies(), **kwargs
+                    )
                 response.content  # noqa: B018 - the body is read inside the deadline
                 return response
             except requests.RequestException as err:

@@ -62,11 +62,12 @@ class FetchState:
         self.id_kind = id_kind
         self.params = json.dumps(dict(params), sort_keys=True, ensure_ascii=True)
         self.names = [column.name for column in STATE_COLUMNS]
+        self._key_head, self._key_tail = f"{endpoint}\x1f{id_kind}\x1f", f"\x1f{self.params}"
 
     def key(self, patent: str) -> str:
-        """Ids PatSnap treats as the same (``cn1`` / ``CN1``) share a key."""
-        text = "\x1f".join((self.endpoint, self.id_kind, match_key(patent), self.params))
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+        """Ids PatSnap treats as the same (``cn1`` / ``CN1``) share a key: the sha1 of endpoint, id kind,
+        :func:`match_key` of the patent and parameters, joined by ``\\x1f``."""
+        return hashlib.sha1(f"{self._key_head}{match_key(patent)}{self._key_tail}".encode()).hexdigest()
 
     def keys(self, patents: Iterable[str]) -> dict[str, str]:
         """Patent → :meth:`key`, to compute each key once per write."""
