@@ -147,7 +147,8 @@ def test_distribution_metadata(distribution: importlib.metadata.Distribution) ->
     assert meta["Requires-Python"] == ">=3.11"
     runtime = [r for r in distribution.requires or [] if "extra ==" not in r]
     names = sorted(re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in runtime)
-    assert names == ["apache-airflow", "requests", "tenacity"], runtime
+    # msgspec: installed by every supported Airflow already (3.x core and task SDK, 2.11 via Flask-Session)
+    assert names == ["apache-airflow", "msgspec", "requests", "tenacity"], runtime
 
 
 def test_py_typed_is_in_installed_package() -> None:
