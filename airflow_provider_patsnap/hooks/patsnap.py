@@ -249,7 +249,14 @@ class PatsnapHook(BaseHook):
             could pass its budget (see :meth:`fetch_batch`).
         """
         groups = self.lookup_grouped(
-            endpoint, ids, id_kind, params=params, batch_size=batch_size, validated=validated, meter=meter
+            endpoint,
+            ids,
+            id_kind,
+            params=params,
+            batch_size=batch_size,
+            validated=validated,
+            meter=meter,
+            max_group=1,
         )
         for group in groups:
             yield from group
@@ -264,7 +271,7 @@ class PatsnapHook(BaseHook):
         batch_size: int = 100,
         validated: bool = False,
         meter: BillingMeter | None = None,
-        max_group: int = 1,
+        max_group: int = 16,
     ) -> Iterator[list[BatchResult]]:
         """:meth:`lookup`, yielding groups: every batch that completed while the caller handled the
         previous group, at most ``max_group``. A caller that writes a group in one transaction writes
