@@ -146,8 +146,8 @@ def sql_section(data: dict[str, Any]) -> list[str]:
     lines = [
         "## SQL write paths",
         "",
-        f"{data['rows']:,} generated P026 rows, then the same rows again (a rerun's upsert); rows/s "
-        "(`benchmarks/sql_write_paths.py`). `insert_rows`: release 0.1's path, a connection and an "
+        f"{data['rows']:,} generated P026 rows, then the same rows again (a rerun's upsert); rows/s, the best "
+        "of the turns the two paths took one after the other (`benchmarks/sql_write_paths.py`). `insert_rows`: release 0.1's path, a connection and an "
         "`insert_rows` per batch of 600 rows. `SqlSink`: one connection, a write of the 16 batches that wait "
         "for it when the destination is the bottleneck (what the operators hand over), sorted rows, on "
         "PostgreSQL `COPY` into a stage table and one upsert.",
