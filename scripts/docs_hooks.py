@@ -213,5 +213,25 @@ def render_generated(markdown: str) -> str:
     return GENERATED.sub(render, markdown)
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
+# A line that starts with a tag opens a raw HTML block, and Markdown then shows the rest of the paragraph
+# as source: a code span wrapped before `<table>_pn` once turned half a page into raw text.
+HTML_BLOCK_START = re.compile(r"^\s*<[A-Za-z][A-Za-z0-9-]*[\s/>]")
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def lines_opening_html(markdown: str) -> list[int]:
+    """The numbers of the lines, outside fenced code, that Markdown would take as the start of raw HTML."""
+    numbers, in_fence = [], False
+    for number, line in enumerate(markdown.splitlines(), 1):
+        if FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and HTML_BLOCK_START.match(line):
+            numbers.append(number)
+    return numbers
+
+
+def on_page_markdown(markdown: str, page: Any = None, **_: Any) -> str:
+    if numbers := lines_opening_html(markdown):
+        where = page.file.src_path if page is not None else "a page"
+        raise ValueError(f"{where}: line(s) {numbers} start with an HTML tag; rewrap so they do not")
     return render_generated(markdown)

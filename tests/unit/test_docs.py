@@ -205,6 +205,27 @@ def test_generated_tables_are_not_also_written_by_hand() -> None:
         )
 
 
+@pytest.mark.parametrize("page", markdown_pages(), ids=lambda page: str(page.relative_to(REPO)))
+def test_no_line_opens_raw_html(page: Path) -> None:
+    assert docs_hooks.lines_opening_html(page.read_text(encoding="utf-8")) == []
+
+
+def test_a_code_span_wrapped_before_a_tag_fails_the_build() -> None:
+    markdown = textwrap.dedent(
+        """\
+        It creates an index (`CREATE INDEX IF NOT EXISTS
+        <table>_pn`) on that column. See <https://open.patsnap.com/>.
+        <!-- generated: error-codes -->
+        ```sql
+        <table> is fine in code
+        ```
+        """
+    )
+    assert docs_hooks.lines_opening_html(markdown) == [2]
+    with pytest.raises(ValueError, match=r"line\(s\) \[2\] start with an HTML tag"):
+        docs_hooks.on_page_markdown(markdown)
+
+
 def test_unknown_generated_table_fails_the_build() -> None:
     with pytest.raises(ValueError, match="unknown generated table 'nope'"):
         docs_hooks.render_generated("<!-- generated: nope -->")
