@@ -98,6 +98,12 @@ class VariableTaskState:
         self._variable().delete(f"{self._prefix}:{key}")
 
 
+def task_state(context: Any) -> Any:
+    """Values of this task instance that survive its retries and reschedules: Airflow 3.3's
+    ``task_state_store``, else a :class:`VariableTaskState` (``get``, ``set``, ``delete`` either way)."""
+    return context.get("task_state_store") or VariableTaskState(context["ti"])
+
+
 __all__ = [
     "AIRFLOW_V_3",
     "AirflowFailException",
@@ -111,4 +117,5 @@ __all__ = [
     "VariableTaskState",
     "conf_getboolean",
     "mask_secret",
+    "task_state",
 ]

@@ -107,8 +107,11 @@ def connection_form_widgets() -> dict[str, Any]:
     return fields
 
 
-class ConnectionSettingsError(ValueError):
-    """A connection's host, credentials or extras are unusable; the message names the bad value."""
+class InvalidSettings(ValueError):
+    """A connection's host, credentials or extras are unusable; the message names the bad value.
+
+    Not public: the hook raises it again as :class:`~airflow_provider_patsnap.exceptions.PatsnapConnectionError`
+    (this module loads the standard library only, so it cannot define that Airflow exception itself)."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,7 @@ def _as_bool(name: str, value: Any, default: bool, conn_id: str) -> bool:
         return True
     if text in ("false", "0", "no", "n", "off"):
         return False
-    raise ConnectionSettingsError(
-        f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}"
-    )
+    raise InvalidSettings(f"connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}")
 
 
 def default_concurrency(qps: float) -> int:
@@ -185,7 +186,7 @@ def concurrency_shortfall(settings: ConnectionSettings) -> str | None:
 def _extras(conn: Any, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     extra = conn.extra_dejson or {}
     if not isinstance(extra, Mapping):
-        raise ConnectionSettingsError(f"connection {conn.conn_id!r}: extra must be a JSON object")
+        raise InvalidSettings(f"connection {conn.conn_id!r}: extra must be a JSON object")
     # A masked placeholder saved by a UI is not a value: it means "not set".
     merged = {key: value for key, value in extra.items() if value != MASKED}
     merged.update({key: value for key, value in (overrides or {}).items() if value is not None})
@@ -201,19 +202,19 @@ def _number(conn_id: str, extra: Mapping[str, Any], name: str, cast: type, low: 
             raise ValueError
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConnectionSettingsError(
+        raise InvalidSettings(
             f"connection {conn_id!r}: extra {name!r} must be a number, got {raw!r}"
         ) from None
     if not math.isfinite(value):
-        raise ConnectionSettingsError(f"connection {conn_id!r}: extra {name!r} must be finite, got {raw!r}")
+        raise InvalidSettings(f"connection {conn_id!r}: extra {name!r} must be finite, got {raw!r}")
     if cast is int:
         if not value.is_integer():
-            raise ConnectionSettingsError(
+            raise InvalidSettings(
                 f"connection {conn_id!r}: extra {name!r} must be a whole number, got {raw!r}"
             )
         value = int(value)
     if not low <= value <= high:
-        raise ConnectionSettingsError(
+        raise InvalidSettings(
             f"connection {conn_id!r}: extra {name!r} must be >= {low} and <= {high}, got {raw!r}"
         )
     return value
@@ -226,11 +227,11 @@ def _proxies(conn_id: str, raw: Any) -> dict[str, str] | None:
         try:
             raw = json.loads(raw)
         except ValueError:
-            raise ConnectionSettingsError(f"connection {conn_id!r}: extra 'proxies' is not JSON") from None
+            raise InvalidSettings(f"connection {conn_id!r}: extra 'proxies' is not JSON") from None
     if not isinstance(raw, Mapping) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in raw.items()
     ):
-        raise ConnectionSettingsError(
+        raise InvalidSettings(
             f"connection {conn_id!r}: extra 'proxies' must be a JSON object of scheme to proxy URL, "
             f'for example {{"https": "http://proxy:3128"}}; got a {type(raw).__name__}'
         )
@@ -252,7 +253,7 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
     api_key = extra.get("api_key") or (password if password and password.startswith("sk-") else None)
     client_id = conn.login or None
     if not api_key and not (client_id and password):
-        raise ConnectionSettingsError(
+        raise InvalidSettings(
             f"connection {conn_id!r} needs a client id (login) and client secret (password), "
             "or an sk- API key (password)"
         )

@@ -8,7 +8,7 @@ few lines of operator class.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from hashlib import sha1
@@ -17,7 +17,6 @@ from typing import Any, Literal, NamedTuple
 
 from airflow_provider_patsnap.payloads import (
     PayloadShapeError,
-    Record,
     Values,
     ValuesOf,
     id_text,
@@ -33,6 +32,15 @@ IdKind = Literal["patent_id", "patent_number"]
 ID_KINDS: tuple[IdKind, ...] = ("patent_id", "patent_number")
 MAX_BATCH = 100
 MAX_ID_LENGTH = 64
+#: A row's primary key column: the sha1 of the patent and the record's key columns.
+RECORD_KEY = "record_key"
+#: One row: its values in :attr:`Endpoint.columns` order (the order every sink writes them in).
+Row = tuple[Any, ...]
+
+
+def patent_field(id_kind: IdKind) -> str:
+    """The field of a vendor object, and the column of a row, that names the patent for ``id_kind``."""
+    return "patent_id" if id_kind == "patent_id" else "pn"
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class Column:
 
 # Identifiers are TEXT: the vendor may echo ids longer than the 64 characters the input accepts.
 COMMON_HEAD = (
-    Column("record_key", "VARCHAR(40)", "sha1 of patent_id and the key columns; the table's primary key"),
+    Column(RECORD_KEY, "VARCHAR(40)", "sha1 of patent_id and the key columns; the table's primary key"),
     Column("pn", "TEXT", "patent number"),
     Column("patent_id", "TEXT", "PatSnap patent id"),
 )
@@ -69,7 +77,7 @@ class ShapeReject(Reject):
 
 
 class PatentRows(NamedTuple):
-    rows: list[Record]
+    rows: list[Row]
     rejects: list[Reject]
 
 
@@ -80,7 +88,8 @@ class Endpoint:
     ``to_items`` splits a payload into vendor records (raising :class:`PayloadShapeError` on a shape it
     does not understand); ``to_values`` turns one record (and the patent object it came in) into its
     values in ``record_columns`` order (raising ``ValueError`` on a value it cannot store), so one bad
-    record is rejected on its own.
+    record is rejected on its own. A row is a tuple in :attr:`columns` order, built once: the sinks
+    write it as it is.
     """
 
     code: str
@@ -108,7 +117,12 @@ class Endpoint:
         return tuple(column.name for column in self.columns)
 
     def map_patent(self, patent: Mapping[str, Any], fetched_at: str) -> PatentRows:
-        """Turn one per-patent object from ``data`` into flat rows, and what cannot be into rejects."""
+        """Turn one per-patent object from ``data`` into rows, and what cannot be into rejects.
+
+        A row's ``record_key`` is the sha1 of the patent (its ``patent_id``, or ``pn:`` and its number
+        when it has none) and the key columns' values, joined by ``\x1f``: the same record gets the
+        same key on every run, so a rerun replaces it.
+        """
         pn, patent_id = id_text(patent.get("pn")), id_text(patent.get("patent_id"))
         payload = patent.get(self.payload_key)
         try:
@@ -118,9 +132,9 @@ class Endpoint:
             return PatentRows([], [ShapeReject(self.code, pn, patent_id, reason, raw_json(payload))])
         # Without a patent_id the number keeps patents apart: they must never share record keys.
         key_prefix = f"{patent_id if patent_id is not None else f'pn:{pn}'}\x1f"
-        rows: list[Record] = []
+        rows: list[Row] = []
         rejects: list[Reject] = []
-        names, key_text, to_values = self.column_names, self._key_text, self.to_values
+        key_text, to_values = self._key_text, self.to_values
         for item in items:
             try:
                 values = to_values(item, patent)
@@ -128,14 +142,14 @@ class Endpoint:
                 reason = f"{self.code} record of {pn or patent_id!r}: {err}"
                 rejects.append(Reject(self.code, pn, patent_id, reason, raw_json(item)))
                 continue
-            key = sha1(f"{key_prefix}{key_text(values)}".encode()).hexdigest()  # = record_key(...)
-            # One value per column by construction (the endpoint tests check every row's columns).
-            rows.append(dict(zip(names, (key, pn, patent_id, *values, fetched_at), strict=False)))
+            key = sha1(f"{key_prefix}{key_text(values)}".encode()).hexdigest()
+            # One value per column by construction (the endpoint tests check every row's length).
+            rows.append((key, pn, patent_id, *values, fetched_at))
         return PatentRows(rows, rejects)
 
     @cached_property
     def _key_text(self) -> Callable[[Values], str]:
-        """The key columns' values, out of a record's values, as :func:`record_key` joins them."""
+        """The key columns' values, out of a record's values, as text joined by ``\x1f`` (None is "")."""
         names = [column.name for column in self.record_columns]
         get = itemgetter(*(names.index(key) for key in self.key_columns))
         single = len(self.key_columns) == 1
@@ -147,19 +161,6 @@ class Endpoint:
             )
 
         return key_text
-
-    def rows(self, patent: Mapping[str, Any], fetched_at: str) -> Iterator[Record]:
-        """The rows of one per-patent object; ``ValueError`` naming the first reject if there is one."""
-        mapped = self.map_patent(patent, fetched_at)
-        if mapped.rejects:
-            raise ValueError(mapped.rejects[0].reason)
-        yield from mapped.rows
-
-
-def record_key(patent_id: str | None, key_values: Sequence[Any]) -> str:
-    texts = ["" if patent_id is None else str(patent_id)]
-    texts += [value if type(value) is str else "" if value is None else str(value) for value in key_values]
-    return sha1("\x1f".join(texts).encode("utf-8")).hexdigest()
 
 
 def _text_columns(**descriptions: str) -> tuple[Column, ...]:

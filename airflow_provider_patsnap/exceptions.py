@@ -1,8 +1,10 @@
-"""Typed errors for the PatSnap Open API, one class per behaviour (see docs/errors.md).
+"""Every public error of the provider, in one hierarchy (docs/errors.md shows it).
 
-The vendor's error codes arrive in the response envelope (``status``, ``error_code``, ``error_msg``).
-Whether an error also carries a 4xx/5xx status is undocumented, so :func:`error_class_for` looks at
-the body first and at the HTTP status when the body says nothing it knows.
+:class:`PatsnapError` is the root. Under it, :class:`PatsnapInputError` is bad input or settings, refused
+before any call to PatSnap; the others are failures reported by (or on the way to) PatSnap. The vendor's
+error codes arrive in the response envelope (``status``, ``error_code``, ``error_msg``); whether an error
+also carries a 4xx/5xx status is undocumented, so :func:`error_class_for` looks at the body first and at
+the HTTP status when the body says nothing it knows.
 
 Errors that no retry can fix are :class:`AirflowFailException` s too, so Airflow does not retry the task
 (and pay again for the batches fetched before the failure).
@@ -10,17 +12,18 @@ Errors that no retry can fix are :class:`AirflowFailException` s too, so Airflow
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.exceptions import AirflowException
 
 from airflow_provider_patsnap._compat import AirflowFailException
 
 
-class PatsnapInputError(AirflowFailException, ValueError):
-    """Bad input or settings of a task: it fails at once, because a retry would fail the same way."""
-
-
 class PatsnapError(AirflowException):
-    """Any failure reported by (or on the way to) PatSnap. Never carries a secret."""
+    """The root of every error this provider raises. Never carries a secret.
+
+    Raised as itself for an answer PatSnap sent with an error code it does not document.
+    """
 
     def __init__(
         self,
@@ -40,6 +43,31 @@ class PatsnapError(AirflowException):
         #: The request may have reached PatSnap and its answer was lost (a read timeout, a connection cut
         #: after sending, a gateway's 5xx): what it did, and billed, is unknown.
         self.answer_lost = answer_lost
+
+
+class PatsnapInputError(PatsnapError, AirflowFailException, ValueError):
+    """Bad input or settings of a task: it fails at once, before any call, because a retry would fail the
+    same way."""
+
+
+class PatsnapConnectionError(PatsnapInputError):
+    """A connection's host, credentials or extras are unusable; the message names the bad value."""
+
+
+class InvalidPatentIdsError(PatsnapInputError):
+    """Input ids that PatSnap would reject or that would break a comma-separated batch."""
+
+
+class InvalidDestinationError(PatsnapInputError):
+    """A table name or output path that cannot be used as given."""
+
+
+class TableMismatchError(PatsnapInputError):
+    """An existing table cannot take the rows: it lacks columns or the unique key the upsert needs."""
+
+
+class RowLimitExceededError(PatsnapInputError):
+    """More rows than XCom should carry: the rows belong in a table or a file."""
 
 
 class PatsnapTransientError(PatsnapError):
@@ -80,6 +108,19 @@ class PatsnapInvalidInputError(PatsnapInvalidRequestError):
 
 class PatsnapReportError(PatsnapFailFastError):
     """A report job failed, or its download link can no longer be used."""
+
+
+class PatsnapBudgetError(PatsnapFailFastError):
+    """The next call could bill more than ``max_billed_units``: it was not sent.
+
+    ``not_fetched``: how many ids no answer came back for when the run stopped. ``summary``: what the
+    data task would have returned (rows written and units billed so far), when a task raised it.
+    """
+
+    def __init__(self, message: str, *, not_fetched: int = 0, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.not_fetched = not_fetched
+        self.summary = summary
 
 
 class PatsnapCancelledError(PatsnapError):

@@ -1,14 +1,19 @@
-"""Patent ids and numbers: validated before anything goes on the wire, matched when answers come back."""
+"""Patent ids and numbers: validated before anything goes on the wire, matched when answers come back.
+
+An id is validated once and its match key (:func:`match_key`) computed once, where it enters; from then on
+it travels with that key in a :class:`PatentIds`, and every later step (matching the vendor's answer, the
+state table, freshness) reads the key instead of computing it again.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind
-from airflow_provider_patsnap.exceptions import PatsnapInputError
+from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind, patent_field
+from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
 
 _SHOWN = 5
 _SEPARATORS = frozenset(",[]'\"")  # never in an id: a sign of a list rendered as text
@@ -16,11 +21,8 @@ _SEPARATORS = frozenset(",[]'\"")  # never in an id: a sign of a list rendered a
 _PLAIN_ASCII_ID = re.compile(r"[!#-&(-+\--Z\\^-~]+")
 
 
-class InvalidPatentIdsError(PatsnapInputError):
-    """Input ids that PatSnap would reject or that would break a comma-separated batch."""
-
-
-def _problem(value: Any) -> str | None:
+def id_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be sent as an id, or None when it can."""
     if not isinstance(value, str):
         return f"{value!r} is a {type(value).__name__}, not a string"
     if not value.strip():
@@ -35,7 +37,8 @@ def _problem(value: Any) -> str | None:
     return None
 
 
-def _pieces(values: Any) -> Iterator[Any]:
+def split_ids(values: Any) -> Iterator[Any]:
+    """The single values of a list, or of comma- or newline-separated text (empty pieces skipped)."""
     if isinstance(values, Mapping):
         # Iterating a dict gives its keys: an upstream task that returned a dict would send field names.
         raise InvalidPatentIdsError(
@@ -53,36 +56,62 @@ def _pieces(values: Any) -> Iterator[Any]:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PatentIds:
+    """Validated ids, stripped, de-duplicated on their match keys, each beside its key."""
+
+    ids: list[str]
+    keys: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __getitem__(self, part: slice) -> PatentIds:
+        return PatentIds(self.ids[part], self.keys[part])
+
+    def without(self, skipped: frozenset[str]) -> PatentIds:
+        """These ids less those whose key is in ``skipped``."""
+        kept = [position for position, key in enumerate(self.keys) if key not in skipped]
+        return PatentIds([self.ids[i] for i in kept], [self.keys[i] for i in kept])
+
+    @classmethod
+    def of(cls, values: Any, kind: IdKind = "patent_number") -> PatentIds:
+        """Validate ``values`` (a list, or comma- or newline-separated text; not a dict): the ids in
+        first-seen order, ids PatSnap treats as the same (``cn1a`` and ``CN1A``) once; or raise naming
+        every bad value."""
+        if kind not in ID_KINDS:
+            raise InvalidPatentIdsError(f"id kind must be one of {ID_KINDS}, got {kind!r}")
+        seen: dict[str, str] = {}
+        problems: list[str] = []
+        for position, value in enumerate(split_ids(values)):
+            problem = id_problem(value)
+            if problem:
+                problems.append(f"#{position}: {problem}")
+            else:
+                text = value.strip()
+                seen.setdefault(match_key(text), text)
+        if problems:
+            shown = "; ".join(problems[:_SHOWN])
+            more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+            raise InvalidPatentIdsError(f"{len(problems)} invalid {kind} value(s): {shown}{more}")
+        if not seen:
+            raise InvalidPatentIdsError(f"no {kind} values given: {values!r}")
+        return cls(list(seen.values()), list(seen))
+
+    def batches(self, size: int = MAX_BATCH) -> Iterator[PatentIds]:
+        """Consecutive batches of at most ``size`` ids (at most 100, PatSnap's limit)."""
+        if not 1 <= size <= MAX_BATCH:
+            raise ValueError(f"batch size must be between 1 and {MAX_BATCH}, got {size}")
+        for start in range(0, len(self.ids), size):
+            yield self[start : start + size]
+
+
 def normalise_ids(values: Any, kind: IdKind = "patent_number") -> list[str]:
-    """Return the ids stripped and de-duplicated in first-seen order, or raise naming every bad value.
-
-    Accepts a comma- or newline-separated string or any iterable of strings (not a dict). Ids that
-    PatSnap treats as the same (``cn1a`` and ``CN1A``: see :func:`match_key`) are sent once, as first seen.
-    """
-    if kind not in ID_KINDS:
-        raise InvalidPatentIdsError(f"id kind must be one of {ID_KINDS}, got {kind!r}")
-    seen: dict[str, str] = {}
-    problems: list[str] = []
-    for position, value in enumerate(_pieces(values)):
-        problem = _problem(value)
-        if problem:
-            problems.append(f"#{position}: {problem}")
-        else:
-            seen.setdefault(match_key(value), value.strip())
-    if problems:
-        shown = "; ".join(problems[:_SHOWN])
-        more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
-        raise InvalidPatentIdsError(f"{len(problems)} invalid {kind} value(s): {shown}{more}")
-    if not seen:
-        raise InvalidPatentIdsError(f"no {kind} values given: {values!r}")
-    return list(seen.values())
-
-
-def chunked(ids: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:
-    if not 1 <= size <= MAX_BATCH:
-        raise ValueError(f"batch size must be between 1 and {MAX_BATCH}, got {size}")
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+    """The ids of ``values``, validated and de-duplicated (:meth:`PatentIds.of`)."""
+    return PatentIds.of(values, kind).ids
 
 
 # ``\w`` is exactly ``str.isalnum()`` plus the underscore, for every character
@@ -101,51 +130,51 @@ def match_key(value: str | None) -> str:
 
 
 class PatentMatch(NamedTuple):
-    """The per-patent objects of one batch, sorted out against the ids that were asked for."""
+    """The per-patent objects of one batch, sorted out against the ids that were asked for. Requested
+    ids are named by their position in the batch (:class:`PatentIds`), so each keeps its key."""
 
-    matched: list[Mapping[str, Any]]  # one object per requested id that came back, first one kept
-    matched_requested: list[str]  # the requested id each of ``matched`` answers, in the same order
-    missing: list[str]  # requested ids no object answered
+    matched: list[Mapping[str, Any]]  # one object per requested id that came back, the first one kept
+    matched_at: list[int]  # the position of the requested id each of ``matched`` answers
+    missing_at: list[int]  # positions of the requested ids no object answered
     unmatched: list[Any]  # objects without a usable id: they cannot be told apart, so never written
     unrequested: list[Mapping[str, Any]]  # objects for ids nobody asked for
     duplicates: int  # further objects for an id already matched
 
 
-def match_patents(requested: Sequence[str], patents: Iterable[Any], id_kind: IdKind) -> PatentMatch:
-    """Match the objects PatSnap returned to the requested ids on ``pn`` or ``patent_id``.
-
-    Comparison uses :func:`match_key`, so an id echoed in another case still matches.
-    """
-    field_name = "patent_id" if id_kind == "patent_id" else "pn"
-    requested_keys = [match_key(value) for value in requested]
-    wanted: dict[str, str] = {}
-    for asked, key in zip(requested, requested_keys, strict=True):
-        wanted.setdefault(key, asked)
-    found: dict[str, Mapping[str, Any]] = {}
+def match_patents(requested: PatentIds, patents: Iterable[Any], id_kind: IdKind) -> PatentMatch:
+    """Match the objects PatSnap returned to the requested ids on ``pn`` or ``patent_id``, by
+    :func:`match_key`, so an id echoed in another case still matches."""
+    field_name = patent_field(id_kind)
+    wanted = {key: position for position, key in enumerate(requested.keys)}
+    found: dict[int, Mapping[str, Any]] = {}
     unmatched: list[Any] = []
     unrequested: list[Mapping[str, Any]] = []
     duplicates = 0
     for patent in patents:
         echoed = patent.get(field_name) if isinstance(patent, Mapping) else None
         key = match_key(echoed) if isinstance(echoed, str) else ""
+        position = wanted.get(key) if key else None
         if not key:
             unmatched.append(patent)
-        elif key not in wanted:
+        elif position is None:
             unrequested.append(patent)
-        elif key in found:
+        elif position in found:
             duplicates += 1
         else:
-            found[key] = patent
-    missing = [value for value, key in zip(requested, requested_keys, strict=True) if key not in found]
-    matched_requested = [wanted[key] for key in found]
-    return PatentMatch(list(found.values()), matched_requested, missing, unmatched, unrequested, duplicates)
+            found[position] = patent
+    missing_at = [position for position in range(len(requested)) if position not in found]
+    return PatentMatch(list(found.values()), list(found), missing_at, unmatched, unrequested, duplicates)
 
 
-@dataclass
-class BatchResult:
-    """One chunk of a batch lookup: the per-patent objects that came back and the ids that did not."""
+class BatchResult(NamedTuple):
+    """One batch of a lookup: the ids asked for, every object PatSnap returned (what it bills) and which
+    object answers which id."""
 
-    requested: list[str]
-    patents: list[Any]  # every object returned: what PatSnap bills
-    missing: list[str]
-    match: PatentMatch  # which objects answer which requested id (and which answer none)
+    requested: PatentIds
+    patents: list[Any]
+    match: PatentMatch
+
+    @property
+    def missing(self) -> list[str]:
+        """The requested ids no object answered."""
+        return [self.requested.ids[position] for position in self.match.missing_at]

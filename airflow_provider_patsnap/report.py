@@ -3,7 +3,9 @@
 A job is created once (paid), then polled until it is done (a presigned file link) or failed. Job ids are
 19-digit integers that a float would corrupt: they are parsed once, where they enter (an API answer, an
 operator argument, a trigger event), into a :class:`JobId` and stay text. Statuses are a
-:class:`ReportStatus`; a status PatSnap never documented is an error, never "finished".
+:class:`ReportStatus`; a status PatSnap never documented is an error, never "finished". What a poll's
+answer means (done, failed, wait, give up after too many transient failures) is :func:`decide`, which
+the hook's wait, the sensor and the trigger all call; they only do the I/O.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from enum import IntEnum
-from typing import Any, Literal
+from enum import Enum, IntEnum
+from typing import Any, Literal, NamedTuple
 
-from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapInputError, PatsnapReportError
+from airflow_provider_patsnap.exceptions import (
+    PatsnapError,
+    PatsnapInputError,
+    PatsnapReportError,
+    PatsnapTransientError,
+)
 from airflow_provider_patsnap.ids import normalise_ids
 
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
@@ -32,10 +39,6 @@ class ReportStatus(IntEnum):
     EXPORTING = 1
     DONE = 2
     FAILED = 3
-
-    @property
-    def is_active(self) -> bool:
-        return self in ACTIVE_STATUSES
 
     @classmethod
     def parse(cls, value: Any, job_id: str) -> ReportStatus:
@@ -201,6 +204,93 @@ def lost_create_message(patent: str, flag: str) -> str:
         "for. No new report was requested. Check your PatSnap account's report jobs; to pay for a new "
         f"report deliberately, set {flag}=True and clear the task."
     )
+
+
+class PollAction(Enum):
+    """What to do after one status check."""
+
+    DONE = "done"  # the report is ready: its state holds the link
+    FAILED = "failed"  # the job failed: PatSnap's cause is in the message
+    WAIT = "wait"  # still being made, or a transient failure within what is tolerated: check again later
+    GIVE_UP = "give_up"  # more transient failures in a row than tolerated
+
+
+class PollDecision(NamedTuple):
+    """The decision on one status check, and the transient failures in a row that it leaves."""
+
+    action: PollAction
+    errors_in_a_row: int
+    message: str  # what to log (WAIT) or raise / report (FAILED, GIVE_UP)
+    state: JobState | None = None
+
+
+def decide(
+    polled: JobState | PatsnapTransientError, errors_in_a_row: int, tolerated_errors: int
+) -> PollDecision:
+    """Decide on one status check: its answer (a :class:`JobState`) or the transient error it ended in,
+    after ``errors_in_a_row`` transient failures; more than ``tolerated_errors`` in a row gives up. Any
+    other error is the caller's to raise: it is not a poll's outcome."""
+    if isinstance(polled, PatsnapTransientError):
+        errors = errors_in_a_row + 1
+        if errors > tolerated_errors:
+            return PollDecision(
+                PollAction.GIVE_UP, errors, f"{errors} status checks in a row failed; last: {polled}"
+            )
+        return PollDecision(
+            PollAction.WAIT,
+            errors,
+            f"status check failed ({errors} of {tolerated_errors} tolerated): {polled}",
+        )
+    if polled.status is ReportStatus.DONE:
+        return PollDecision(PollAction.DONE, 0, f"PatSnap report job {polled.job_id} is ready", polled)
+    if polled.status is ReportStatus.FAILED:
+        return PollDecision(PollAction.FAILED, 0, polled.failure_message(), polled)
+    return PollDecision(
+        PollAction.WAIT,
+        0,
+        f"job {polled.job_id}: job_status={polled.status.name}, queue_num={polled.queue_num}",
+        polled,
+    )
+
+
+def poll_until_finished(
+    get_state: Callable[[JobId], JobState],
+    job_id: JobId,
+    *,
+    poll_interval: float,
+    timeout: float,
+    tolerated_errors: int,
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+    log: Any,
+) -> JobState:
+    """Check ``get_state`` until the job is done (its state) or failed (:class:`PatsnapReportError`), or
+    the transient failures in a row exceed ``tolerated_errors`` (the last one is raised); raise
+    :class:`AirflowSensorTimeout` when ``timeout`` seconds pass first, after one last check. ``sleep``
+    waits between checks (and may raise to stop the wait)."""
+    from airflow_provider_patsnap._compat import AirflowSensorTimeout
+
+    give_up_at = monotonic() + timeout
+    errors = 0
+    while True:
+        try:
+            polled: JobState | PatsnapTransientError = get_state(job_id)
+        except PatsnapTransientError as error:
+            polled = error
+        decision = decide(polled, errors, tolerated_errors)
+        errors = decision.errors_in_a_row
+        if decision.action is PollAction.DONE and decision.state is not None:
+            return decision.state
+        if decision.action is PollAction.FAILED:
+            raise PatsnapReportError(decision.message)
+        if decision.action is PollAction.GIVE_UP:
+            assert isinstance(polled, PatsnapTransientError)
+            raise polled
+        log.info("%s", decision.message)
+        left = give_up_at - monotonic()
+        if left <= 0:
+            raise AirflowSensorTimeout(f"PatSnap report job {job_id} not ready within {timeout:g} s")
+        sleep(min(poll_interval, left))
 
 
 TriggerStatus = Literal["success", "failed", "timeout", "error"]

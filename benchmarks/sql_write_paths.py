@@ -67,10 +67,10 @@ def postgres_cluster() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def generated_rows(count: int) -> list[dict[str, Any]]:
+def generated_rows(count: int) -> list[tuple[Any, ...]]:
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
 
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     patent = 0
     while len(rows) < count:
         events = [
@@ -92,12 +92,12 @@ def generated_rows(count: int) -> list[dict[str, Any]]:
     return rows[:count]
 
 
-def batches(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+def batches(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
     for start in range(0, len(rows), ROWS_PER_BATCH):
         yield rows[start : start + ROWS_PER_BATCH]
 
 
-def old_insert_rows(conn_id: str, table: str, rows: list[dict[str, Any]]) -> None:
+def old_insert_rows(conn_id: str, table: str, rows: list[tuple[Any, ...]]) -> None:
     from airflow_provider_patsnap._compat import BaseHook
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
 
@@ -108,7 +108,7 @@ def old_insert_rows(conn_id: str, table: str, rows: list[dict[str, Any]]) -> Non
     for batch in batches(rows):
         hook.insert_rows(
             table,
-            [tuple(row[name] for name in names) for row in batch],
+            batch,
             target_fields=names,
             commit_every=1000,
             replace=True,
@@ -117,21 +117,23 @@ def old_insert_rows(conn_id: str, table: str, rows: list[dict[str, Any]]) -> Non
         )
 
 
-def sql_sink(conn_id: str, table: str, rows: list[dict[str, Any]]) -> None:
+def sql_sink(conn_id: str, table: str, rows: list[tuple[Any, ...]]) -> None:
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
     from airflow_provider_patsnap.operators._batch import WRITE_GROUP
-    from airflow_provider_patsnap.sinks import SqlSink
+    from airflow_provider_patsnap.sinks.base import FetchedBatch
+    from airflow_provider_patsnap.sinks.sql import SqlSink
 
+    fetched = FetchedBatch([], "2026-01-01T00:00:00+00:00")
     with SqlSink(conn_id, table, LEGAL_INFORMATION.columns, endpoint="P026") as sink:
         for start in range(0, len(rows), ROWS_PER_BATCH * WRITE_GROUP):
-            sink.write_batch(rows[start : start + ROWS_PER_BATCH * WRITE_GROUP])
+            sink.write_batch(rows[start : start + ROWS_PER_BATCH * WRITE_GROUP], (), fetched)
 
 
 def measure(
     name: str,
-    write: Callable[[str, str, list[dict[str, Any]]], None],
+    write: Callable[[str, str, list[tuple[Any, ...]]], None],
     conn_id: str,
-    rows: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]],
     round_number: int = 0,
 ) -> dict[str, float]:
     table = f"bench_{name}_{round_number}"

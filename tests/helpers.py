@@ -5,6 +5,7 @@ Imported by test modules (never by a conftest), so a fixture file never hides wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,8 +60,31 @@ def expected_rows(
     for value in ids:
         patent = patent_object(endpoint.code, kind, value, lang)  # type: ignore[arg-type]
         if patent is not None:
-            rows.extend(without_fetched_at(row) for row in endpoint.rows(patent, ""))
+            rows.extend(without_fetched_at(row) for row in records(endpoint, patent, ""))
     return rows
+
+
+def records(endpoint: Endpoint, patent: Mapping[str, Any], fetched_at: str) -> list[dict[str, Any]]:
+    """The rows of one per-patent object as dicts; ``ValueError`` naming the first reject if any."""
+    mapped = endpoint.map_patent(patent, fetched_at)
+    if mapped.rejects:
+        raise ValueError(mapped.rejects[0].reason)
+    return [dict(zip(endpoint.column_names, row, strict=True)) for row in mapped.rows]
+
+
+def with_values(endpoint: Endpoint, row: tuple[Any, ...], **values: Any) -> tuple[Any, ...]:
+    """``row`` with the named columns set to ``values``."""
+    changed = list(row)
+    for name, value in values.items():
+        changed[endpoint.column_names.index(name)] = value
+    return tuple(changed)
+
+
+def record_key(patent_id: str | None, key_values: Sequence[Any]) -> str:
+    """The documented record key: sha1 of the patent id and the key columns' text, joined by \\x1f."""
+    texts = ["" if patent_id is None else str(patent_id)]
+    texts += ["" if value is None else str(value) for value in key_values]
+    return hashlib.sha1("\x1f".join(texts).encode("utf-8")).hexdigest()
 
 
 def without_fetched_at(row: dict[str, Any]) -> dict[str, Any]:

@@ -11,17 +11,7 @@ from __future__ import annotations
 
 import threading
 
-from airflow_provider_patsnap.exceptions import PatsnapError, PatsnapFailFastError
-
-
-class BudgetReachedError(PatsnapFailFastError):
-    """The next call could go past ``max_billed_units``: it was not sent.
-
-    ``not_fetched`` is set by :meth:`~airflow_provider_patsnap.hooks.patsnap.PatsnapHook.lookup` to the
-    number of ids no answer came back for.
-    """
-
-    not_fetched: int = 0
+from airflow_provider_patsnap.exceptions import PatsnapBudgetError, PatsnapError
 
 
 class BillingMeter:
@@ -35,7 +25,7 @@ class BillingMeter:
         self._on_the_wire = 0
         self._lock = threading.Lock()
 
-    def room(self) -> int | None:
+    def units_left(self) -> int | None:
         """Units that may still be asked for; ``None`` without a budget."""
         if self.max_units is None:
             return None
@@ -47,7 +37,7 @@ class BillingMeter:
         with self._lock:
             spent = self.billed + self.unknown + self._on_the_wire
             if self.max_units is not None and spent + units > self.max_units:
-                raise BudgetReachedError(
+                raise PatsnapBudgetError(
                     f"max_billed_units={self.max_units}: {self.billed} unit(s) billed, {self.unknown} more "
                     f"may have been (answers lost after sending) and {self._on_the_wire} on the wire; a "
                     f"call for {units} more patent(s) could go past it, so it was not sent"

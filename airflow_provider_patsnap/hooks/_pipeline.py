@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from airflow_provider_patsnap.hooks._cancel import Cancellation
 
 Result = TypeVar("Result")
+#: A batch of ids: anything that knows how many ids it holds.
+Batch = TypeVar("Batch", bound=Sized)
 
 #: Finished batches that may wait for the consumer before no new call starts.
 RESULT_BUFFER = 32
 
 
-class Finished(NamedTuple, Generic[Result]):
+class Finished(NamedTuple, Generic[Batch, Result]):
     """One batch's outcome: its result, or the error that ended it for good."""
 
-    batch: list[str]
+    batch: Batch
     result: Result | None
     error: BaseException | None
 
@@ -40,16 +42,16 @@ class PipelineStopped(NamedTuple):
     not_fetched: int
 
 
-class _Flow(Generic[Result]):
+class _Flow(Generic[Batch, Result]):
     """What the dispatcher, the workers and the consumer share, under one condition."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition()
         self.stopping = threading.Event()
         self.calling = 0  # handed to a worker, answer not yet in
-        self.finished: deque[Finished[Result]] = deque()
+        self.finished: deque[Finished[Batch, Result]] = deque()
         self.dispatching = True
-        self.undispatched: list[list[str]] = []  # taken from the input, never handed to a worker
+        self.undispatched: list[Batch] = []  # taken from the input, never handed to a worker
         self.dispatch_error: BaseException | None = None
 
     def stop(self) -> None:
@@ -59,8 +61,8 @@ class _Flow(Generic[Result]):
 
 
 def paced_map(
-    batches: Iterator[list[str]],
-    fetch: Callable[[list[str]], Result],
+    batches: Iterator[Batch],
+    fetch: Callable[[Batch], Result],
     *,
     concurrency: int,
     reserve_slot: Callable[[], float],
@@ -83,10 +85,10 @@ def paced_map(
     were not fetched (it raises). Closing the generator early stops dispatching and waits for the
     calls in flight.
     """
-    flow: _Flow[Result] = _Flow()
+    flow: _Flow[Batch, Result] = _Flow()
     executor = ThreadPoolExecutor(concurrency, thread_name_prefix=name)
 
-    def work(batch: list[str]) -> None:
+    def work(batch: Batch) -> None:
         try:
             finished = Finished(batch, fetch(batch), None)
         except BaseException as error:  # handed to the consumer thread, which raises it

@@ -7,28 +7,29 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
-    ConnectionSettingsError,
+    InvalidSettings,
     concurrency_shortfall,
     connection_form_widgets,
     parse_connection,
 )
-from airflow_provider_patsnap.endpoints import AWARD, Endpoint, IdKind
+from airflow_provider_patsnap.endpoints import AWARD, MAX_BATCH, Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import (
     PatsnapAuthError,
+    PatsnapBudgetError,
+    PatsnapConnectionError,
     PatsnapError,
     PatsnapFailFastError,
     PatsnapInputError,
     PatsnapTransientError,
 )
-from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError, MeteredCall
+from airflow_provider_patsnap.hooks._billing import BillingMeter, MeteredCall
 from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
-from airflow_provider_patsnap.ids import BatchResult, chunked, match_patents, normalise_ids
+from airflow_provider_patsnap.ids import BatchResult, PatentIds, match_patents
 from airflow_provider_patsnap.report import (
     CREATE_PATH,
     STATUS_PATH,
@@ -36,6 +37,7 @@ from airflow_provider_patsnap.report import (
     JobState,
     create_body,
     created_job_id,
+    poll_until_finished,
 )
 
 # The HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file.
@@ -98,8 +100,8 @@ class PatsnapHook(BaseHook):
     def settings(self) -> ConnectionSettings:
         try:
             return parse_connection(self.get_connection(self.patsnap_conn_id), self._overrides)
-        except ConnectionSettingsError as err:
-            raise PatsnapInputError(str(err)) from None
+        except InvalidSettings as err:
+            raise PatsnapConnectionError(str(err)) from None
 
     @cached_property
     def transport(self) -> Transport:
@@ -182,20 +184,34 @@ class PatsnapHook(BaseHook):
     def fetch_batch(
         self,
         endpoint: Endpoint,
-        ids: list[str],
+        ids: Iterable[str] | str,
         id_kind: IdKind,
         params: Mapping[str, Any] | None = None,
         *,
-        slot_taken: bool = False,
         meter: BillingMeter | None = None,
     ) -> BatchResult:
-        """Fetch one batch of at most 100 (already validated) ids from a data endpoint.
+        """Fetch one batch of at most 100 ids from a data endpoint (validated first).
 
-        ``slot_taken``: the caller already waited for the first attempt's rate-limit slot. ``meter``:
-        each attempt reserves the batch's units there just before it is sent (refused with
-        :class:`~airflow_provider_patsnap.hooks._billing.BudgetReachedError` past its budget), and
-        what the answer billed, or may have billed, is counted.
+        ``meter``: the call reserves the batch's units there just before it is sent (refused with
+        :class:`~airflow_provider_patsnap.exceptions.PatsnapBudgetError` past its budget), and what the
+        answer billed, or may have billed, is counted.
         """
+        batch = PatentIds.of(ids, id_kind)
+        if len(batch) > MAX_BATCH:
+            raise PatsnapInputError(f"a batch takes at most {MAX_BATCH} ids, got {len(batch)}")
+        return self._fetch(endpoint, batch, id_kind, params, meter, slot_taken=False)
+
+    def _fetch(
+        self,
+        endpoint: Endpoint,
+        batch: PatentIds,
+        id_kind: IdKind,
+        params: Mapping[str, Any] | None,
+        meter: BillingMeter | None,
+        slot_taken: bool,
+    ) -> BatchResult:
+        """One call for ``batch``; ``slot_taken``: its first attempt's rate-limit slot was waited for."""
+        ids = batch.ids
         metered = MeteredCall(meter, len(ids)) if meter is not None else None
         data = self.transport.call(
             endpoint.method,
@@ -216,8 +232,7 @@ class PatsnapHook(BaseHook):
         patents: list[Any] = data or []
         if metered:
             metered.answered(len(patents))
-        match = match_patents(ids, patents, id_kind)
-        return BatchResult(requested=ids, patents=patents, missing=match.missing, match=match)
+        return BatchResult(batch, patents, match_patents(batch, patents, id_kind))
 
     def lookup(
         self,
@@ -226,15 +241,15 @@ class PatsnapHook(BaseHook):
         id_kind: IdKind = "patent_number",
         *,
         params: Mapping[str, Any] | None = None,
-        batch_size: int = 100,
-        validated: bool = False,
+        batch_size: int = MAX_BATCH,
         meter: BillingMeter | None = None,
     ) -> Iterator[BatchResult]:
         """Fetch any number of ids in batches of at most 100, concurrently within the rate limit.
 
-        Up to the connection's ``concurrency`` calls are in flight, each started at its rate-limit slot.
-        Results are yielded as batches complete; no new call starts while 32 results wait for the caller,
-        so memory stays flat. If a batch fails for good, or :meth:`cancel` is called, the batches already
+        The ids are validated and de-duplicated first (a bad one raises before any call). Up to the
+        connection's ``concurrency`` calls are in flight, each started at its rate-limit slot. Results
+        are yielded as batches complete; no new call starts while 32 results wait for the caller, so
+        memory stays flat. If a batch fails for good, or :meth:`cancel` is called, the batches already
         in flight are still yielded, no new ones start, and the error is raised naming how many ids were
         not fetched.
 
@@ -242,70 +257,65 @@ class PatsnapHook(BaseHook):
         :param ids: Patent ids or numbers, as a list or a comma-separated string.
         :param id_kind: ``patent_number`` or ``patent_id``.
         :param params: Extra query parameters of the endpoint (P022's ``lang``).
-        :param batch_size: Ids per call, at most 100.
-        :param validated: The caller already ran :func:`~airflow_provider_patsnap.ids.normalise_ids`
-            on ``ids`` (the operators do, before any call): skip doing it twice.
+        :param batch_size: Ids per call, 1 to 100.
         :param meter: Counts what the calls billed (and may have billed), and stops before a call that
             could pass its budget (see :meth:`fetch_batch`).
         """
-        groups = self.lookup_grouped(
-            endpoint,
-            ids,
-            id_kind,
-            params=params,
-            batch_size=batch_size,
-            validated=validated,
-            meter=meter,
-            max_group=1,
-        )
-        for group in groups:
+        batches = PatentIds.of(ids, id_kind).batches(batch_size)
+        for group in self.stream_batches(endpoint, batches, id_kind, params=params, meter=meter, max_group=1):
             yield from group
 
-    def lookup_grouped(
+    def stream_batches(
         self,
         endpoint: Endpoint,
-        ids: Iterable[str] | str,
+        batches: Iterable[PatentIds],
         id_kind: IdKind = "patent_number",
         *,
         params: Mapping[str, Any] | None = None,
-        batch_size: int = 100,
-        validated: bool = False,
         meter: BillingMeter | None = None,
         max_group: int = 16,
     ) -> Iterator[list[BatchResult]]:
-        """:meth:`lookup`, yielding groups: every batch that completed while the caller handled the
-        previous group, at most ``max_group``. A caller that writes a group in one transaction writes
-        larger ones exactly when the destination is the bottleneck, and never waits for a batch."""
-        unique = list(ids) if validated else normalise_ids(ids, id_kind)
+        """:meth:`lookup` for batches already validated (:class:`~airflow_provider_patsnap.ids.PatentIds`,
+        at most 100 ids each), taken from ``batches`` only as calls can start; yields groups: every batch
+        that completed while the caller handled the previous group, at most ``max_group``. A caller that
+        writes a group in one transaction writes larger ones exactly when the destination is the
+        bottleneck, and never waits for a batch."""
+        if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
+            raise PatsnapInputError(f"max_group must be a whole number >= 1, got {max_group!r}")
         transport = self.transport  # created here, not racing in the worker threads
         shortfall = concurrency_shortfall(self.settings)
         if shortfall:
             self.log.warning("%s", shortfall)
+        delivered = 0
 
-        def fetch(batch: list[str]) -> BatchResult:
-            return self.fetch_batch(endpoint, batch, id_kind, params, slot_taken=True, meter=meter)
+        def fetch(batch: PatentIds) -> BatchResult:
+            return self._fetch(endpoint, batch, id_kind, params, meter, slot_taken=True)
 
         def stopped(stop: PipelineStopped) -> None:
-            if isinstance(stop.error, BudgetReachedError):
-                stop.error.not_fetched = stop.not_fetched
-            stop.error.add_note(
-                f"{stop.not_fetched} of {len(unique)} id(s) were not fetched; the batches fetched before "
-                "were handed to the destination, and a rerun is safe (writes are idempotent)"
+            note = (
+                f"{stop.not_fetched} of {delivered + stop.not_fetched} id(s) were not fetched; the batches "
+                "fetched before were handed to the caller, and a rerun is safe (writes are idempotent)"
             )
+            if isinstance(stop.error, PatsnapBudgetError):
+                budget = PatsnapBudgetError(str(stop.error), not_fetched=stop.not_fetched)
+                budget.add_note(note)
+                raise budget from None
+            stop.error.add_note(note)
             raise stop.error
 
-        with long_lived_objects_frozen():  # a long stream of short-lived objects: see _gc.py
-            yield from paced_map(
-                chunked(unique, batch_size),
-                fetch,
-                concurrency=self.settings.concurrency,
-                reserve_slot=transport.rate_limiter.reserve,
-                clock=transport.clock,
-                cancellation=transport.cancellation,
-                name=f"patsnap-{endpoint.code}-",
-                on_stop=stopped,
-                group_size=max_group,
-            )
+        for group in paced_map(
+            iter(batches),
+            fetch,
+            concurrency=self.settings.concurrency,
+            reserve_slot=transport.rate_limiter.reserve,
+            clock=transport.clock,
+            cancellation=transport.cancellation,
+            name=f"patsnap-{endpoint.code}-",
+            on_stop=stopped,
+            group_size=max_group,
+        ):
+            delivered += sum(len(result.requested) for result in group)
+            yield group
 
     # --- value report (R002) -------------------------------------------------------------------------
 
@@ -350,15 +360,24 @@ class PatsnapHook(BaseHook):
     ) -> JobState:
         """Poll on this thread until the job is done (return its state) or failed (raise); raise
         :class:`AirflowSensorTimeout` when ``timeout`` seconds pass first (after one last check)."""
-        from airflow_provider_patsnap.hooks._report import poll_until_finished
-
+        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+                raise PatsnapInputError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if (
+            isinstance(tolerated_errors, bool)
+            or not isinstance(tolerated_errors, int)
+            or tolerated_errors < 0
+        ):
+            raise PatsnapInputError(f"tolerated_errors must be a whole number >= 0, got {tolerated_errors!r}")
+        cancellation = self.transport.cancellation  # the transport first: its clock times the waits
         return poll_until_finished(
             self.get_report_state,
             JobId.parse(job_id),
             poll_interval=poll_interval,
             timeout=timeout,
             tolerated_errors=tolerated_errors,
-            cancellation=self.transport.cancellation,  # the transport first: its clock times the waits
+            monotonic=cancellation.clock.monotonic,
+            sleep=cancellation.sleep,
             log=self.log,
         )
 
@@ -378,7 +397,7 @@ class PatsnapHook(BaseHook):
         """Check the credentials: fetch a token, or make one free call with an sk- API key."""
         try:
             settings = self.settings
-        except (PatsnapError, PatsnapInputError) as err:
+        except PatsnapError as err:
             return False, str(err)
         try:
             if settings.api_key:

@@ -8,23 +8,32 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
+from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
-from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Record, Reject
-from airflow_provider_patsnap.exceptions import PatsnapInputError
-from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError
-from airflow_provider_patsnap.ids import InvalidPatentIdsError, normalise_ids
+from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Reject, Row
+from airflow_provider_patsnap.exceptions import InvalidPatentIdsError, PatsnapBudgetError, PatsnapInputError
+from airflow_provider_patsnap.hooks._billing import BillingMeter
+from airflow_provider_patsnap.ids import PatentIds
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
-from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError, Tally, estimate_summary, summary
-from airflow_provider_patsnap.sinks.base import WRITE_MODES, FetchedBatch, FetchedPatent, Sink, XComSink
+from airflow_provider_patsnap.operators._outcome import RunTotals, estimate_summary, summary
+from airflow_provider_patsnap.sinks.base import (
+    NOTHING_FRESH,
+    WRITE_MODES,
+    FetchedBatch,
+    FetchedPatent,
+    LastingDestination,
+    Sink,
+    XComSink,
+)
 from airflow_provider_patsnap.sinks.names import check_table_name, output_file
-from airflow_provider_patsnap.sinks.state import FetchState, Fresh
+from airflow_provider_patsnap.sinks.state import FetchState
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
     from airflow_provider_patsnap.ids import BatchResult
+    from airflow_provider_patsnap.lineage import LineageRun
 
-NOTHING_FRESH = Fresh(frozenset(), 0)
 #: Most fetched batches landed in one write: the ones waiting when the destination is the bottleneck.
 WRITE_GROUP = 16
 
@@ -135,6 +144,8 @@ class PatsnapBatchOperator(BaseOperator):
         self.max_rejects = max_rejects
         self.qps = qps
         self.emit_asset = emit_asset
+        self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
+        self._lineage_run: LineageRun | None = None  # set by execute for the OpenLineage listener
         for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
             _check_count(name, count)
         if max_billed_units is not None:
@@ -158,7 +169,7 @@ class PatsnapBatchOperator(BaseOperator):
             )
         return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
 
-    def validate(self, literal_only: bool = False) -> tuple[IdKind, list[str]]:
+    def validate(self, literal_only: bool = False) -> tuple[IdKind, PatentIds]:
         """Check every input; return the id kind and the ids (empty when not known yet).
 
         With ``literal_only`` (at DAG parse time) values still to be templated or pulled are skipped.
@@ -172,11 +183,11 @@ class PatsnapBatchOperator(BaseOperator):
             state = "both were given" if given else "neither was given (or an upstream XCom was None)"
             raise ValueError(f"give exactly one of patent_numbers or patent_ids: {state}")
         kind, value = next(iter(given.items()))
-        ids: list[str] = []
+        ids = PatentIds([], [])
         if isinstance(value, str) and not value.strip():
             raise InvalidPatentIdsError(f"no {kind} values given: {value!r}")
         if is_literal(value) or not literal_only:
-            ids = normalise_ids(as_id_list(value), kind)  # type: ignore[arg-type]
+            ids = PatentIds.of(as_id_list(value), kind)  # type: ignore[arg-type]
         if self.sql_conn_id and self.output_path:
             raise ValueError(
                 f"give one destination: sql_conn_id={self.sql_conn_id!r} and "
@@ -219,35 +230,36 @@ class PatsnapBatchOperator(BaseOperator):
     def fetch_state(self, kind: IdKind) -> FetchState:
         return FetchState(self.destination_table, self.endpoint.code, kind, self.query_params())
 
-    def open_sink(self, context: Context, kind: IdKind = "patent_number") -> Sink:
-        # The SQL and file sinks load at run time: a DAG file that imports the operators does not pay.
-        if self.sql_conn_id:
-            from airflow_provider_patsnap.sinks.sql import SqlSink
+    def open_table(self, kind: IdKind, hook: PatsnapHook) -> LastingDestination:
+        """The SQL table of ``sql_conn_id``, created or checked now, before any paid call; ``on_kill``
+        ends its waits through ``hook``'s cancellation."""
+        from airflow_provider_patsnap.sinks.sql import SqlSink  # run time only: DAG files do not pay for it
 
-            hook = getattr(self, "_hook", None)  # set by execute: on_kill also ends the sink's waits
+        return SqlSink(
+            str(self.sql_conn_id),
+            self.destination_table,
+            self.endpoint.columns,
+            endpoint=self.endpoint.code,
+            write_mode=self.write_mode or "sync",  # type: ignore[arg-type]
+            id_kind=kind,
+            state=self.fetch_state(kind),
+            cancellation=hook.transport.cancellation,
+        )
 
-            return SqlSink(
-                self.sql_conn_id,
-                self.destination_table,
-                self.endpoint.columns,
-                endpoint=self.endpoint.code,
-                write_mode=self.write_mode or "sync",  # type: ignore[arg-type]
-                id_kind=kind,
-                state=self.fetch_state(kind),
-                cancellation=hook.transport.cancellation if hook is not None else None,
-            )
+    def open_run_sink(self, context: Context) -> Sink:
+        """Where rows go when they do not go to a table: the run's file under ``output_path``, or XCom."""
         if self.output_path:
             ti = context.get("ti")
             path = output_file(
                 self.output_path,
                 self.task_id,
                 str(context.get("run_id") or "run"),
-                getattr(ti, "map_index", -1) if ti is not None else -1,
+                ti.map_index if ti is not None and ti.map_index is not None else -1,
             )
-            from airflow_provider_patsnap.sinks.files import ObjectStorageSink
+            from airflow_provider_patsnap.sinks.files import NdjsonSink
 
-            return ObjectStorageSink(path)
-        return XComSink(self.xcom_row_limit)
+            return NdjsonSink(path, self.endpoint.columns)
+        return XComSink(self.endpoint.columns, self.xcom_row_limit)
 
     def execute(self, context: Context) -> Any:
         try:
@@ -261,78 +273,75 @@ class PatsnapBatchOperator(BaseOperator):
         from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
-        tally = Tally(meter=BillingMeter(self.max_billed_units))
-        with self.open_sink(context, kind) as sink:  # opened (and a table checked) before any paid call
-            fresh = self._fresh(sink, kind, ids)
-            tally.skipped_fresh, tally.billed_units_saved = len(fresh.ids), fresh.with_data
-            tally.not_fetched = self._fetch(hook, sink, kind, [i for i in ids if i not in fresh.ids], tally)
-        result = summary(self.endpoint.code, getattr(sink, "write_mode", None), len(ids), tally, sink, hook)
+        totals = RunTotals(meter=BillingMeter(self.max_billed_units))
+        # Opened (and a table checked) before any paid call.
+        table = self.open_table(kind, hook) if self.sql_conn_id else None
+        with table if table is not None else self.open_run_sink(context) as sink:
+            fresh = NOTHING_FRESH
+            if table is not None and self.refresh_after is not None:
+                now = utc_now()
+                fresh = table.fresh(ids, now - self.refresh_after, now)
+            totals.skipped_fresh, totals.billed_units_saved = len(fresh.keys), fresh.with_data
+            with long_lived_objects_frozen():
+                totals.not_fetched = self._fetch(hook, sink, kind, ids.without(fresh.keys), totals)
+        result = summary(self.endpoint.code, len(ids), totals, sink, table, hook)
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
-        self._remember_lineage(hook, sink, tally.rows)
-        self._check_outcome(tally, len(ids), sink, result)
+        self._remember_lineage(hook, sink, totals.rows)
+        self._check_outcome(totals, len(ids), sink, result)
         if isinstance(sink, XComSink):
             return sink.rows
         return result
 
-    def _fresh(self, sink: Sink, kind: IdKind, ids: list[str]) -> Fresh:
-        hook = getattr(sink, "hook", None)  # the SQL sink's database hook
-        if self.refresh_after is None or hook is None:
-            return NOTHING_FRESH
-        return self.fetch_state(kind).fresh(hook, ids, iso(utc_now() - self.refresh_after))
-
-    def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: list[str], tally: Tally) -> int:
+    def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: PatentIds, totals: RunTotals) -> int:
         """Fetch and land ``ids``; with a budget, never ask for more patents than units are left (each
         patent returned is billed once) and count answers lost after sending as spent, so no retry goes
         past it. Return how many ids the budget left unfetched."""
-        meter = tally.meter
+        meter = totals.meter
         rest = ids
-        while rest:
-            room = meter.room()
-            if room is not None and room <= 0:
+        while len(rest):
+            units_left = meter.units_left()
+            if units_left is not None and units_left <= 0:
                 return len(rest)
-            take, rest = (rest, []) if room is None else (rest[:room], rest[room:])
-            groups = hook.lookup_grouped(
+            take, rest = (rest, rest[:0]) if units_left is None else (rest[:units_left], rest[units_left:])
+            groups = hook.stream_batches(
                 self.endpoint,
-                take,
+                take.batches(),
                 kind,
                 params=self.query_params(),
-                validated=True,
                 meter=meter,
                 max_group=WRITE_GROUP,
             )
             try:
                 for results in groups:
-                    self._land(results, kind, sink, tally)
-            except BudgetReachedError as reached:
+                    self._land(results, kind, sink, totals)
+            except PatsnapBudgetError as reached:
                 self.log.warning("%s", reached)
                 return reached.not_fetched + len(rest)
         return 0
 
-    def _land(self, results: list[BatchResult], kind: IdKind, sink: Sink, tally: Tally) -> None:
+    def _land(self, results: list[BatchResult], kind: IdKind, sink: Sink, totals: RunTotals) -> None:
         """Write batches that arrived together in one write: a destination that cannot keep up writes
         fewer, larger transactions, and no batch ever waits for another to arrive."""
         fetched_at = iso(utc_now())
-        rows: list[Record] = []
+        rows: list[Row] = []
         rejects: list[Reject] = []
         patents: list[FetchedPatent] = []
         for result in results:
-            batch_rows, batch_rejects, batch_patents = map_batch(
-                self.endpoint, result, kind, tally, fetched_at, self.log
-            )
-            rows += batch_rows
-            rejects += batch_rejects
-            patents += batch_patents
+            mapped = map_batch(self.endpoint, result, kind, totals, fetched_at, self.log)
+            rows += mapped.rows
+            rejects += mapped.rejects
+            patents += mapped.patents
         kept = sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
-        tally.count_rejects(kept)
-        tally.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
-        tally.billed += sum(len(result.patents) for result in results)
+        totals.count_rejects(kept)
+        totals.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
+        totals.billed += sum(len(result.patents) for result in results)
 
-    def _estimate(self, kind: IdKind, ids: list[str]) -> dict[str, Any]:
+    def _estimate(self, kind: IdKind, ids: PatentIds) -> dict[str, Any]:
         """What a run would request after the freshness filter, read without calling PatSnap."""
         fresh = NOTHING_FRESH
         if self.refresh_after is not None and self.sql_conn_id:
-            since = iso(utc_now() - self.refresh_after)
-            fresh = self.fetch_state(kind).fresh_in(self.sql_conn_id, ids, since)
+            now = utc_now()
+            fresh = self.fetch_state(kind).fresh_in(self.sql_conn_id, ids, now - self.refresh_after, now)
         estimate = estimate_summary(self.endpoint.code, len(ids), fresh, self.max_billed_units)
         self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
         return estimate
@@ -346,7 +355,7 @@ class PatsnapBatchOperator(BaseOperator):
         self._lineage_run = LineageRun(
             endpoint_dataset(hook.settings.base_url, self.endpoint.path),
             destination_dataset(self.sql_conn_id, self.destination_table, output_path),
-            getattr(sink, "columns", self.endpoint.columns),
+            sink.columns,
             rows,
         )
 
@@ -354,38 +363,38 @@ class PatsnapBatchOperator(BaseOperator):
         """The PatSnap endpoint read, the table or file written (schema, row count): docs/lineage.md."""
         from airflow_provider_patsnap.lineage import operator_lineage
 
-        return operator_lineage(getattr(self, "_lineage_run", None))
+        return operator_lineage(self._lineage_run)
 
     def on_kill(self) -> None:
         """Stop at once: no new call, waits abandoned, calls in flight cut; what was written stays."""
-        hook = getattr(self, "_hook", None)
-        if hook is not None:
-            hook.cancel()
+        if self._hook is not None:
+            self._hook.cancel()
 
-    def _check_outcome(self, tally: Tally, requested: int, sink: Sink, result: dict[str, Any]) -> None:
-        tally.log_findings(self.log, self.endpoint, sink)
-        if tally.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
-            raise tally.unknown_shape_error(self.endpoint, sink)
-        if tally.not_fetched:
+    def _check_outcome(self, totals: RunTotals, requested: int, sink: Sink, result: dict[str, Any]) -> None:
+        totals.log_findings(self.log, self.endpoint, sink)
+        if totals.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
+            raise totals.unknown_shape_error(self.endpoint, sink)
+        if totals.not_fetched:
             resume = (
                 "a rerun skips what was fetched (refresh_after)"
                 if self.refresh_after
                 else "set refresh_after so a rerun skips what was fetched"
             )
             raise PatsnapBudgetError(
-                f"max_billed_units={self.max_billed_units} reached: {tally.billed} unit(s) billed"
-                f"{_lost_answers(tally.meter.unknown)}; the next call could go past it, so "
-                f"{tally.not_fetched} of {requested} patent(s) were not requested. "
+                f"max_billed_units={self.max_billed_units} reached: {totals.billed} unit(s) billed"
+                f"{_lost_answers(totals.meter.unknown)}; the next call could go past it, so "
+                f"{totals.not_fetched} of {requested} patent(s) were not requested. "
                 f"Everything fetched was written to {sink.location}; {resume}",
+                not_fetched=totals.not_fetched,
                 summary=result,
             )
-        if tally.rejects > self.max_rejects:
-            raise tally.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
-        if tally.missing and self.fail_on_missing:
+        if totals.rejects > self.max_rejects:
+            raise totals.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
+        if totals.missing and self.fail_on_missing:
             raise PatsnapInputError(
-                f"{tally.missing} of {requested} patent(s) had no {self.endpoint.code} data "
+                f"{totals.missing} of {requested} patent(s) had no {self.endpoint.code} data "
                 f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
-                f"First missing: {tally.missing_shown}"
+                f"First missing: {totals.missing_shown}"
             )
 
 

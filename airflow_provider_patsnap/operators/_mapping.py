@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Record, Reject, raw_json
-from airflow_provider_patsnap.operators._outcome import Tally
+from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Reject, Row, patent_field, raw_json
+from airflow_provider_patsnap.operators._outcome import RunTotals
 from airflow_provider_patsnap.sinks.base import FetchedPatent
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.ids import BatchResult
 
 
+class MappedBatch(NamedTuple):
+    """What a batch becomes for its sink."""
+
+    rows: list[Row]
+    rejects: list[Reject]
+    patents: list[FetchedPatent]  # every requested patent, found or not
+
+
 def map_batch(
-    endpoint: Endpoint, result: BatchResult, kind: IdKind, tally: Tally, fetched_at: str, log: Any
-) -> tuple[list[Record], list[Reject], list[FetchedPatent]]:
+    endpoint: Endpoint, result: BatchResult, kind: IdKind, totals: RunTotals, fetched_at: str, log: Any
+) -> MappedBatch:
     """Rows, rejects and the fetched patents of one batch; only objects matching a requested id,
     each once, become rows."""
-    match = result.match
-    tally.count_missing(match.missing)
-    tally.duplicates += match.duplicates
-    tally.unrequested += len(match.unrequested)
+    match, requested = result.match, result.requested
+    missing = result.missing
+    totals.count_missing(missing)
+    totals.duplicates += match.duplicates
+    totals.unrequested += len(match.unrequested)
     if match.unrequested or match.duplicates:
         log.warning(
             "PatSnap %s returned %d object(s) for patents not requested (dropped, first: %s) and %d "
@@ -30,7 +39,7 @@ def map_batch(
             [patent.get("pn") or patent.get("patent_id") for patent in match.unrequested[:3]],
             match.duplicates,
         )
-    field_name = "patent_id" if kind == "patent_id" else "pn"
+    field_name = patent_field(kind)
     rejects = [
         Reject(
             endpoint.code,
@@ -42,12 +51,24 @@ def map_batch(
         for patent in match.unmatched
     ]
     # An object that names no patent may belong to any missing one: none of them is emptied.
-    patents = [FetchedPatent(value, None, 0, bool(match.unmatched)) for value in match.missing]
-    rows: list[Record] = []
+    unmatched = bool(match.unmatched)
+    patents = [
+        FetchedPatent(requested.ids[position], requested.keys[position], None, 0, unmatched)
+        for position in match.missing_at
+    ]
+    rows: list[Row] = []
     map_patent = endpoint.map_patent
-    for patent, requested in zip(match.matched, match.matched_requested, strict=True):
+    for patent, position in zip(match.matched, match.matched_at, strict=True):
         mapped = map_patent(patent, fetched_at)
         rows += mapped.rows
         rejects += mapped.rejects
-        patents.append(FetchedPatent(requested, patent[field_name], len(mapped.rows), bool(mapped.rejects)))
-    return rows, rejects, patents
+        patents.append(
+            FetchedPatent(
+                requested.ids[position],
+                requested.keys[position],
+                patent[field_name],
+                len(mapped.rows),
+                bool(mapped.rejects),
+            )
+        )
+    return MappedBatch(rows, rejects, patents)

@@ -6,29 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, Reject, ShapeReject
-from airflow_provider_patsnap.exceptions import PatsnapFailFastError, PatsnapRejectsError
+from airflow_provider_patsnap.exceptions import PatsnapRejectsError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
-from airflow_provider_patsnap.sinks.base import Sink
-from airflow_provider_patsnap.sinks.state import Fresh
+from airflow_provider_patsnap.sinks.base import FreshPatents, LastingDestination, Sink, WriteCounts
 
 MISSING_SHOWN = 10
 REJECTS_SHOWN = 5
 
 
-class PatsnapBudgetError(PatsnapFailFastError):
-    """The next call could bill more than ``max_billed_units``: stopped after writing what was fetched.
-
-    ``summary`` is what the task would have returned: rows written and units billed so far.
-    """
-
-    def __init__(self, message: str, *, summary: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.summary = summary
-
-
 @dataclass
-class Tally:
-    """What a run has counted so far, across batches."""
+class RunTotals:
+    """What a data task's run has counted so far, across batches."""
 
     rows: int = 0
     billed: int = 0
@@ -94,47 +82,53 @@ class Tally:
 
 
 def summary(
-    endpoint: str, write_mode: str | None, requested: int, tally: Tally, sink: Sink, hook: Any
+    endpoint: str,
+    requested: int,
+    totals: RunTotals,
+    sink: Sink,
+    table: LastingDestination | None,
+    hook: Any,
 ) -> dict[str, Any]:
     """The small dict a data task returns (to XCom) when rows go to a table or a file."""
-    fetched = requested - tally.skipped_fresh - tally.not_fetched
+    fetched = requested - totals.skipped_fresh - totals.not_fetched
+    counts = table.counts if table is not None else WriteCounts()
     return {
         "endpoint": endpoint,
-        "write_mode": write_mode,
+        "write_mode": table.write_mode if table is not None else None,
         "requested": requested,
-        "skipped_fresh": tally.skipped_fresh,
-        "not_fetched": tally.not_fetched,
-        "found": fetched - tally.missing,
-        "missing": tally.missing,
-        "rows": tally.rows,
-        "rejects": tally.rejects,
-        "unrequested": tally.unrequested,
-        "duplicates": tally.duplicates,
-        "billed_units": tally.billed,
-        "billed_units_unknown": tally.meter.unknown,
-        "billed_units_saved": tally.billed_units_saved,
+        "skipped_fresh": totals.skipped_fresh,
+        "not_fetched": totals.not_fetched,
+        "found": fetched - totals.missing,
+        "missing": totals.missing,
+        "rows": totals.rows,
+        "rejects": totals.rejects,
+        "unrequested": totals.unrequested,
+        "duplicates": totals.duplicates,
+        "billed_units": totals.billed,
+        "billed_units_unknown": totals.meter.unknown,
+        "billed_units_saved": totals.billed_units_saved,
         "calls": hook.stats.calls,
         "retries": hook.stats.retries,
-        "write_retries": sink.write_retries,
-        "rows_removed": sink.counts.rows_removed,
-        "patents_emptied": sink.counts.patents_emptied,
-        "versions_opened": sink.counts.versions_opened,
-        "versions_closed": sink.counts.versions_closed,
+        "write_retries": table.write_retries if table is not None else 0,
+        "rows_removed": counts.rows_removed,
+        "patents_emptied": counts.patents_emptied,
+        "versions_opened": counts.versions_opened,
+        "versions_closed": counts.versions_closed,
         "destination": sink.location,
         "rejects_destination": sink.rejects_location,
     }
 
 
 def estimate_summary(
-    endpoint: str, requested: int, fresh: Fresh, max_billed_units: int | None
+    endpoint: str, requested: int, fresh: FreshPatents, max_billed_units: int | None
 ) -> dict[str, Any]:
     """What ``estimate_only=True`` returns: what a run would request after the freshness filter."""
-    would = requested - len(fresh.ids)
+    would = requested - len(fresh.keys)
     return {
         "endpoint": endpoint,
         "estimate_only": True,
         "requested": requested,
-        "skipped_fresh": len(fresh.ids),
+        "skipped_fresh": len(fresh.keys),
         "billed_units_saved": fresh.with_data,
         "would_request": would,
         "calls_at_least": -(-would // MAX_BATCH),

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_patsnap.endpoints import ENDPOINTS
 from airflow_provider_patsnap.operators._batch import PatsnapBatchOperator
 from airflow_provider_patsnap.operators._inputs import is_literal
-from airflow_provider_patsnap.operators._outcome import PatsnapBudgetError
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them when asked for
     from airflow_provider_patsnap.operators.report import (
@@ -25,7 +24,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
 __all__ = [
     "PatsnapAwardOperator",
     "PatsnapBatchOperator",
-    "PatsnapBudgetError",
     "PatsnapCreateValueReportOperator",
     "PatsnapCustomsRecordOperator",
     "PatsnapDownloadReportOperator",

@@ -21,6 +21,7 @@ from airflow_provider_patsnap._compat import (
     ObjectStoragePath,
     VariableTaskState,
     conf_getboolean,
+    task_state,
 )
 from airflow_provider_patsnap.exceptions import (
     PatsnapFailFastError,
@@ -122,7 +123,7 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         # Templates are rendered now: checked whole before anything is paid for.
         check_create_inputs(self.patent_number, self.patent_id, self.report_type)
-        state = _task_state(context)
+        state = task_state(context)
         job_id = self._earlier_job(state) or self._create(state)
         context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
         self.poll_until_complete(job_id, context)
@@ -202,15 +203,11 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the job id, or raise the event's error."""
         done = validate_trigger_event(event)
-        _forget(_task_state(context), self.external_id_key, self.attempt_key)
+        _forget(task_state(context), self.external_id_key, self.attempt_key)
         return str(done.job_id)
 
     def on_kill(self) -> None:
         self.hook.cancel()
-
-
-def _task_state(context: Context) -> Any:
-    return context.get("task_state_store") or VariableTaskState(context["ti"])
 
 
 def _forget(state: Any, *keys: str) -> None:

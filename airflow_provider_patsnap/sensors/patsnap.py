@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean
+from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean, task_state
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, ReportStatus, validate_trigger_event
+from airflow_provider_patsnap.report import JobId, JobState, PollAction, decide, validate_trigger_event
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
+
+#: The task state key of the transient failures in a row: kept across pokes, which in ``reschedule``
+#: mode each run in a new process.
+ERRORS_KEY = "patsnap_report_poll_errors"
 
 
 class PatsnapReportSensor(BaseSensorOperator):
@@ -21,7 +25,8 @@ class PatsnapReportSensor(BaseSensorOperator):
 
     Works in ``poke``, ``reschedule`` or deferrable mode. Fails with the job's ``abnormal_cause`` when
     the job fails, and with :class:`AirflowSensorTimeout` when ``timeout`` passes first. A few transient
-    poll errors in a row are tolerated.
+    poll errors in a row are tolerated, counted across pokes in every mode (in ``reschedule`` mode through
+    the task's state: Airflow 3.3's task state store, or an Airflow Variable before 3.3).
 
     :param job_id: The report job id (templated), as returned by
         :class:`~airflow_provider_patsnap.operators.report.PatsnapCreateValueReportOperator`.
@@ -44,11 +49,16 @@ class PatsnapReportSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if (
+            isinstance(tolerated_errors, bool)
+            or not isinstance(tolerated_errors, int)
+            or tolerated_errors < 0
+        ):
+            raise ValueError(f"tolerated_errors must be a whole number >= 0, got {tolerated_errors!r}")
         self.job_id = job_id
         self.patsnap_conn_id = patsnap_conn_id
         self.tolerated_errors = tolerated_errors
         self.deferrable = deferrable
-        self._errors = 0
         self._state: JobState | None = None
 
     @cached_property
@@ -56,21 +66,31 @@ class PatsnapReportSensor(BaseSensorOperator):
         return PatsnapHook(self.patsnap_conn_id)
 
     def poke(self, context: Context) -> bool:
+        stored = task_state(context)
+        errors = int(stored.get(ERRORS_KEY, 0) or 0)
         try:
-            state = self.hook.get_report_state(JobId.parse(self.job_id))
-        except PatsnapTransientError as err:
-            self._errors += 1
-            if self._errors > self.tolerated_errors:
-                raise
-            self.log.warning("Status check failed (%d tolerated so far): %s", self._errors, err)
-            return False
-        self._errors = 0
-        if state.status is ReportStatus.FAILED:
-            raise PatsnapReportError(state.failure_message())
-        self.log.info("Job %s: job_status=%s", state.job_id, state.status.name)
-        if state.status is ReportStatus.DONE:
-            self._state = state
+            polled: JobState | PatsnapTransientError = self.hook.get_report_state(JobId.parse(self.job_id))
+        except PatsnapTransientError as error:
+            polled = error
+        decision = decide(polled, errors, self.tolerated_errors)
+        if decision.errors_in_a_row != errors:
+            if decision.errors_in_a_row:
+                stored.set(ERRORS_KEY, decision.errors_in_a_row)
+            else:
+                stored.delete(ERRORS_KEY)
+        if decision.action is PollAction.GIVE_UP:
+            stored.delete(ERRORS_KEY)
+            assert isinstance(polled, PatsnapTransientError)
+            raise polled
+        if decision.action is PollAction.FAILED:
+            raise PatsnapReportError(decision.message)
+        if decision.action is PollAction.DONE:
+            self._state = decision.state
             return True
+        if isinstance(polled, PatsnapTransientError):
+            self.log.warning("%s", decision.message)
+        else:
+            self.log.info("%s", decision.message)
         return False
 
     def _result(self) -> dict[str, Any] | None:

@@ -1,8 +1,10 @@
 """The sink contract, and the XCom sink.
 
-A sink is used as a context manager: :meth:`Sink.write_batch` once per batch as results arrive, and
-leaving the ``with`` block commits (a clean exit) or discards (an exception) what the sink holds. Sinks
-know nothing about PatSnap endpoints beyond the columns of the rows and the rejects they are given.
+A sink is used as a context manager: :meth:`Sink.write_batch` once per group of fetched batches as they
+arrive, and leaving the ``with`` block commits (a clean exit) or discards (an exception) what the sink
+holds. Every sink is a :class:`Sink`; a destination whose rows outlive the run (a SQL table) is also a
+:class:`LastingDestination`: it has a write mode and remembers what was fetched when. Sinks know nothing
+about PatSnap endpoints beyond the columns of the rows and the rejects they are given.
 """
 
 from __future__ import annotations
@@ -10,22 +12,25 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
-from airflow_provider_patsnap.endpoints import Column, Record, Reject
-from airflow_provider_patsnap.exceptions import PatsnapInputError
+from airflow_provider_patsnap.endpoints import Column, Reject, Row
+from airflow_provider_patsnap.exceptions import RowLimitExceededError
+from airflow_provider_patsnap.ids import PatentIds
 
+REJECT_KEY = "reject_key"
 REJECT_COLUMNS = (
-    Column("reject_key", "VARCHAR(40)", "sha1 of the other columns but rejected_at; the primary key"),
+    Column(REJECT_KEY, "VARCHAR(40)", "sha1 of the other columns but rejected_at; the primary key"),
     Column("endpoint", "VARCHAR(8)", "PatSnap API code, P026 for example"),
     Column("pn", "TEXT", "patent number, when the vendor gave one"),
     Column("patent_id", "TEXT", "PatSnap patent id, when the vendor gave one"),
     Column("reason", "TEXT", "why the data could not become a row"),
     Column("raw_value", "TEXT", "the vendor's record (or payload) as JSON, exactly as received"),
-    Column("rejected_at", "VARCHAR(32)", "UTC time of the rejection, ISO 8601"),
+    Column("rejected_at", "VARCHAR(32)", "UTC time the batch holding it was fetched, ISO 8601"),
 )
+REJECT_NAMES = tuple(column.name for column in REJECT_COLUMNS)
 
 
 WriteMode = Literal["merge", "sync", "history"]
@@ -36,13 +41,14 @@ class FetchedPatent(NamedTuple):
     """One requested patent of a batch: what a sink needs to make its rows true for that patent."""
 
     requested: str  # the id as it was requested
+    key: str  # its match key (ids.match_key)
     echoed: str | None  # the id the vendor's object carries, as the rows hold it; None: no data
     rows: int  # rows its records became
     rejected: bool  # some of its data could not become rows: its other rows are not removed
 
 
 class FetchedBatch(NamedTuple):
-    """Every patent a batch asked for (found or not) and when the batch was fetched."""
+    """Every patent the batches of one write asked for (found or not), and when they were fetched."""
 
     patents: Sequence[FetchedPatent]
     fetched_at: str
@@ -62,44 +68,68 @@ class WriteCounts:
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
 
-def reject_row(reject: Reject, rejected_at: str) -> Record:
-    """A reject as a row; the same reject on a rerun gets the same key, so it replaces, not repeats."""
+class FreshPatents(NamedTuple):
+    """Patents fetched recently enough not to be requested again."""
+
+    keys: frozenset[str]  # their match keys
+    with_data: int  # of them, how many had data: the billed units skipping them saves
+
+
+NOTHING_FRESH = FreshPatents(frozenset(), 0)
+
+
+def reject_row(reject: Reject, rejected_at: str) -> tuple[Any, ...]:
+    """A reject as a row in :data:`REJECT_COLUMNS` order; the same reject on a rerun gets the same key,
+    so it replaces, not repeats."""
     text = "\x1f".join(str(value) for value in reject)
     key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return {"reject_key": key, **reject._asdict(), "rejected_at": rejected_at}
+    return (key, *reject, rejected_at)
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+class Sink(Protocol):
+    """What every destination does: take rows batch by batch, keep the rejects, finish."""
 
+    location: str  # where the rows go, for messages and the summary's ``destination``
+    rejects_location: str
+    columns: tuple[Column, ...]  # the destination's columns; a row's values come first, in this order
 
-class RowLimitExceededError(PatsnapInputError):
-    """More rows than XCom should carry: the rows belong in a table or a file."""
-
-
-class Sink:
-    """Base of all sinks: a context manager that takes rows (and rejects) batch by batch."""
-
-    location: str = "XCom"
-    rejects_location: str = "the task log"
-    write_retries: int = 0
-
-    def __init__(self) -> None:
-        self.counts = WriteCounts()
-
-    def __enter__(self) -> Sink:
-        return self
-
-    def write_batch(
-        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
-    ) -> list[Reject]:
-        """Land ``rows`` and keep ``rejects``; return every reject of the batch, including rows the
-        destination itself refused. ``fetched`` names every patent the batch asked for, which the
-        ``sync`` and ``history`` write modes need to remove or close what PatSnap no longer returns."""
-        raise NotImplementedError
+    def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
+        """Land ``rows`` and keep ``rejects``; return every reject of the write, including rows the
+        destination itself refused. ``fetched`` names every patent the write's batches asked for."""
+        ...
 
     def close(self, ok: bool) -> None:
         """Finish: publish what was written when ``ok``, discard what can be discarded otherwise."""
+        ...
+
+    def __enter__(self) -> Sink: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class LastingDestination(Sink, Protocol):
+    """A destination whose rows outlive the run: a write mode makes them true for each fetched patent,
+    and it remembers what was fetched when (``refresh_after``)."""
+
+    write_mode: WriteMode
+    counts: WriteCounts
+    write_retries: int  # writes repeated after losing a race (a deadlock, a busy file)
+
+    def fresh(self, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+        """Those of ``ids`` fetched after ``since`` and not after ``now``."""
+        ...
+
+
+class ClosingOnExit:
+    """``with`` support for a sink: leaving the block calls ``close(ok)``, ok when nothing was raised."""
+
+    def close(self, ok: bool) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -107,25 +137,31 @@ class Sink:
         self.close(ok=exc_type is None)
 
 
-class XComSink(Sink):
-    """Keeps rows in memory to be returned to XCom; refuses to hold more than ``row_limit``.
+class XComSink(ClosingOnExit):
+    """Keeps rows in memory, as dicts, to be returned to XCom; refuses to hold more than ``row_limit``.
 
     Rejects have nowhere to go but the task log (the operator logs them).
     """
 
-    def __init__(self, row_limit: int) -> None:
-        super().__init__()
-        self.row_limit = row_limit
-        self.rows: list[Record] = []
+    location = "XCom"
+    rejects_location = "the task log"
 
-    def write_batch(
-        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
-    ) -> list[Reject]:
+    def __init__(self, columns: Sequence[Column], row_limit: int) -> None:
+        self.columns = tuple(columns)
+        self.row_limit = row_limit
+        self.rows: list[dict[str, Any]] = []
+        self._names = tuple(column.name for column in columns)
+
+    def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         if len(self.rows) + len(rows) > self.row_limit:
             raise RowLimitExceededError(
                 f"more than xcom_row_limit={self.row_limit} rows: XCom is for small results. Land the rows "
                 "in a warehouse with sql_conn_id (and table), or in files with output_path, "
                 "or raise xcom_row_limit"
             )
-        self.rows.extend(rows)
+        names = self._names
+        self.rows.extend(dict(zip(names, row, strict=True)) for row in rows)
         return list(rejects)
+
+    def close(self, ok: bool) -> None:
+        """Nothing to publish: the operator returns :attr:`rows`."""

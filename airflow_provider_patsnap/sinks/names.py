@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from airflow_provider_patsnap._compat import ObjectStoragePath
-from airflow_provider_patsnap.exceptions import PatsnapInputError
+from airflow_provider_patsnap.exceptions import InvalidDestinationError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_IDENTIFIER = 63
@@ -26,10 +26,6 @@ _RESERVED_TEXT = """
     transaction true union unique update user using values variadic verbose when where window with
 """
 RESERVED_WORDS = frozenset(_RESERVED_TEXT.split())
-
-
-class InvalidDestinationError(PatsnapInputError):
-    """A table name or output path that cannot be used as given."""
 
 
 def check_table_name(table: str) -> str:

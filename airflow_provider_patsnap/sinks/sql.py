@@ -10,24 +10,28 @@ import logging
 import random
 from collections.abc import Sequence
 from contextlib import closing
+from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.endpoints import Column, IdKind, Record, Reject, raw_json
+from airflow_provider_patsnap.endpoints import RECORD_KEY, Column, IdKind, Reject, Row, patent_field, raw_json
+from airflow_provider_patsnap.exceptions import InvalidDestinationError
 from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
-from airflow_provider_patsnap.ids import match_key
+from airflow_provider_patsnap.ids import PatentIds, match_key
 from airflow_provider_patsnap.sinks.base import (
     REJECT_COLUMNS,
+    REJECT_KEY,
+    REJECT_NAMES,
     WRITE_MODES,
+    ClosingOnExit,
     FetchedBatch,
-    Sink,
+    FreshPatents,
     WriteCounts,
     WriteMode,
     reject_row,
-    utc_now,
 )
-from airflow_provider_patsnap.sinks.names import InvalidDestinationError, check_table_name, rejects_table_name
+from airflow_provider_patsnap.sinks.names import check_table_name, rejects_table_name
 from airflow_provider_patsnap.sinks.sql_bulk import CopyUpsert, can_copy
 from airflow_provider_patsnap.sinks.sql_modes import (
     HISTORY_COLUMNS,
@@ -35,7 +39,6 @@ from airflow_provider_patsnap.sinks.sql_modes import (
     ModeWriter,
     Scope,
     lock_table,
-    patent_column,
     scope_of,
 )
 from airflow_provider_patsnap.sinks.sql_tables import (
@@ -45,22 +48,25 @@ from airflow_provider_patsnap.sinks.sql_tables import (
     is_data_error,
     is_retryable,
 )
-from airflow_provider_patsnap.sinks.state import STATE_COLUMNS, STATE_KEY, FetchState
+from airflow_provider_patsnap.sinks.state import (
+    STATE_COLUMNS,
+    STATE_KEY,
+    STATE_NAMES,
+    FetchState,
+    patents_landed,
+)
 
 log = logging.getLogger(__name__)
-
-KEY = "record_key"
-REJECT_KEY = "reject_key"
 
 
 class RefusedRow(NamedTuple):
     """A row the database would not store, and its message."""
 
-    row: Record
+    row: Row
     reason: str
 
 
-class SqlSink(Sink):
+class SqlSink(ClosingOnExit):
     """Writes rows into ``table`` through the common.sql hook of ``conn_id``, on one connection.
 
     Before the first call to PatSnap the table is created (``PRIMARY KEY (record_key)``, or
@@ -74,8 +80,6 @@ class SqlSink(Sink):
     between write attempts ends at once when ``cancellation`` is cancelled (the operator passes its
     hook's, which ``on_kill`` cancels): the write is abandoned, what was committed before stays.
     """
-
-    rejects_location = ""
 
     def __init__(
         self,
@@ -92,7 +96,6 @@ class SqlSink(Sink):
     ) -> None:
         from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-        super().__init__()
         if write_mode not in WRITE_MODES:
             raise InvalidDestinationError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
         self.write_mode = write_mode
@@ -100,10 +103,11 @@ class SqlSink(Sink):
         self.table = check_table_name(table)
         self.rejects_table = rejects_table_name(table)
         self.columns = (*columns, *HISTORY_COLUMNS) if write_mode == "history" else tuple(columns)
-        self.key = VERSION_KEY if write_mode == "history" else KEY
+        self.key = VERSION_KEY if write_mode == "history" else RECORD_KEY
         self.endpoint = endpoint
         self.write_attempts = write_attempts
         self.write_retries = 0
+        self.counts = WriteCounts()
         self.cancellation = cancellation or Cancellation(SystemClock())
         hook = BaseHook.get_connection(conn_id).get_hook()
         if not isinstance(hook, DbApiHook):
@@ -114,16 +118,16 @@ class SqlSink(Sink):
         self.hook = hook
         self.location = f"{conn_id}:{table}"
         self.rejects_location = f"{conn_id}:{self.rejects_table}"
-        self._names = [column.name for column in self.columns]
-        self._values = itemgetter(*self._names)
-        self._upsert_sql = self._replace_sql(self.table, self._names, self.key)
-        self._reject_names = [column.name for column in REJECT_COLUMNS]
-        self._reject_sql = self._replace_sql(self.rejects_table, self._reject_names, REJECT_KEY)
+        self._names = [column.name for column in columns]  # what a row holds: the table's first columns
+        table_names = self._table_names = [column.name for column in self.columns]
+        self._upsert_sql = self._replace_sql(self.table, table_names, self.key)
+        self._reject_sql = self._replace_sql(self.rejects_table, list(REJECT_NAMES), REJECT_KEY)
         if state is not None:
-            self._state_sql = self._replace_sql(state.table, state.names, STATE_KEY)
-        column = patent_column(id_kind)
+            self._state_sql = self._replace_sql(state.table, list(STATE_NAMES), STATE_KEY)
+        column = patent_field(id_kind)
+        self._patent_at = self._names.index(column)
         self._value_list = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
-        self._modes = ModeWriter(self.table, column, [c.name for c in columns], self._value_list)
+        self._modes = ModeWriter(self.table, column, self._names, self._value_list)
         self._postgres = hook.dialect_name == "postgresql"
         self._sqlite = hook.dialect_name == "sqlite"
         self._tables = TableKeeper(hook)
@@ -141,11 +145,11 @@ class SqlSink(Sink):
                 self._tables.ensure(self._connection, state.table, STATE_COLUMNS, STATE_KEY)
             if self._postgres and can_copy(self._connection):
                 self._copy_rows = CopyUpsert(
-                    self._connection, self.table, self._names, self.key, "patsnap_stage"
+                    self._connection, self.table, table_names, self.key, "patsnap_stage"
                 )
                 if state is not None:
                     self._copy_state = CopyUpsert(
-                        self._connection, state.table, state.names, STATE_KEY, "patsnap_state_stage"
+                        self._connection, state.table, STATE_NAMES, STATE_KEY, "patsnap_state_stage"
                     )
         except BaseException:
             self.close(ok=False)
@@ -154,11 +158,16 @@ class SqlSink(Sink):
     def _replace_sql(self, table: str, names: list[str], key: str) -> str:
         return str(self.hook.dialect.generate_replace_sql(table, names, names, replace_index=[key]))
 
-    def write_batch(
-        self, rows: list[Record], rejects: Sequence[Reject] = (), fetched: FetchedBatch | None = None
-    ) -> list[Reject]:
+    def fresh(self, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+        """Those of ``ids`` this table's ``<table>_state`` says were fetched after ``since`` (and not
+        after ``now``); nothing is fresh without a state table."""
+        if self.state is None:
+            return FreshPatents(frozenset(), 0)
+        return self.state.fresh(self.hook, ids, since, now)
+
+    def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         # The last row of a key wins, as a second upsert of it would; sorted, locks come in one order.
-        unique = sorted({row[KEY]: row for row in rows}.values(), key=itemgetter(KEY))
+        unique = sorted({row[0]: row for row in rows}.values(), key=itemgetter(0))
         attempt = 1
         while True:
             try:
@@ -185,7 +194,7 @@ class SqlSink(Sink):
             attempt += 1
 
     def _write(
-        self, rows: list[Record], rejects: Sequence[Reject], fetched: FetchedBatch | None
+        self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch
     ) -> tuple[list[Reject], WriteCounts]:
         with closing(self._connection.cursor()) as cursor:
             try:
@@ -201,9 +210,9 @@ class SqlSink(Sink):
     def _write_in_mode(
         self,
         cursor: Any,
-        rows: list[Record],
+        rows: list[Row],
         rejects: Sequence[Reject],
-        fetched: FetchedBatch | None,
+        fetched: FetchedBatch,
         row_by_row: bool,
     ) -> tuple[list[Reject], WriteCounts]:
         """One transaction: lock, apply the mode, upsert (``row_by_row``: around what the database
@@ -214,28 +223,37 @@ class SqlSink(Sink):
         else:
             counts, refused = WriteCounts(), []
             self._upsert(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
-        if fetched is not None and self.state is not None:
-            # A patent with rows the database refused is not remembered as fetched: the next run (with
-            # refresh_after too) asks for it again, once the table can take its rows.
-            landed = fetched.patents
-            if refused:
-                unlanded = {match_key(item.row[self._modes.column]) for item in refused}
-                landed = [patent for patent in landed if match_key(patent.requested) not in unlanded]
-            state_rows = self.state.rows(fetched._replace(patents=landed), spellings, self._state_keys)
+        if self.state is not None:
+            # A patent is remembered as fetched only when every record of it landed: the next run (with
+            # refresh_after too) asks again for one whose data was rejected or refused.
+            landed = patents_landed(fetched, [self._patent_key(scope, item.row) for item in refused])
+            state_rows = self.state.rows(landed, spellings, self._state_keys)
             if self._copy_state is not None:
                 self._copy_state(cursor, state_rows)
             else:
                 cursor.executemany(self._state_sql, state_rows)
+        names = self._table_names  # a refused row is as the table would have held it (a version in history)
         refused_rejects = [
-            Reject(self.endpoint, item.row["pn"], item.row["patent_id"], item.reason, raw_json(item.row))
+            Reject(
+                self.endpoint,
+                item.row[1],
+                item.row[2],
+                item.reason,
+                raw_json(dict(zip(names, item.row, strict=True))),
+            )
             for item in refused
         ]
         if rejects or refused_rejects:
-            self._write_rejects(cursor, [*rejects, *refused_rejects])
+            self._write_rejects(cursor, [*rejects, *refused_rejects], fetched.fetched_at)
         return refused_rejects, counts
 
+    def _patent_key(self, scope: Scope | None, row: Row) -> str:
+        """The match key of the patent a row belongs to (known to the scope in sync and history)."""
+        value = row[self._patent_at]
+        return scope.patent_of.get(value, "") if scope is not None else match_key(value)
+
     def _write_around_refusals(
-        self, cursor: Any, rows: list[Record], scope: Scope | None, fetched: FetchedBatch | None
+        self, cursor: Any, rows: list[Row], scope: Scope | None, fetched: FetchedBatch
     ) -> tuple[WriteCounts, list[RefusedRow]]:
         """Apply the mode and write each row in a savepoint. When the database refuses some, undo both
         and redo them without those rows, their patents' other rows kept (as for a mapping reject): what
@@ -249,17 +267,17 @@ class SqlSink(Sink):
                 cursor.execute("RELEASE SAVEPOINT patsnap_batch")
                 return counts, list(refused.values())
             cursor.execute("ROLLBACK TO SAVEPOINT patsnap_batch")
-            refused.update((item.row[KEY], item) for item in newly)
-            rows = [row for row in rows if row[KEY] not in refused]
+            refused.update((item.row[0], item) for item in newly)
+            rows = [row for row in rows if row[0] not in refused]
             if scope is not None:
-                scope = scope.keeping({scope.owner.get(item.row[self._modes.column], "") for item in newly})
+                scope = scope.keeping({self._patent_key(scope, item.row) for item in newly})
 
     def _begin(
-        self, cursor: Any, fetched: FetchedBatch | None, row_by_row: bool
+        self, cursor: Any, fetched: FetchedBatch, row_by_row: bool
     ) -> tuple[Scope | None, dict[str, str]]:
         """Start the batch's transaction: lock its patents for ``sync`` and ``history``; return their
         scope (None for ``merge``) and how the state table spells them."""
-        in_mode = self.write_mode != "merge" and fetched is not None and bool(fetched.patents)
+        in_mode = self.write_mode != "merge" and bool(fetched.patents)
         if self._sqlite and not self._connection.in_transaction and (in_mode or row_by_row):
             # Read and write under one lock, no other writer between; and a transaction of our own, as
             # sqlite3 would otherwise commit at the outermost RELEASE of a savepoint.
@@ -267,42 +285,42 @@ class SqlSink(Sink):
         elif self._postgres and in_mode:
             lock_table(cursor, self.table)
         spellings: dict[str, str] = {}
-        if fetched is not None and self.state is not None:
-            self._state_keys = self.state.keys(patent.requested for patent in fetched.patents)
-            spellings = self.state.spellings(cursor, self._value_list, self._state_keys)
-        return (scope_of(fetched, spellings) if in_mode and fetched is not None else None), spellings
+        if self.state is not None:
+            self._state_keys = self.state.keys(patent.key for patent in fetched.patents)
+            spellings = self.state.row_spellings(cursor, self._value_list, self._state_keys)
+        return (scope_of(fetched, spellings) if in_mode else None), spellings
 
     def _apply_mode(
         self,
         cursor: Any,
-        rows: list[Record],
+        rows: list[Row],
         scope: Scope | None,
-        fetched: FetchedBatch | None,
+        fetched: FetchedBatch,
         counts: WriteCounts,
-    ) -> list[Record]:
+    ) -> list[Row]:
         """Delete (sync) or close (history) what vanished from the scope's patents; the rows to upsert."""
-        if scope is None or fetched is None:
+        if scope is None:
             return rows
         if self.write_mode == "sync":
             self._modes.remove_vanished(cursor, rows, scope, counts)
             return rows
         return self._modes.versions(cursor, rows, scope, fetched.fetched_at, counts)
 
-    def _upsert(self, cursor: Any, rows: list[Record]) -> None:
+    def _upsert(self, cursor: Any, rows: list[Row]) -> None:
         if not rows:
             return
         if self._copy_rows is not None:
-            self._copy_rows(cursor, map(self._values, rows))
+            self._copy_rows(cursor, rows)
         else:
-            cursor.executemany(self._upsert_sql, [self._values(row) for row in rows])
+            cursor.executemany(self._upsert_sql, rows)
 
-    def _write_one_by_one(self, cursor: Any, rows: list[Record]) -> list[RefusedRow]:
+    def _write_one_by_one(self, cursor: Any, rows: list[Row]) -> list[RefusedRow]:
         """Write each row in a savepoint, so the others land; return the rows the database refused."""
         refused = []
         for row in rows:
             cursor.execute("SAVEPOINT patsnap_row")
             try:
-                cursor.execute(self._upsert_sql, self._values(row))
+                cursor.execute(self._upsert_sql, row)
             except Exception as error:
                 if not is_data_error(error):
                     raise
@@ -311,11 +329,9 @@ class SqlSink(Sink):
             cursor.execute("RELEASE SAVEPOINT patsnap_row")
         return refused
 
-    def _write_rejects(self, cursor: Any, rejects: list[Reject]) -> None:
-        rejected_at = utc_now()
-        by_key = {row[REJECT_KEY]: row for row in (reject_row(reject, rejected_at) for reject in rejects)}
-        values = [tuple(row[name] for name in self._reject_names) for _, row in sorted(by_key.items())]
-        cursor.executemany(self._reject_sql, values)
+    def _write_rejects(self, cursor: Any, rejects: list[Reject], rejected_at: str) -> None:
+        by_key = {row[0]: row for row in (reject_row(reject, rejected_at) for reject in rejects)}
+        cursor.executemany(self._reject_sql, [row for _, row in sorted(by_key.items())])
 
     def close(self, ok: bool) -> None:
         if self._connection is not None:

@@ -7,7 +7,7 @@ shards fetching the same patent write one after the other and each sees what the
 
 A patent's rows are found by every spelling the table may hold them under: as requested, as PatSnap
 echoed it now, and as the state table remembers PatSnap echoing it before (a patent with no data now
-has no echo).
+has no echo). Rows are tuples in the table's column order; the record key is the first value.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from airflow_provider_patsnap.endpoints import Column, IdKind, Record
+from airflow_provider_patsnap.endpoints import RECORD_KEY, Column, Row
 from airflow_provider_patsnap.sinks.base import FetchedBatch, WriteCounts
 from airflow_provider_patsnap.sinks.sql_tables import ValueList
 
-KEY = "record_key"
 VERSION_KEY = "version_key"
 HISTORY_COLUMNS = (
     Column(VERSION_KEY, "VARCHAR(40)", "sha1 of record_key, row_hash and valid_from; the primary key"),
@@ -34,45 +33,42 @@ HISTORY_COLUMNS = (
     Column("valid_to", "VARCHAR(32)", "UTC time it was found changed or gone (likewise); NULL while current"),
     Column("is_current", "SMALLINT", "1 for the version PatSnap returns now, else 0"),
 )
-_NOT_HASHED = frozenset({KEY, "fetched_at"})  # fetched_at changes on every fetch; the key follows values
-
-
-def patent_column(id_kind: IdKind) -> str:
-    """The column that names a patent's rows: the one the patents were requested by."""
-    return "patent_id" if id_kind == "patent_id" else "pn"
+_NOT_HASHED = frozenset(
+    {RECORD_KEY, "fetched_at"}
+)  # fetched_at changes on every fetch; the key follows values
 
 
 class Scope(NamedTuple):
-    """The patents of a batch as the table knows them: column value → requested patent."""
+    """The patents of a batch as the table knows them."""
 
-    owner: dict[str, str]
-    removable: frozenset[str]  # requested patents whose vanished rows go (none of their data rejected)
-    empty: frozenset[str]  # requested patents without a row in this batch
+    patent_of: dict[str, str]  # column value (any spelling the rows may hold) → the patent's match key
+    removable: frozenset[str]  # match keys of patents whose vanished rows go (none of their data rejected)
+    empty: frozenset[str]  # match keys of patents without a row in this batch
 
     @property
     def values(self) -> list[str]:
-        return sorted(self.owner)
+        return sorted(self.patent_of)
 
-    def keeping(self, patents: Collection[str]) -> Scope:
-        """The same scope, with nothing removed (or closed) for ``patents``: some of their data was
+    def keeping(self, patent_keys: Collection[str]) -> Scope:
+        """The same scope, with nothing removed (or closed) for these patents: some of their data was
         refused."""
-        return self._replace(removable=self.removable - frozenset(patents))
+        return self._replace(removable=self.removable - frozenset(patent_keys))
 
 
 def scope_of(batch: FetchedBatch, spellings: Mapping[str, str]) -> Scope:
-    """The batch's patents under every spelling their rows may have; ``spellings`` maps a requested
-    patent to the one the state table remembers."""
-    owner: dict[str, str] = {}
+    """The batch's patents under every spelling their rows may have; ``spellings`` maps a patent's match
+    key to the spelling the state table remembers."""
+    patent_of: dict[str, str] = {}
     for patent in batch.patents:
-        owner[patent.requested] = patent.requested
-        if patent.requested in spellings:
-            owner[spellings[patent.requested]] = patent.requested  # as an earlier answer spelled it
+        patent_of[patent.requested] = patent.key
+        if patent.key in spellings:
+            patent_of[spellings[patent.key]] = patent.key  # as an earlier answer spelled it
         if patent.echoed is not None:
-            owner[patent.echoed] = patent.requested  # what the rows hold, in the vendor's spelling
+            patent_of[patent.echoed] = patent.key  # what the rows hold, in the vendor's spelling
     return Scope(
-        owner,
-        frozenset(patent.requested for patent in batch.patents if not patent.rejected),
-        frozenset(patent.requested for patent in batch.patents if patent.rows == 0),
+        patent_of,
+        frozenset(patent.key for patent in batch.patents if not patent.rejected),
+        frozenset(patent.key for patent in batch.patents if patent.rows == 0),
     )
 
 
@@ -97,7 +93,7 @@ class ModeWriter:
         self.column = column
         self.placeholder = values.placeholder
         self.values = values
-        self._hashed = [name for name in names if name not in _NOT_HASHED]
+        self._hashed = [position for position, name in enumerate(names) if name not in _NOT_HASHED]
 
     def _select(self, cursor: Any, what: str, scope: Scope, where: str = "") -> list[tuple[Any, ...]]:
         found: list[tuple[Any, ...]] = []
@@ -116,23 +112,23 @@ class ModeWriter:
         else:
             cursor.executemany(f"{statement} {key} = {self.placeholder}", [(*head, value) for value in keys])
 
-    def remove_vanished(self, cursor: Any, rows: list[Record], scope: Scope, counts: WriteCounts) -> None:
+    def remove_vanished(self, cursor: Any, rows: list[Row], scope: Scope, counts: WriteCounts) -> None:
         """``sync``: delete the scope's rows whose key is not among ``rows``, in key order."""
-        keep = {row[KEY] for row in rows}
-        existing = self._select(cursor, KEY, scope)
+        keep = {row[0] for row in rows}
+        existing = self._select(cursor, RECORD_KEY, scope)
         vanished = {
-            key: scope.owner.get(value, "")
+            key: scope.patent_of.get(value, "")
             for key, value in existing
-            if key not in keep and scope.owner.get(value) in scope.removable
+            if key not in keep and scope.patent_of.get(value) in scope.removable
         }
         if vanished:
-            self._for_each(cursor, f"DELETE FROM {self.table} WHERE", KEY, sorted(vanished))
+            self._for_each(cursor, f"DELETE FROM {self.table} WHERE", RECORD_KEY, sorted(vanished))
         counts.rows_removed += len(vanished)
         counts.patents_emptied += len(set(vanished.values()) & scope.empty)
 
     def versions(
-        self, cursor: Any, rows: list[Record], scope: Scope, fetched_at: str, counts: WriteCounts
-    ) -> list[Record]:
+        self, cursor: Any, rows: list[Row], scope: Scope, fetched_at: str, counts: WriteCounts
+    ) -> list[Row]:
         """``history``: close changed and vanished versions; return the versions to insert.
 
         They change at the batch's fetch time, or later if another batch already wrote a later time
@@ -141,24 +137,24 @@ class ModeWriter:
         finds at most one version of a record.
         """
         valid_at = max(fetched_at, self._latest_change(cursor, scope))
-        new = {row[KEY]: (row, self.row_hash(row)) for row in rows}
+        new = {row[0]: (row, self.row_hash(row)) for row in rows}
         closed: dict[str, str] = {}  # version key → its patent when it closes because it vanished
-        current = self._select(cursor, f"{VERSION_KEY}, {KEY}, row_hash", scope, "is_current = 1 AND ")
+        current = self._select(cursor, f"{VERSION_KEY}, {RECORD_KEY}, row_hash", scope, "is_current = 1 AND ")
         for version_key, key, row_hash, value in current:
             if key in new:
                 if new[key][1] == row_hash:
                     del new[key]  # unchanged: not written at all
                 else:
                     closed[version_key] = ""
-            elif scope.owner.get(value) in scope.removable:
-                closed[version_key] = scope.owner.get(value, "")
+            elif scope.patent_of.get(value) in scope.removable:
+                closed[version_key] = scope.patent_of.get(value, "")
         if closed:
             update = f"UPDATE {self.table} SET valid_to = {self.placeholder}, is_current = 0 WHERE"
             self._for_each(cursor, update, VERSION_KEY, sorted(closed), valid_at)
         counts.versions_closed += len(closed)
         counts.versions_opened += len(new)
-        counts.patents_emptied += len({owner for owner in closed.values() if owner} & scope.empty)
-        return [self._version(row, row_hash, valid_at) for row, row_hash in new.values()]
+        counts.patents_emptied += len({patent for patent in closed.values() if patent} & scope.empty)
+        return [_version(row, row_hash, valid_at) for row, row_hash in new.values()]
 
     def _latest_change(self, cursor: Any, scope: Scope) -> str:
         """The latest ``valid_from`` or ``valid_to`` among the scope's versions ("" when none)."""
@@ -171,18 +167,12 @@ class ModeWriter:
             latest = max(latest, str(found) if found is not None else "")
         return latest
 
-    def row_hash(self, row: Record) -> str:
-        text = json.dumps([row[name] for name in self._hashed], ensure_ascii=True, default=str)
+    def row_hash(self, row: Row) -> str:
+        text = json.dumps([row[position] for position in self._hashed], ensure_ascii=True, default=str)
         return hashlib.sha1(text.encode("ascii")).hexdigest()
 
-    @staticmethod
-    def _version(row: Record, row_hash: str, valid_at: str) -> Record:
-        version_key = hashlib.sha1(f"{row[KEY]}\x1f{row_hash}\x1f{valid_at}".encode()).hexdigest()
-        return {
-            **row,
-            VERSION_KEY: version_key,
-            "row_hash": row_hash,
-            "valid_from": valid_at,
-            "valid_to": None,
-            "is_current": 1,
-        }
+
+def _version(row: Row, row_hash: str, valid_at: str) -> Row:
+    """``row`` as a new current version: its values, then :data:`HISTORY_COLUMNS`'."""
+    version_key = hashlib.sha1(f"{row[0]}\x1f{row_hash}\x1f{valid_at}".encode()).hexdigest()
+    return (*row, version_key, row_hash, valid_at, None, 1)

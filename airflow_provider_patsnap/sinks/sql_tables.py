@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column
-from airflow_provider_patsnap.exceptions import PatsnapInputError
+from airflow_provider_patsnap.exceptions import TableMismatchError
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock detected
 _DATA_ERROR_NAMES = frozenset({"DataError", "IntegrityError"})  # DB-API classes, whatever the driver
@@ -42,10 +42,6 @@ class ValueList(NamedTuple):
 
 IN_LIST_CHUNK = 500
 ARRAY_CHUNK = 10_000
-
-
-class TableMismatchError(PatsnapInputError):
-    """An existing table cannot take the rows: it lacks columns or the unique key the upsert needs."""
 
 
 def sqlstate(error: BaseException) -> str | None:

@@ -1,27 +1,36 @@
 """What each patent cost and when: the ``<table>_state`` table behind ``refresh_after``.
 
-One row per requested patent (and endpoint parameters, such as P022's ``lang``): when it was last
-fetched, whether PatSnap had data for it and how many rows it became. Patents with no data are kept too,
-so a later run does not pay to ask again. The SQL sink writes a batch's state in the same transaction as
-its rows: a patent is never remembered as fetched unless its rows are in the table.
+One row per fetched patent (and endpoint parameters, such as P022's ``lang``): when it was last fetched,
+whether PatSnap had data for it and how many rows it became. Patents with no data are kept too, so a
+later run does not pay to ask again. The SQL sink writes a batch's state in the same transaction as its
+rows, and only for patents whose every record landed: a patent is never remembered as fetched unless all
+its rows are in the table.
 
 It also remembers how the table's rows spell the patent (PatSnap echoes its own spelling, ``CN1A`` for
 a request of ``cn1a``), so a later batch that asked in any spelling and got no data still finds the
 rows to delete or close.
+
+A state row is a promise not to pay again, so one that cannot be read (a ``found`` that is not 0 or 1, a
+``fetched_at`` that is not an ISO 8601 time, or one in the future: written by a clock that was ahead)
+promises nothing: its patent is fetched again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from airflow_provider_patsnap.endpoints import Column, IdKind
-from airflow_provider_patsnap.ids import match_key
-from airflow_provider_patsnap.sinks.base import FetchedBatch
+from airflow_provider_patsnap.ids import PatentIds
+from airflow_provider_patsnap.sinks.base import FetchedBatch, FreshPatents
 from airflow_provider_patsnap.sinks.names import check_table_name
 from airflow_provider_patsnap.sinks.sql_tables import ValueList
+
+log = logging.getLogger(__name__)
 
 STATE_SUFFIX = "_state"
 STATE_KEY = "state_key"
@@ -39,6 +48,7 @@ STATE_COLUMNS = (
     Column("row_count", "INTEGER", "rows the patent's data became"),
     Column("fetched_at", "VARCHAR(32)", "UTC time of the fetch, ISO 8601"),
 )
+STATE_NAMES = tuple(column.name for column in STATE_COLUMNS)
 
 
 def state_table_name(table: str) -> str:
@@ -46,11 +56,13 @@ def state_table_name(table: str) -> str:
     return check_table_name(table) + STATE_SUFFIX
 
 
-class Fresh(NamedTuple):
-    """Patents fetched recently enough not to be requested again."""
-
-    ids: frozenset[str]
-    with_data: int  # of them, how many had data: the billed units skipping them saves
+def _instant(text: Any) -> datetime | None:
+    """An aware ``fetched_at`` time, or None when the text is not one."""
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 class FetchState:
@@ -61,26 +73,26 @@ class FetchState:
         self.endpoint = endpoint
         self.id_kind = id_kind
         self.params = json.dumps(dict(params), sort_keys=True, ensure_ascii=True)
-        self.names = [column.name for column in STATE_COLUMNS]
         self._key_head, self._key_tail = f"{endpoint}\x1f{id_kind}\x1f", f"\x1f{self.params}"
 
-    def key(self, patent: str) -> str:
-        """Ids PatSnap treats as the same (``cn1`` / ``CN1``) share a key: the sha1 of endpoint, id kind,
-        :func:`match_key` of the patent and parameters, joined by ``\\x1f``."""
-        return hashlib.sha1(f"{self._key_head}{match_key(patent)}{self._key_tail}".encode()).hexdigest()
+    def key(self, patent_key: str) -> str:
+        """The state key of a patent whose match key (:func:`~airflow_provider_patsnap.ids.match_key`) is
+        ``patent_key``: the sha1 of endpoint, id kind, that key and the parameters, joined by ``\\x1f``;
+        ids PatSnap treats as the same (``cn1`` / ``CN1``) share it."""
+        return hashlib.sha1(f"{self._key_head}{patent_key}{self._key_tail}".encode()).hexdigest()
 
-    def keys(self, patents: Iterable[str]) -> dict[str, str]:
-        """Patent → :meth:`key`, to compute each key once per write."""
-        return {patent: self.key(patent) for patent in patents}
+    def keys(self, patent_keys: Iterable[str]) -> dict[str, str]:
+        """Match key → state key, each computed once per write."""
+        return {patent_key: self.key(patent_key) for patent_key in patent_keys}
 
-    def spellings(self, cursor: Any, values: ValueList, keys: Mapping[str, str]) -> dict[str, str]:
-        """How the table's rows spell each patent of ``keys`` (:meth:`keys`), as the last batch that
-        fetched it recorded: requested patent → spelling, for the patents this table has state for."""
+    def row_spellings(self, cursor: Any, values: ValueList, keys: Mapping[str, str]) -> dict[str, str]:
+        """How the table's rows spell the patents of ``keys`` (:meth:`keys`), as the last batch that
+        fetched each recorded it: match key → spelling, for the patents this table has state for."""
         stored: dict[str, str] = {}
         for condition, parameters in values.chunks(STATE_KEY, sorted(set(keys.values()))):
             cursor.execute(f"SELECT {STATE_KEY}, patent FROM {self.table} WHERE {condition}", parameters)
             stored.update((str(key), str(spelling)) for key, spelling in cursor.fetchall())
-        return {patent: stored[key] for patent, key in keys.items() if key in stored}
+        return {patent_key: stored[key] for patent_key, key in keys.items() if key in stored}
 
     def rows(
         self,
@@ -91,26 +103,26 @@ class FetchState:
         """The batch's state rows as value tuples in column order, sorted by key (the lock order).
 
         A patent with data is recorded in the spelling PatSnap echoed (the one its rows hold); one without
-        keeps the spelling in ``spellings`` (:meth:`spellings`), as its rows may still be in the table.
+        keeps the spelling in ``spellings`` (:meth:`row_spellings`), as its rows may still be in the table.
         ``keys``: the batch's :meth:`keys`, if already computed."""
         spellings = spellings or {}
-        keys = keys or self.keys(patent.requested for patent in batch.patents)
+        keys = keys or self.keys(patent.key for patent in batch.patents)
         by_key = {
-            key: (  # in STATE_COLUMNS order
-                key,
+            keys[patent.key]: (  # in STATE_COLUMNS order
+                keys[patent.key],
                 self.endpoint,
                 self.id_kind,
-                patent.echoed or spellings.get(patent.requested, patent.requested),
+                patent.echoed or spellings.get(patent.key, patent.requested),
                 self.params,
                 int(patent.echoed is not None),
                 patent.rows,
                 batch.fetched_at,
             )
-            for key, patent in ((keys[patent.requested], patent) for patent in batch.patents)
+            for patent in batch.patents
         }
         return [row for _, row in sorted(by_key.items())]
 
-    def fresh_in(self, conn_id: str, patents: Sequence[str], since: str) -> Fresh:
+    def fresh_in(self, conn_id: str, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
         """:meth:`fresh` through the database connection ``conn_id``, creating nothing: a table that
         does not exist yet has nothing fresh."""
         from airflow_provider_patsnap._compat import BaseHook
@@ -119,23 +131,50 @@ class FetchState:
         hook = BaseHook.get_connection(conn_id).get_hook()
         keeper = TableKeeper(hook)
         try:
-            return self.fresh(hook, patents, since) if keeper.exists(self.table) else Fresh(frozenset(), 0)
+            if not keeper.exists(self.table):
+                return FreshPatents(frozenset(), 0)
+            return self.fresh(hook, ids, since, now)
         finally:
             keeper.dispose()
 
-    def fresh(self, hook: Any, patents: Sequence[str], since: str) -> Fresh:
-        """The ``patents`` fetched after ``since`` (ISO 8601 UTC), read through ``hook``."""
-        wanted: dict[str, list[str]] = {}
-        for patent in patents:
-            wanted.setdefault(self.key(patent), []).append(patent)
-        found: dict[str, int] = {}
+    def fresh(self, hook: Any, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+        """The ``ids`` fetched after ``since`` and not after ``now``, read through ``hook``. A state row
+        that cannot be read, or says it was fetched in the future, makes its patent not fresh; the
+        rows ignored for that are counted in one warning."""
+        wanted = dict(zip(self.keys(ids.keys).values(), ids.keys, strict=True))  # state key → match key
+        fresh: dict[str, int] = {}
+        unreadable = future = 0
         values = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
         for condition, parameters in values.chunks(STATE_KEY, list(wanted)):
             records = hook.get_records(
-                f"SELECT {STATE_KEY}, found FROM {self.table} "
-                f"WHERE fetched_at > {hook.placeholder} AND {condition}",
-                parameters=[since, *parameters],
+                f"SELECT {STATE_KEY}, found, fetched_at FROM {self.table} WHERE {condition}",
+                parameters=parameters,
             )
-            found.update((str(key), int(has_data)) for key, has_data in records)
+            for key, found, fetched_at in records:
+                moment = _instant(fetched_at)
+                if moment is None or found not in (0, 1) or isinstance(found, bool):
+                    unreadable += 1
+                elif moment > now:
+                    future += 1
+                elif moment > since:
+                    fresh[wanted[str(key)]] = int(found)
+        if unreadable or future:
+            log.warning(
+                "%s: %d state row(s) could not be read (a found that is not 0 or 1, or a fetched_at that is "
+                "not an ISO 8601 time) and %d say they were fetched after now (%s: a clock that was ahead); "
+                "their patents are fetched again",
+                self.table,
+                unreadable,
+                future,
+                now.isoformat(timespec="seconds"),
+            )
         # Ids PatSnap treats as the same are requested (and billed) once: one unit per key.
-        return Fresh(frozenset(patent for key in found for patent in wanted[key]), sum(found.values()))
+        return FreshPatents(frozenset(fresh), sum(fresh.values()))
+
+
+def patents_landed(batch: FetchedBatch, unlanded_keys: Sequence[str] = ()) -> FetchedBatch:
+    """The batch less the patents not every record of which landed: those the mapping rejected data
+    of, and those whose match key is in ``unlanded_keys`` (rows the database refused)."""
+    unlanded = frozenset(unlanded_keys)
+    kept = [patent for patent in batch.patents if not patent.rejected and patent.key not in unlanded]
+    return batch._replace(patents=kept)

@@ -16,7 +16,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_patsnap.exceptions import PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, ReportStatus, TriggerStatus, trigger_event
+from airflow_provider_patsnap.report import JobId, JobState, PollAction, TriggerStatus, decide, trigger_event
 
 
 class PatsnapReportTrigger(BaseTrigger):
@@ -84,27 +84,29 @@ class PatsnapReportTrigger(BaseTrigger):
         errors = 0
         while True:
             try:
-                state = await loop.run_in_executor(executor, hook.get_report_state, self.job_id)
-            except PatsnapTransientError as err:
-                errors += 1
-                self.log.warning("Status check %d of job %s failed: %s", errors, self.job_id, err)
-                if errors > self.tolerated_errors:
-                    yield self._event("error", f"{errors} status checks in a row failed; last: {err}")
-                    return
-            except Exception as err:
-                yield self._event("error", f"status check of job {self.job_id} failed: {err}")
-                return
-            else:
-                errors = 0
-                if state.status is ReportStatus.DONE:
-                    yield self._event("success", f"PatSnap report job {self.job_id} is ready", state)
-                    return
-                if state.status is ReportStatus.FAILED:
-                    yield self._event("failed", state.failure_message(), state)
-                    return
-                self.log.info(
-                    "Job %s: job_status=%s queue_num=%s", self.job_id, state.status.name, state.queue_num
+                polled: JobState | PatsnapTransientError = await loop.run_in_executor(
+                    executor, hook.get_report_state, self.job_id
                 )
+            except PatsnapTransientError as error:
+                polled = error
+            except Exception as error:
+                yield self._event("error", f"status check of job {self.job_id} failed: {error}")
+                return
+            decision = decide(polled, errors, self.tolerated_errors)
+            errors = decision.errors_in_a_row
+            if decision.action is PollAction.DONE:
+                yield self._event("success", decision.message, decision.state)
+                return
+            if decision.action is PollAction.FAILED:
+                yield self._event("failed", decision.message, decision.state)
+                return
+            if decision.action is PollAction.GIVE_UP:
+                yield self._event("error", decision.message)
+                return
+            if isinstance(polled, PatsnapTransientError):
+                self.log.warning("%s", decision.message)
+            else:
+                self.log.info("%s", decision.message)
             remaining = self.end_time - time.time()
             if remaining <= 0:  # the check above came after the deadline: it was the last one
                 yield self._event("timeout", f"PatSnap report job {self.job_id} not ready by the deadline")

@@ -57,7 +57,7 @@ def warehouse_tables(
             for pn in patents:
                 patent = patent_object(endpoint.code, "patent_number", pn, "en")  # type: ignore[arg-type]
                 if patent is not None:
-                    expected.update(str(row["record_key"]) for row in endpoint.rows(patent, ""))
+                    expected.update(str(row[0]) for row in endpoint.map_patent(patent, "").rows)  # record_key
             keys = [key for (key,) in db.execute(f"SELECT record_key FROM {table}")]
             found = set(keys)
             counts.append(

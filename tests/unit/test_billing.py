@@ -12,8 +12,10 @@ import requests_mock
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from airflow_provider_patsnap.endpoints import AWARD
-from airflow_provider_patsnap.hooks._billing import BillingMeter, BudgetReachedError
+from airflow_provider_patsnap.exceptions import PatsnapBudgetError
+from airflow_provider_patsnap.hooks._billing import BillingMeter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.ids import PatentIds
 from tests.helpers import BASE_URL, FakeClock
 
 URL = f"{BASE_URL}{AWARD.path}"
@@ -37,15 +39,15 @@ def test_the_meter_counts_billed_lost_and_refused_units_against_its_budget() -> 
     meter = BillingMeter(max_units=250)
     meter.reserve(100)
     meter.reserve(100)
-    assert meter.room() == 50  # units on the wire count as spent until their answer settles them
+    assert meter.units_left() == 50  # units on the wire count as spent until their answer settles them
     meter.answered(100, billed=90)  # 10 of them had no data: not billed
     meter.lost(100)  # the answer never came: maybe billed
     meter.reserve(50)
     meter.refused(50)  # PatSnap answered with an error: not billed
-    assert (meter.billed, meter.unknown, meter.room()) == (90, 100, 60)
-    with pytest.raises(BudgetReachedError, match=r"90 unit\(s\) billed, 100 more may have been"):
+    assert (meter.billed, meter.unknown, meter.units_left()) == (90, 100, 60)
+    with pytest.raises(PatsnapBudgetError, match=r"90 unit\(s\) billed, 100 more may have been"):
         meter.reserve(61)
-    assert BillingMeter().room() is None
+    assert BillingMeter().units_left() is None
 
 
 @pytest.mark.parametrize(
@@ -81,10 +83,10 @@ def test_no_retry_goes_past_the_budget_after_a_lost_answer(vendor: requests_mock
     """The first answer may have been billed: a second call for the same 100 patents could make 200."""
     vendor.get(URL, [{"exc": requests.exceptions.ReadTimeout("read timed out")}, {"json": answer}])
     meter = BillingMeter(max_units=150)
-    with pytest.raises(BudgetReachedError, match="100 more may have been"):
+    with pytest.raises(PatsnapBudgetError, match="100 more may have been"):
         PatsnapHook().fetch_batch(AWARD, ids(100), "patent_number", meter=meter)
     assert business_calls(vendor) == 1  # the retry was never sent
-    assert (meter.billed, meter.unknown, meter.room()) == (0, 100, 50)
+    assert (meter.billed, meter.unknown, meter.units_left()) == (0, 100, 50)
 
 
 def test_a_lookup_stopped_by_its_budget_says_how_many_ids_were_not_fetched(
@@ -93,7 +95,7 @@ def test_a_lookup_stopped_by_its_budget_says_how_many_ids_were_not_fetched(
     vendor.get(URL, [{"exc": requests.exceptions.ReadTimeout("read timed out")}, {"json": answer}])
     meter = BillingMeter(max_units=300)
     delivered = 0
-    with pytest.raises(BudgetReachedError) as raised:
+    with pytest.raises(PatsnapBudgetError) as raised:
         for result in PatsnapHook(concurrency=1).lookup(AWARD, ids(300), meter=meter):
             delivered += len(result.patents)
     # batch 1 lost (100 maybe billed) then retried within budget (200); batch 2 answered (300);
@@ -115,7 +117,7 @@ def test_batches_that_finish_while_the_caller_is_busy_come_as_one_group(vendor: 
         return answer(request, context)
 
     vendor.get(URL, json=counting_answer)
-    groups = PatsnapHook(concurrency=1).lookup_grouped(AWARD, ids(900), max_group=16)
+    groups = PatsnapHook(concurrency=1).stream_batches(AWARD, PatentIds.of(ids(900)).batches(), max_group=16)
     first = next(groups)
     last_answered.wait()  # one worker: batches 2 to 8 were handed over before the 9th was sent
     rest = list(groups)
@@ -126,6 +128,7 @@ def test_batches_that_finish_while_the_caller_is_busy_come_as_one_group(vendor: 
 
 def test_a_group_holds_at_most_max_group_batches(vendor: requests_mock.Mocker) -> None:
     vendor.get(URL, json=answer)
-    groups = list(PatsnapHook(concurrency=4).lookup_grouped(AWARD, ids(2000), max_group=3))
+    batches = PatentIds.of(ids(2000)).batches()
+    groups = list(PatsnapHook(concurrency=4).stream_batches(AWARD, batches, max_group=3))
     assert max(len(group) for group in groups) <= 3
     assert sum(len(group) for group in groups) == 20

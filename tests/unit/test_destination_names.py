@@ -8,7 +8,7 @@ import pytest
 
 from airflow_provider_patsnap._compat import AirflowFailException
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
-from airflow_provider_patsnap.sinks import check_table_name, output_file, rejects_table_name
+from airflow_provider_patsnap.sinks.names import check_table_name, output_file, rejects_table_name
 
 
 @pytest.mark.parametrize("table", ["order", "USER", "enrich.select", "group.awards"])

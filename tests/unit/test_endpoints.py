@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap.endpoints import ENDPOINTS, PatentRows, record_key
+from airflow_provider_patsnap.endpoints import ENDPOINTS, PatentRows
+from tests.helpers import record_key, records
 
 FETCHED = "2026-11-25T00:00:00+00:00"
 
 
 def rows(code: str, patent_json: str) -> list[dict[str, Any]]:
     # Parsed as the hook parses responses: floats stay text.
-    return list(ENDPOINTS[code].rows(json.loads(patent_json, parse_float=str), FETCHED))
+    return records(ENDPOINTS[code], json.loads(patent_json, parse_float=str), FETCHED)
 
 
 def test_p022_seic_numbers_become_text_and_lang_comes_from_the_patent() -> None:
@@ -140,7 +141,8 @@ def test_one_bad_value_rejects_its_record_only() -> None:
     result = mapped(
         "P031", json.dumps({"pn": "CN1A", "patent_id": "x", "patent_customs_record_data": records})
     )
-    assert [row["record_number"] for row in result.rows] == ["R1"]
+    number_at = ENDPOINTS["P031"].column_names.index("record_number")
+    assert [row[number_at] for row in result.rows] == ["R1"]
     reasons = [reject.reason for reject in result.rejects]
     assert "start_date: expected a YYYYMMDD date, got '20211207000000000000'" in reasons[0]
     assert "start_date" in reasons[1] and "record_number: expected text" in reasons[2]

@@ -10,9 +10,9 @@ def test_state_rows_hold_each_requested_patent_once_in_column_order() -> None:
     state = FetchState("awards", "P022", "patent_number", {"lang": "en"})
     batch = FetchedBatch(
         [
-            FetchedPatent("CN1A", "CN1A", 3, False),
-            FetchedPatent("CN2A", None, 0, False),
-            FetchedPatent("cn1a", "CN1A", 3, False),  # PatSnap's same patent: one key, the last one kept
+            FetchedPatent("CN1A", "CN1A", "CN1A", 3, False),
+            FetchedPatent("CN2A", "CN2A", None, 0, False),
+            FetchedPatent("cn1a", "CN1A", "CN1A", 3, False),  # PatSnap's same patent: one key, the last kept
         ],
         "2026-12-01T00:00:00+00:00",
     )
@@ -36,11 +36,11 @@ def test_state_rows_hold_each_requested_patent_once_in_column_order() -> None:
 def test_a_patent_without_data_keeps_the_spelling_its_rows_were_written_in() -> None:
     state = FetchState("awards", "P032", "patent_number", {})
     batch = FetchedBatch(
-        [FetchedPatent("cn1a", None, 0, False), FetchedPatent("cn2a", None, 0, False)],
+        [FetchedPatent("cn1a", "CN1A", None, 0, False), FetchedPatent("cn2a", "CN2A", None, 0, False)],
         "2026-12-01T00:00:00+00:00",
     )
     patent = [column.name for column in STATE_COLUMNS].index("patent")
 
-    rows = state.rows(batch, {"cn1a": "CN1A"})
+    rows = state.rows(batch, {"CN1A": "CN1A"})  # by match key: as the state table spells it
 
     assert sorted(row[patent] for row in rows) == ["CN1A", "cn2a"]  # cn2a: never had data, as requested

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_patsnap.ids import (
-    InvalidPatentIdsError,
-    chunked,
-    match_key,
-    match_patents,
-    normalise_ids,
-)
+from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
+from airflow_provider_patsnap.ids import BatchResult, PatentIds, match_key, match_patents, normalise_ids
 
 
 @pytest.mark.parametrize(
@@ -42,31 +37,40 @@ def test_rejected_input_names_the_bad_value(given: object, named: str) -> None:
     assert named in str(raised.value)
 
 
-def test_chunks_never_exceed_100() -> None:
-    sizes = [len(chunk) for chunk in chunked([str(i) for i in range(250)])]
+def test_batches_never_exceed_100() -> None:
+    sizes = [len(batch) for batch in PatentIds.of([str(i) for i in range(250)]).batches()]
     assert sizes == [100, 100, 50]
     with pytest.raises(ValueError, match="between 1 and 100"):
-        list(chunked(["a"], 101))
+        list(PatentIds.of(["a"]).batches(101))
+
+
+def test_each_id_travels_with_its_match_key() -> None:
+    ids = PatentIds.of(["cn-1a", "CN2A", " cn3 a "][:2])
+    assert (ids.ids, ids.keys) == (["cn-1a", "CN2A"], ["CN-1A", "CN2A"])
+    assert ids.without(frozenset({"CN-1A"})) == PatentIds(["CN2A"], ["CN2A"])
 
 
 def test_match_patents_sorts_out_what_came_back() -> None:
     first, again = {"pn": "cn1a", "n": 1}, {"pn": "CN1A", "n": 2}
     no_pn, blank_pn, odd_pn = {"patent_id": "x"}, {"pn": " "}, {"pn": ["CN2A"]}
     stranger = {"pn": "US9B2"}
-    match = match_patents(
-        ["CN1A", "CN2A", "CN3A"], [first, no_pn, again, stranger, blank_pn, odd_pn, "text"], "patent_number"
-    )
+    requested = PatentIds.of(["CN1A", "CN2A", "CN3A"])
+    answer = [first, no_pn, again, stranger, blank_pn, odd_pn, "text"]
+    match = match_patents(requested, answer, "patent_number")
     assert match.matched == [first]  # the echo in another case matches; the first object is kept
+    assert match.matched_at == [0]
     assert match.duplicates == 1
-    assert match.missing == ["CN2A", "CN3A"]
+    assert BatchResult(requested, answer, match).missing == ["CN2A", "CN3A"]
     assert match.unmatched == [no_pn, blank_pn, odd_pn, "text"]
     assert match.unrequested == [stranger]
 
 
 def test_match_patents_by_patent_id_ignores_pn() -> None:
     patent = {"pn": "CN9A", "patent_id": "abc-1"}
-    match = match_patents(["abc-1", "abc-2"], [patent, {"pn": "CN8A"}], "patent_id")
-    assert (match.matched, match.missing, match.unmatched) == ([patent], ["abc-2"], [{"pn": "CN8A"}])
+    requested = PatentIds.of(["abc-1", "abc-2"], "patent_id")
+    match = match_patents(requested, [patent, {"pn": "CN8A"}], "patent_id")
+    missing = BatchResult(requested, [], match).missing
+    assert (match.matched, missing, match.unmatched) == ([patent], ["abc-2"], [{"pn": "CN8A"}])
 
 
 def test_match_key_keeps_exactly_letters_digits_and_hyphens_of_every_character() -> None:

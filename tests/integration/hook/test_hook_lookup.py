@@ -151,7 +151,7 @@ def test_a_failed_batch_stops_the_run_and_says_how_much_was_not_fetched(
     sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hook = PatsnapHook(concurrency=1)
-    original = hook.fetch_batch
+    original = hook._fetch
     calls = 0
 
     def fetch_then_run_out_of_quota(*args: Any, **kwargs: Any) -> Any:
@@ -161,7 +161,7 @@ def test_a_failed_batch_stops_the_run_and_says_how_much_was_not_fetched(
             raise PatsnapQuotaError("balance exhausted", error_code=67200005)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(hook, "fetch_batch", fetch_then_run_out_of_quota)
+    monkeypatch.setattr(hook, "_fetch", fetch_then_run_out_of_quota)
     delivered = []
     with pytest.raises(PatsnapQuotaError) as raised:
         for result in hook.lookup(AWARD, numbers(1000)):

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_patsnap.exceptions import PatsnapBudgetError
 from airflow_provider_patsnap.hooks._shared import reset_shared_state
-from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator, PatsnapBudgetError
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
 from tests.helpers import FakeClock, numbers
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.endpoints import AWARD, Record
-from airflow_provider_patsnap.sinks import FetchedBatch, FetchedPatent, SqlSink
+from airflow_provider_patsnap.endpoints import AWARD, Row
+from airflow_provider_patsnap.sinks.base import FetchedBatch, FetchedPatent
+from airflow_provider_patsnap.sinks.sql import SqlSink
 from airflow_provider_patsnap.sinks.state import FetchState
 from tests.helpers import fresh_postgres_database
 
@@ -40,7 +41,7 @@ def shard() -> SqlSink:
 
 def land(sink: SqlSink, fetched_at: str, referrer: str | None) -> None:
     """One batch for CN1A fetched at ``fetched_at``: one award from ``referrer``, or no data (None)."""
-    rows: list[Record] = []
+    rows: list[Row] = []
     if referrer is not None:
         award = {
             "award_name": "Gold",
@@ -52,7 +53,9 @@ def land(sink: SqlSink, fetched_at: str, referrer: str | None) -> None:
             {"pn": "CN1A", "patent_id": "id-1", "patent_award_data": [award]}, fetched_at
         ).rows
     echoed = "CN1A" if rows else None
-    sink.write_batch(rows, (), FetchedBatch([FetchedPatent("CN1A", echoed, len(rows), False)], fetched_at))
+    sink.write_batch(
+        rows, (), FetchedBatch([FetchedPatent("CN1A", "CN1A", echoed, len(rows), False)], fetched_at)
+    )
 
 
 def versions() -> list[tuple[Any, ...]]:

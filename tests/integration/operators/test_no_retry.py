@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_patsnap._compat import AirflowFailException
+from airflow_provider_patsnap.exceptions import RowLimitExceededError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
-from airflow_provider_patsnap.sinks import RowLimitExceededError, output_file
+from airflow_provider_patsnap.sinks.names import output_file
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS
-from airflow_provider_patsnap.exceptions import PatsnapAuthError
+from airflow_provider_patsnap.exceptions import PatsnapAuthError, RowLimitExceededError
 from airflow_provider_patsnap.ids import InvalidPatentIdsError
 from airflow_provider_patsnap.operators.patsnap import (
     PatsnapAwardOperator,
@@ -20,7 +20,6 @@ from airflow_provider_patsnap.operators.patsnap import (
 )
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_id_for_number, patent_object
-from airflow_provider_patsnap.sinks import RowLimitExceededError
 from tests.helpers import expected_rows, sorted_rows
 
 OPERATORS: list[type[PatsnapBatchOperator]] = [

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.exceptions import PatsnapBudgetError
 from airflow_provider_patsnap.operators import _batch
-from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator, PatsnapBudgetError
+from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
 from tests.helpers import OperatorClock, business, fresh_postgres_database, numbers

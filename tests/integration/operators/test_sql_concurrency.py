@@ -12,10 +12,11 @@ import psycopg
 import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
-from airflow_provider_patsnap.endpoints import AWARD, Record
-from airflow_provider_patsnap.sinks import SqlSink
+from airflow_provider_patsnap.endpoints import AWARD, Row
+from airflow_provider_patsnap.sinks.base import FetchedBatch
 from airflow_provider_patsnap.sinks.names import RESERVED_WORDS
-from tests.helpers import fresh_postgres_database, postgres_admin
+from airflow_provider_patsnap.sinks.sql import SqlSink
+from tests.helpers import fresh_postgres_database, postgres_admin, with_values
 
 
 @pytest.fixture
@@ -24,7 +25,10 @@ def fresh_postgres(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str
     return "pg_fresh"
 
 
-def award_rows(count: int, name: str) -> list[Record]:
+FETCHED = FetchedBatch([], "2026-01-01T00:00:00+00:00")
+
+
+def award_rows(count: int, name: str) -> list[Row]:
     rows = []
     for number in range(count):
         patent = {
@@ -33,7 +37,7 @@ def award_rows(count: int, name: str) -> list[Record]:
             "patent_award_data": [{"award_name": "Gold"}],
         }
         [row] = AWARD.map_patent(patent, "2026-01-01T00:00:00+00:00").rows
-        rows.append({**row, "award_level": name})
+        rows.append(with_values(AWARD, row, award_level=name))
     return rows
 
 
@@ -60,16 +64,16 @@ def together(workers: Sequence[Callable[[], None]]) -> list[BaseException]:
 class Writer:
     """Writes ``rows`` to ``table`` through a sink of its own, kept for the test to read its counts."""
 
-    def __init__(self, conn_id: str, table: str, rows: list[Record]) -> None:
+    def __init__(self, conn_id: str, table: str, rows: list[Row]) -> None:
         self.conn_id, self.table, self.rows = conn_id, table, rows
         self.sink: SqlSink | None = None
 
     def __call__(self) -> None:
         with SqlSink(self.conn_id, self.table, AWARD.columns, endpoint="P032") as self.sink:
-            self.sink.write_batch(self.rows)
+            self.sink.write_batch(self.rows, (), FETCHED)
 
 
-def write(conn_id: str, table: str, rows: list[Record]) -> Writer:
+def write(conn_id: str, table: str, rows: list[Row]) -> Writer:
     return Writer(conn_id, table, rows)
 
 
@@ -87,7 +91,7 @@ def test_overlapping_upserts_in_opposite_orders_do_not_deadlock(fresh_postgres: 
     forward = award_rows(3000, "forward")
     write(fresh_postgres, "overlap", forward[:1])()  # the table exists before the race
     for round_number in range(5):
-        backward = [{**row, "award_level": "backward"} for row in reversed(forward)]
+        backward = [with_values(AWARD, row, award_level="backward") for row in reversed(forward)]
         writers = [write(fresh_postgres, "overlap", forward), write(fresh_postgres, "overlap", backward)]
         errors = together(writers)
         assert errors == [], f"round {round_number}: {errors}"
@@ -107,9 +111,9 @@ def test_a_deadlock_repeats_the_write_of_the_same_rows(fresh_postgres: str) -> N
         "dbname": connection.schema,
     }
     rows = award_rows(3, "first")
-    keys = sorted(row["record_key"] for row in rows)
+    keys = sorted(row[0] for row in rows)  # record_key
     sink = SqlSink(fresh_postgres, "locked", AWARD.columns, endpoint="P032")
-    sink.write_batch(rows)
+    sink.write_batch(rows, (), FETCHED)
     blocker = psycopg.connect(**connect)
     watcher = psycopg.connect(**connect, autocommit=True)
     try:
@@ -117,7 +121,9 @@ def test_a_deadlock_repeats_the_write_of_the_same_rows(fresh_postgres: str) -> N
         blocker.execute("UPDATE locked SET award_level = 'blocker' WHERE record_key = %s", (keys[-1],))
         errors = []
         writer = threading.Thread(
-            target=lambda: errors.extend(together([lambda: sink.write_batch(award_rows(3, "second"))]))
+            target=lambda: errors.extend(
+                together([lambda: sink.write_batch(award_rows(3, "second"), (), FETCHED)])
+            )
         )
         writer.start()
         deadline = time.monotonic() + 30

@@ -25,6 +25,7 @@ from airflow_provider_patsnap.operators.patsnap import (
     PatsnapSeicClassificationOperator,
 )
 from airflow_provider_patsnap.sandbox import Sandbox
+from airflow_provider_patsnap.sinks.base import FetchedBatch
 from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
@@ -149,14 +150,15 @@ def test_on_kill_ends_the_wait_between_write_attempts(patsnap: Sandbox, sqlite_c
         AWARD.map_patent({"pn": f"CN{i}A", "patent_id": f"p{i}", "patent_award_data": [{}]}, "t").rows[0]
         for i in range(4)
     ]
-    sink = op.open_sink({})
+    sink = op.open_table("patent_number", op._hook)
+    fetched = FetchedBatch([], "2026-01-01T00:00:00+00:00")
     blocker = sqlite3.connect(os.environ["SQLITE_PATH"], isolation_level=None)
     try:
-        sink.write_batch(rows[:2])  # committed before the kill: it stays
+        sink.write_batch(rows[:2], (), fetched)  # committed before the kill: it stays
         sink._connection.execute("PRAGMA busy_timeout = 0")  # lose the race at once, not after 5 s
         blocker.execute("BEGIN EXCLUSIVE")
         with pytest.raises(PatsnapCancelledError):
-            sink.write_batch(rows[2:])
+            sink.write_batch(rows[2:], (), fetched)
         blocker.execute("ROLLBACK")
     finally:
         sink.close(ok=False)
