@@ -11,10 +11,9 @@ import requests
 
 from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
-from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._deadline import deadline
-from airflow_provider_patsnap.hooks._envelope import int_or_none
-from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Transport
+from airflow_provider_patsnap.hooks._shared import Cancellation
+from airflow_provider_patsnap.hooks._transport import CONNECT_TIMEOUT, Transport, int_or_none
 
 #: Redirects a download link may take (S3-style hosts take none or one): more is a loop or a trick.
 MAX_REDIRECTS = 5

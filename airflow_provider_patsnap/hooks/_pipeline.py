@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sized
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
-from airflow_provider_patsnap.hooks._cancel import Cancellation
+from airflow_provider_patsnap.hooks._shared import Cancellation
 
 Result = TypeVar("Result")
 #: A batch of ids: anything that knows how many ids it holds.

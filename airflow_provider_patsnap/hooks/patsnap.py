@@ -27,8 +27,8 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapTransientError,
 )
 from airflow_provider_patsnap.hooks._billing import BillingMeter, MeteredCall
-from airflow_provider_patsnap.hooks._cancel import Cancellation
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
+from airflow_provider_patsnap.hooks._shared import Cancellation
 from airflow_provider_patsnap.ids import BatchResult, PatentIds, match_patents
 from airflow_provider_patsnap.report import (
     CREATE_PATH,

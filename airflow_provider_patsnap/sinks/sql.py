@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import RECORD_KEY, Column, IdKind, Reject, Row, patent_field, raw_json
 from airflow_provider_patsnap.exceptions import InvalidDestinationError
-from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
+from airflow_provider_patsnap.hooks._shared import Cancellation, SystemClock
 from airflow_provider_patsnap.ids import PatentIds, match_key
 from airflow_provider_patsnap.sinks.base import (
     REJECT_COLUMNS,

@@ -21,8 +21,8 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapQuotaError,
     PatsnapTransientError,
 )
-from airflow_provider_patsnap.hooks._envelope import parse_token_response
 from airflow_provider_patsnap.hooks._shared import RateLimiter
+from airflow_provider_patsnap.hooks._transport import parse_token_response
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.report import CREATE_PATH, STATUS_PATH, ReportStatus
 from tests.helpers import BASE_URL, TOKEN_URL, FakeClock

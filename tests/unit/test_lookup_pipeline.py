@@ -16,8 +16,8 @@ import requests_mock
 from airflow_provider_patsnap.endpoints import AWARD
 from airflow_provider_patsnap.exceptions import PatsnapCancelledError
 from airflow_provider_patsnap.hooks import _pipeline
-from airflow_provider_patsnap.hooks._session import query_string
 from airflow_provider_patsnap.hooks._shared import RateLimiter
+from airflow_provider_patsnap.hooks._transport import query_string
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from tests.helpers import BASE_URL, FakeClock
 

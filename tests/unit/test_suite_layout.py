@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_patsnap.hooks._cancel import Cancellation, SystemClock
+from airflow_provider_patsnap.hooks._shared import Cancellation, SystemClock
 
 TESTS = Path(__file__).resolve().parents[1]
 
