@@ -2,7 +2,9 @@
 
 A run streams millions of short-lived objects, and every full collection the collector makes walks
 every object in the process again: Airflow, its providers and the DAG are hundreds of thousands. Frozen
-for the run, they are left out of those walks (benchmarks/RESULTS.md has what it saves).
+for the run, they are left out of those walks (docs/performance.md has what it saves). The data
+operators hold it around their fetch in a ``with`` block, so the freeze ends with the run however the
+run ends; the hook's own methods never freeze anything (a caller may abandon a generator).
 """
 
 from __future__ import annotations

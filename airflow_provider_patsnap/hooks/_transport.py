@@ -18,12 +18,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
-from urllib.parse import quote_plus, urlsplit
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import requests
-from requests.hooks import default_hooks
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from urllib3.exceptions import NewConnectionError
 
@@ -228,68 +226,6 @@ class PatsnapAuth(requests.auth.AuthBase):
         return True
 
 
-# --- the session ----------------------------------------------------------------------------------
-
-
-class EnvironmentOnceSession(requests.Session):
-    """A Session that reads the environment (proxy variables, CA bundle) once per host and per-request
-    settings, not once per call: the answer depends on nothing else, and a task's environment is fixed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:  # requests' own type differs between its versions
-        parts = urlsplit(url)
-        given = tuple(sorted(proxies.items())) if proxies else ()
-        key = (parts.scheme, parts.netloc, given, stream, verify, cert)
-        settings = self._environment.get(key)
-        if settings is None:
-            merged = super().merge_environment_settings(url, dict(proxies or {}), stream, verify, cert)
-            settings = self._environment[key] = dict(merged)
-        return {**settings, "proxies": dict(settings["proxies"])}  # requests may change what it gets
-
-    def prepare_get(self, url: str, params: Mapping[str, str], auth: Any) -> requests.PreparedRequest:
-        """What ``prepare_request(Request("GET", url, params=params, auth=auth))`` gives for text
-        parameters, without requests' general preparation: it percent-encodes a batch's 1,500-character
-        query character by character, twice, about a fifth of a call's instructions. Same method, URL
-        (byte for byte), headers, cookies and authorization."""
-        prepared = requests.PreparedRequest()
-        prepared.method = "GET"
-        prepared.url = f"{url}?{query_string(params)}" if params else url
-        prepared.prepare_headers(self.headers)
-        prepared.body = None
-        prepared.hooks = default_hooks()
-        prepared.prepare_cookies(self.cookies)
-        return auth(prepared) if auth is not None else prepared
-
-    def get_with_params(
-        self, url: str, params: Mapping[str, str], auth: Any, **settings: Any
-    ) -> requests.Response:
-        """``request("GET", url, params=params, auth=auth, **settings)`` through :meth:`prepare_get`:
-        the environment's proxies and CA bundle apply as they do there."""
-        prepared = self.prepare_get(url, params, auth)
-        timeout, verify, proxies = (
-            settings.pop("timeout"),
-            settings.pop("verify"),
-            settings.pop("proxies", {}),
-        )
-        environment = self.merge_environment_settings(prepared.url, proxies, None, verify, None)
-        return self.send(prepared, timeout=timeout, allow_redirects=True, **environment)
-
-
-def query_string(params: Mapping[str, str]) -> str:
-    """What requests makes of text parameters (``urlencode`` with ``quote_plus``), quoted with the comma
-    safe and then escaped alone: a batch's ids need no other escape, which ``quote_plus`` then decides at
-    once instead of character by character (no escape it writes contains a comma)."""
-    return "&".join(
-        f"{quote_plus(name)}={quote_plus(value, safe=',').replace(',', '%2C')}"
-        for name, value in params.items()
-    )
-
-
 # --- calls ----------------------------------------------------------------------------------------
 
 TOKEN_PATH = "/oauth/token"
@@ -331,12 +267,6 @@ class _TokenRenewed(Exception):
         self.error = error
 
 
-def _all_text(params: Any) -> TypeGuard[Mapping[str, str]]:
-    return isinstance(params, Mapping) and all(
-        type(name) is str and type(value) is str for name, value in params.items()
-    )
-
-
 def _may_have_arrived(error: requests.RequestException) -> bool:
     """Whether a failed exchange's request may have reached PatSnap: everything but a connection that
     was never made (refused, unresolvable, or not made in time)."""
@@ -367,11 +297,11 @@ class Transport:
         self.cancellation = Cancellation(self.clock)
         self.rate_limiter = shared_rate_limiter(settings)
         self.auth = PatsnapAuth(settings, shared_token_cache(settings), self.fetch_token)
-        self.session: EnvironmentOnceSession = self.new_session(pool_size=settings.concurrency + 4)
+        self.session = self.new_session(pool_size=settings.concurrency + 4)
 
-    def new_session(self, pool_size: int = 4) -> EnvironmentOnceSession:
+    def new_session(self, pool_size: int = 4) -> requests.Session:
         """A session with our TLS, proxy, User-Agent and deadline settings, and no credentials."""
-        session = EnvironmentOnceSession()
+        session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
         session.verify = self.settings.verify
         if self.settings.proxies:
@@ -405,15 +335,9 @@ class Transport:
         failure: PatsnapError
         with deadline(self.settings.timeout, self.cancellation.watch):
             try:
-                params = kwargs.get("params")
-                if method == "GET" and set(kwargs) <= {"params", "auth"} and _all_text(params):
-                    response = self.session.get_with_params(
-                        url, params, kwargs.get("auth"), timeout=self.timeouts(), **self.tls_and_proxies()
-                    )
-                else:
-                    response = self.session.request(
-                        method, url, timeout=self.timeouts(), **self.tls_and_proxies(), **kwargs
-                    )
+                response = self.session.request(
+                    method, url, timeout=self.timeouts(), **self.tls_and_proxies(), **kwargs
+                )
                 response.content  # noqa: B018 - the body is read inside the deadline
                 return response
             except requests.RequestException as err:

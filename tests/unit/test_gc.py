@@ -31,3 +31,13 @@ def test_a_process_that_froze_objects_itself_is_left_as_it_was() -> None:
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_run_that_fails_leaves_nothing_frozen() -> None:
+    try:
+        with long_lived_objects_frozen():
+            assert gc.get_freeze_count() > 0
+            raise RuntimeError("the run failed")
+    except RuntimeError:
+        pass
+    assert gc.get_freeze_count() == 0

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections import Counter
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -17,7 +15,6 @@ from airflow_provider_patsnap.endpoints import AWARD
 from airflow_provider_patsnap.exceptions import PatsnapCancelledError
 from airflow_provider_patsnap.hooks import _pipeline
 from airflow_provider_patsnap.hooks._shared import RateLimiter
-from airflow_provider_patsnap.hooks._transport import query_string
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from tests.helpers import BASE_URL, FakeClock
 
@@ -134,30 +131,6 @@ def test_the_batch_url_is_what_requests_would_build(vendor: requests_mock.Mocker
     assert sent.url == expected.url
 
 
-def test_the_environment_is_read_once_per_host_with_requests_own_result(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
-    monkeypatch.setenv("NO_PROXY", "bypassed.test")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bundle.pem")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT", '{"conn_type": "patsnap", "login": "a", "password": "b"}'
-    )
-    session = PatsnapHook().transport.session
-    plain = requests.Session()
-    for url in ("https://patsnap.test/a?x=1", "https://bypassed.test/b", "http://patsnap.test/c"):
-        ours = session.merge_environment_settings(url, {}, None, None, None)
-        assert ours == plain.merge_environment_settings(url, {}, None, None, None)
-        ours["proxies"]["https"] = "changed by a caller"
-    monkeypatch.setenv("HTTPS_PROXY", "http://other.test:3128")  # read once: a task's environment is fixed
-    again = session.merge_environment_settings("https://patsnap.test/d", {}, None, None, None)
-    assert again["proxies"]["https"] == "http://proxy.test:3128"
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
-    for verify, proxies in ((False, {}), ("/ca.pem", {}), (True, {"https": "http://mine.test:8080"})):
-        ours = session.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
-        assert ours == plain.merge_environment_settings("https://patsnap.test/e", proxies, None, verify, None)
-
-
 def test_refusals_for_going_too_fast_widen_the_spacing_and_passing_calls_narrow_it(clock: FakeClock) -> None:
     limiter = RateLimiter(qps=10)
 
@@ -186,39 +159,3 @@ def test_a_rate_limit_answer_slows_the_shared_limiter(vendor: requests_mock.Mock
     hook = PatsnapHook(qps=10)
     list(hook.lookup(AWARD, ids(100)))
     assert hook.transport.rate_limiter.interval == pytest.approx(0.15 * 0.98)  # widened, then one pass
-
-
-def test_the_batch_query_is_what_urlencode_makes_of_any_text() -> None:
-    """Batches are sent without requests' own preparation: their query is still urlencode's, byte for
-    byte, whatever the characters."""
-    rng = random.Random(3)
-    alphabet = "aZ09,-_.~!#$%&'()*+/:;=?@[]^`{|}\\ é专\t"
-
-    def text(longest: int) -> str:
-        return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, longest)))
-
-    for _ in range(3000):
-        params = {text(5): text(30) for _ in range(rng.randint(1, 3))}
-        assert query_string(params) == urlencode(params, doseq=True), params
-
-
-def test_a_batch_is_prepared_as_requests_prepares_it(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Same URL, headers (the session's, a cookie the vendor set, the bearer token) and body."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PATSNAP_DEFAULT", '{"conn_type": "patsnap", "password": "sk-unit-key-0123456789"}'
-    )
-    transport = PatsnapHook().transport
-    session = transport.session
-    session.cookies.set("lb", "node-2", domain="connect.patsnap.com", path="/")
-    params = {"patent_number": ",".join([*ids(3), "CN1/2#A"]), "apikey": "sk-unit-key-0123456789"}
-    ours = session.prepare_get(URL.replace(BASE_URL, "https://connect.patsnap.com"), params, transport.auth)
-    theirs = session.prepare_request(
-        requests.Request(
-            "GET", URL.replace(BASE_URL, "https://connect.patsnap.com"), params=params, auth=transport.auth
-        )
-    )
-    assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
-    assert dict(ours.headers) == dict(theirs.headers)
-    assert ours.headers["Cookie"] == "lb=node-2" and ours.headers["Authorization"].startswith("Bearer sk-")
