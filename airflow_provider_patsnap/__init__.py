@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_patsnap.connection import UI_FIELD_BEHAVIOUR, provider_connection_fields
+from airflow_provider_patsnap.connection import (
+    CONNECTION_TYPE,
+    UI_FIELD_BEHAVIOUR,
+    provider_connection_fields,
+)
 
 __version__ = "0.2.0.dev0"
 
-CONNECTION_TYPE = "patsnap"
 HOOK_CLASS = "airflow_provider_patsnap.hooks.patsnap.PatsnapHook"
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import MAX_BATCH
 
+CONNECTION_TYPE = "patsnap"
 DEFAULT_BASE_URL = "https://connect.patsnap.com"
 DEFAULT_CONN_ID = "patsnap_default"
 #: The vendor's worst documented latency per call (seconds): concurrency is sized from it.

@@ -4,7 +4,7 @@ A page asks for a table with a line of its own, ``<!-- generated: NAME -->``; :f
 replaces it before MkDocs renders the page, and an unknown NAME fails the build. The tables come from
 ``airflow_provider_patsnap/endpoints.py`` (imported: it is standard library only) and from
 ``exceptions.py`` and ``operators/patsnap.py`` (read with :mod:`ast`: they import Airflow, which the docs
-venv does not have). ``tests/unit/test_docs.py`` checks what is read here against the imported modules.
+venv does not have). ``tests/repo/test_docs.py`` checks what is read here against the imported modules.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
 
 import pytest  # noqa: E402  (after the environment set-up above, on purpose)
 
-TIERS = ("unit", "integration", "system")
+TIERS = ("unit", "integration", "system", "repo")
 _STARTED = time.monotonic()
 
 
@@ -69,7 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(str(item.path)).relative_to(REPO_ROOT / "tests").parts[0]
         if tier not in TIERS:
             raise pytest.UsageError(
-                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/system"
+                f"{item.nodeid}: tests live in tests/unit, tests/integration, tests/system or tests/repo"
             )
         item.add_marker(getattr(pytest.mark, tier))
 

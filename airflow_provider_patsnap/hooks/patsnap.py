@@ -8,6 +8,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.connection import (
+    CONNECTION_TYPE,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
@@ -43,8 +44,6 @@ from airflow_provider_patsnap.report import (
 # The HTTP stack (requests, tenacity) is imported when a hook first calls, not by a DAG file.
 if TYPE_CHECKING:
     from airflow_provider_patsnap.hooks._transport import CallStats, Transport
-
-CONNECTION_TYPE = "patsnap"
 
 
 class PatsnapHook(BaseHook):

@@ -2,7 +2,7 @@
 
 Kept apart from the client's own tables (``endpoints.py``, ``exceptions.py``, ``report.py``) on purpose:
 the sandbox is written from the vendor's pages, not from the client, so a client that misreads the pages
-fails against it. tests/unit/test_sandbox_contract.py checks that both still name the same paths, codes
+fails against it. tests/unit/sandbox/test_contract.py checks that both still name the same paths, codes
 and report job statuses.
 """
 

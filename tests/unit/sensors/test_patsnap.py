@@ -1,4 +1,4 @@
-"""The one report-poll decision (report.decide) and its callers: the hook's wait and the sensor."""
+"""PatsnapReportSensor's pokes: each is a status check through the hook, decided by report.decide."""
 
 from __future__ import annotations
 
@@ -9,58 +9,11 @@ import pytest
 import requests_mock
 
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
-from airflow_provider_patsnap.report import STATUS_PATH, JobId, JobState, PollAction, ReportStatus, decide
+from airflow_provider_patsnap.report import STATUS_PATH, JobId, ReportStatus
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
 from tests.helpers import BASE_URL, FakeTaskInstance, FakeTaskStateStore
 
 JOB = JobId("1579434053399036001")
-TRANSIENT = PatsnapTransientError("PatSnap is busy")
-
-
-def state(status: ReportStatus) -> JobState:
-    link = "https://files.test/report.pdf" if status is ReportStatus.DONE else None
-    cause = "no valuation for design patents" if status is ReportStatus.FAILED else None
-    return JobState(JOB, status, 3, link, cause)
-
-
-@pytest.mark.parametrize("errors_before", [0, 1, 2])
-@pytest.mark.parametrize(
-    "status, action",
-    [
-        (ReportStatus.WAITING, PollAction.WAIT),
-        (ReportStatus.EXPORTING, PollAction.WAIT),
-        (ReportStatus.DONE, PollAction.DONE),
-        (ReportStatus.FAILED, PollAction.FAILED),
-    ],
-)
-def test_an_answer_decides_by_its_status_and_ends_a_run_of_errors(
-    status: ReportStatus, action: PollAction, errors_before: int
-) -> None:
-    decision = decide(state(status), errors_before, tolerated_errors=2)
-    assert (decision.action, decision.errors_in_a_row) == (action, 0)
-    assert decision.state == state(status)
-    if action is PollAction.FAILED:
-        assert "no valuation for design patents" in decision.message
-    if action is PollAction.WAIT:
-        assert status.name in decision.message and "queue_num=3" in decision.message
-
-
-@pytest.mark.parametrize(
-    "errors_before, tolerated, action",
-    [
-        (0, 0, PollAction.GIVE_UP),  # nothing tolerated: the first transient failure gives up
-        (0, 2, PollAction.WAIT),
-        (1, 2, PollAction.WAIT),
-        (2, 2, PollAction.GIVE_UP),  # the third in a row is one more than tolerated
-        (5, 10, PollAction.WAIT),
-    ],
-)
-def test_transient_errors_are_waited_out_until_more_than_tolerated(
-    errors_before: int, tolerated: int, action: PollAction
-) -> None:
-    decision = decide(TRANSIENT, errors_before, tolerated)
-    assert (decision.action, decision.errors_in_a_row) == (action, errors_before + 1)
-    assert "PatSnap is busy" in decision.message and decision.state is None
 
 
 def status_answer(status: int) -> dict[str, Any]:
