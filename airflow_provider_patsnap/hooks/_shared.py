@@ -1,7 +1,9 @@
 """What every hook in the process shares: one token per PatSnap identity, one rate limiter per
 identity and QPS, and the clock every wait reads. :func:`reset_shared_state` forgets them.
 
-Standard library only.
+The rate limiter is this process's (:class:`RateLimiter`) unless the connection names a Redis connection
+in ``rate_limit_redis_conn_id``: then one limit for every process of the deployment (``_redis_limiter``,
+loaded only then). Standard library only.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import PatsnapError
@@ -25,6 +27,22 @@ MAX_SLOWDOWN = 4.0
 TOKEN_FAILURE_BACKOFF = 2.0
 
 _clock: Any = SystemClock()
+
+
+class RateLimit(Protocol):
+    """What the transport and the lookup pipeline use of a rate limiter, whichever holds its schedule."""
+
+    def reserve(self) -> float:
+        """Take the next slot; return the seconds to wait before using it."""
+        ...
+
+    def acquire(self, sleep: Callable[[float], None] = ...) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def slow_down(self) -> None: ...
+
+    def speed_up(self) -> None: ...
 
 
 class RateLimiter:
@@ -129,7 +147,7 @@ class TokenCache:
 
 _SHARED_LOCK = threading.Lock()
 _TOKEN_CACHES: dict[tuple[str, ...], TokenCache] = {}
-_RATE_LIMITERS: dict[tuple[str, str, float], RateLimiter] = {}
+_RATE_LIMITERS: dict[tuple[Any, ...], RateLimit] = {}
 
 
 def reset_shared_state(clock: Any = None) -> None:
@@ -140,9 +158,14 @@ def reset_shared_state(clock: Any = None) -> None:
     """
     global _clock
     with _SHARED_LOCK:
+        limiters = list(_RATE_LIMITERS.values())
         _TOKEN_CACHES.clear()
         _RATE_LIMITERS.clear()
         _clock = clock or SystemClock()
+    for limiter in limiters:  # a Redis limiter's sockets
+        close = getattr(limiter, "close", None)
+        if close is not None:
+            close()
 
 
 def shared_token_cache(settings: ConnectionSettings) -> TokenCache:
@@ -151,8 +174,25 @@ def shared_token_cache(settings: ConnectionSettings) -> TokenCache:
         return _TOKEN_CACHES.setdefault(key, TokenCache())
 
 
-def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
-    key = (*settings.identity, settings.qps)
+def shared_rate_limiter(settings: ConnectionSettings) -> RateLimit:
+    """This process's limiter for the identity and qps, or with ``rate_limit_redis_conn_id`` the one
+    shared through Redis (checked when first made: a Redis that cannot be used fails here, before any
+    call). ``qps`` 0 sets no limit, so it needs no Redis."""
+    key: tuple[Any, ...] = (*settings.identity, settings.qps)
+    if settings.rate_limit_redis_conn_id and settings.qps > 0:
+        key = (*key, settings.rate_limit_redis_conn_id)
+        with _SHARED_LOCK:
+            found, clock = _RATE_LIMITERS.get(key), _clock
+        if found is not None:
+            return found
+        from airflow_provider_patsnap.hooks._redis_limiter import redis_rate_limiter
+
+        made = redis_rate_limiter(settings, clock)  # talks to Redis: outside the lock
+        with _SHARED_LOCK:
+            kept = _RATE_LIMITERS.setdefault(key, made)
+        if kept is not made:  # another thread made one first
+            made.close()
+        return kept
     with _SHARED_LOCK:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 

@@ -5,13 +5,16 @@ tests/integration/hook/test_redis_limiter.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests_mock
 
 from airflow_provider_patsnap.connection import ConnectionSettingsError, parse_connection
+from airflow_provider_patsnap.exceptions import PatsnapFailFastError
 from airflow_provider_patsnap.hooks._redis_limiter import (
     SCRIPT,
     SCRIPT_SHA,
@@ -20,7 +23,9 @@ from airflow_provider_patsnap.hooks._redis_limiter import (
     identity_keys,
     interval_us,
 )
-from airflow_provider_patsnap.hooks._shared import MAX_SLOWDOWN
+from airflow_provider_patsnap.hooks._shared import MAX_SLOWDOWN, RateLimiter, shared_rate_limiter
+from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from tests.helpers import BASE_URL, FakeClock
 from tests.unit.test_package_layout import PACKAGE, PACKAGE_DIR, imports, loaded_with
 
 
@@ -129,6 +134,37 @@ def test_redis_keys_hold_a_digest_of_the_identity_never_the_apikey() -> None:
     assert identity_keys(parse_connection(other)) != keys
     assert identity_keys(parse_connection(connection(qps=1))) == keys  # the budget is the identity's
     assert "patsnap:" not in SCRIPT and hashlib.sha1(SCRIPT.encode()).hexdigest() == SCRIPT_SHA
+
+
+# --- choosing the backend ---------------------------------------------------------------------------
+
+
+def test_without_the_extra_the_per_process_limiter_is_unchanged(clock: FakeClock) -> None:
+    plain = parse_connection(connection(qps=5))
+    limiter = shared_rate_limiter(plain)
+    assert type(limiter) is RateLimiter
+    assert shared_rate_limiter(plain) is limiter  # one per identity and qps in the process, as before
+    # qps 0 sets no limit: nothing to share, Redis is not even asked (this tier has no sockets).
+    unlimited = shared_rate_limiter(parse_connection(connection(qps=0, rate_limit_redis_conn_id="r")))
+    assert type(unlimited) is RateLimiter and unlimited.reserve() == 0.0
+
+
+def test_without_the_redis_provider_the_task_fails_before_any_call(
+    vendor: requests_mock.Mocker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "airflow.providers.redis.hooks.redis", None)  # not installed
+    extra = {"qps": 5, "rate_limit_redis_conn_id": "redis_rate_limit"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PATSNAP_DEFAULT",
+        json.dumps({"conn_type": "patsnap", "host": BASE_URL, "login": "c", "password": "s", "extra": extra}),
+    )
+    with pytest.raises(PatsnapFailFastError) as raised:
+        PatsnapHook().call("GET", "/advanced-patent-data/award-data")
+    assert "pip install 'airflow-provider-patsnap[redis]'" in str(raised.value)
+    assert "No PatSnap call was made" in str(raised.value)
+    assert vendor.call_count == 0  # not even a token
+    ok, message = PatsnapHook().test_connection()
+    assert not ok and "apache-airflow-providers-redis" in message
 
 
 # --- nothing Redis-related loads with a DAG file -----------------------------------------------------
