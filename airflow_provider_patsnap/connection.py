@@ -52,6 +52,14 @@ CONN_FIELDS: dict[str, ConnectionField] = {
     "proxies": ConnectionField(
         "Proxies (JSON)", 'For example {"https": "http://proxy:3128"}.', "string", None
     ),
+    # Opt-in: no default. Named so that no Airflow line takes it for a secret (it names a connection).
+    "rate_limit_redis_conn_id": ConnectionField(
+        "Shared rate limit: Redis connection id",
+        "An Airflow Redis connection: every task, trigger and worker using this PatSnap connection then "
+        "shares one QPS. Empty: each task process keeps to qps on its own.",
+        "string",
+        None,
+    ),
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -130,6 +138,8 @@ class ConnectionSettings:
     verify: bool | str
     proxies: dict[str, str] | None = field(repr=False)
     allow_private_downloads: bool = False
+    #: An Airflow Redis connection holding one rate limit for every process using this identity and qps.
+    rate_limit_redis_conn_id: str | None = None
 
     @property
     def apikey(self) -> str:
@@ -239,6 +249,30 @@ def _proxies(conn_id: str, raw: Any) -> dict[str, str] | None:
     return dict(raw) or None
 
 
+#: Longer than any connection id Airflow stores (250 characters).
+MAX_CONN_ID_LENGTH = 250
+
+
+def _conn_id(conn_id: str, name: str, raw: Any) -> str | None:
+    """The id of another Airflow connection named by an extra, or None when it is not set."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidSettings(
+            f"connection {conn_id!r}: extra {name!r} must be the id of an Airflow connection, "
+            f"got a {type(raw).__name__}"
+        )
+    text = raw.strip()
+    if not text:
+        return None
+    if len(text) > MAX_CONN_ID_LENGTH or not all(char.isprintable() and not char.isspace() for char in text):
+        raise InvalidSettings(
+            f"connection {conn_id!r}: extra {name!r} must be the id of an Airflow connection "
+            f"(no spaces, at most {MAX_CONN_ID_LENGTH} characters), got {text[:60]!r}"
+        )
+    return text
+
+
 def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> ConnectionSettings:
     """Read host, credentials and extras of an Airflow connection; every bad value is named."""
     conn_id = conn.conn_id
@@ -280,5 +314,8 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
         proxies=_proxies(conn_id, extra.get("proxies")),
         allow_private_downloads=_as_bool(
             "allow_private_downloads", extra.get("allow_private_downloads"), False, conn_id
+        ),
+        rate_limit_redis_conn_id=_conn_id(
+            conn_id, "rate_limit_redis_conn_id", extra.get("rate_limit_redis_conn_id")
         ),
     )

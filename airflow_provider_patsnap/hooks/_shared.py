@@ -2,7 +2,9 @@
 identity and QPS, and the clock every wait reads; and the cancellation that cuts a hook's waits short.
 :func:`reset_shared_state` forgets what is shared.
 
-Standard library only, so what a DAG file imports never pulls in the HTTP stack.
+The rate limiter is this process's (:class:`RateLimiter`) unless the connection names a Redis connection
+in ``rate_limit_redis_conn_id``: then one limit for every process of the deployment (``_redis_limiter``,
+loaded only then). Standard library only, so what a DAG file imports never pulls in the HTTP stack.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_patsnap.connection import ConnectionSettings
 from airflow_provider_patsnap.exceptions import PatsnapCancelledError, PatsnapError
@@ -107,6 +109,22 @@ MAX_SLOWDOWN = 4.0
 TOKEN_FAILURE_BACKOFF = 2.0
 
 _clock: Any = SystemClock()
+
+
+class RateLimit(Protocol):
+    """What the transport and the lookup pipeline use of a rate limiter, whichever holds its schedule."""
+
+    def reserve(self) -> float:
+        """Take the next slot; return the seconds to wait before using it."""
+        ...
+
+    def acquire(self, sleep: Callable[[float], None] = ...) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    def slow_down(self) -> None: ...
+
+    def speed_up(self) -> None: ...
 
 
 class RateLimiter:
@@ -211,7 +229,7 @@ class TokenCache:
 
 _SHARED_LOCK = threading.Lock()
 _TOKEN_CACHES: dict[tuple[str, ...], TokenCache] = {}
-_RATE_LIMITERS: dict[tuple[str, str, float], RateLimiter] = {}
+_RATE_LIMITERS: dict[tuple[Any, ...], RateLimit] = {}
 
 
 def reset_shared_state(clock: Any = None) -> None:
@@ -222,9 +240,14 @@ def reset_shared_state(clock: Any = None) -> None:
     """
     global _clock
     with _SHARED_LOCK:
+        limiters = list(_RATE_LIMITERS.values())
         _TOKEN_CACHES.clear()
         _RATE_LIMITERS.clear()
         _clock = clock or SystemClock()
+    for limiter in limiters:  # a Redis limiter's sockets
+        close = getattr(limiter, "close", None)
+        if close is not None:
+            close()
 
 
 def shared_token_cache(settings: ConnectionSettings) -> TokenCache:
@@ -233,8 +256,25 @@ def shared_token_cache(settings: ConnectionSettings) -> TokenCache:
         return _TOKEN_CACHES.setdefault(key, TokenCache())
 
 
-def shared_rate_limiter(settings: ConnectionSettings) -> RateLimiter:
-    key = (*settings.identity, settings.qps)
+def shared_rate_limiter(settings: ConnectionSettings) -> RateLimit:
+    """This process's limiter for the identity and qps, or with ``rate_limit_redis_conn_id`` the one
+    shared through Redis (checked when first made: a Redis that cannot be used fails here, before any
+    call). ``qps`` 0 sets no limit, so it needs no Redis."""
+    key: tuple[Any, ...] = (*settings.identity, settings.qps)
+    if settings.rate_limit_redis_conn_id and settings.qps > 0:
+        key = (*key, settings.rate_limit_redis_conn_id)
+        with _SHARED_LOCK:
+            found, clock = _RATE_LIMITERS.get(key), _clock
+        if found is not None:
+            return found
+        from airflow_provider_patsnap.hooks._redis_limiter import redis_rate_limiter
+
+        made = redis_rate_limiter(settings, clock)  # talks to Redis: outside the lock
+        with _SHARED_LOCK:
+            kept = _RATE_LIMITERS.setdefault(key, made)
+        if kept is not made:  # another thread made one first
+            made.close()
+        return kept
     with _SHARED_LOCK:
         return _RATE_LIMITERS.setdefault(key, RateLimiter(settings.qps))
 

@@ -53,7 +53,7 @@ class PatsnapHook(BaseHook):
     Credentials come from an Airflow connection of type ``patsnap``: host = base URL (default
     ``https://connect.patsnap.com``), login = client id and password = client secret, or password =
     an ``sk-`` API key. Extras: ``qps``, ``timeout``, ``max_retries``, ``verify``, ``proxies``,
-    ``concurrency``, ``allow_private_downloads``.
+    ``concurrency``, ``allow_private_downloads``, ``rate_limit_redis_conn_id``.
 
     :param patsnap_conn_id: The Airflow connection id.
     :param qps: Overrides the connection's ``qps`` (requests per second) for this hook.

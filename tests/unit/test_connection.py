@@ -34,6 +34,7 @@ def test_both_form_descriptions_agree() -> None:
             "max_retries",
             "verify",
             "proxies",
+            "rate_limit_redis_conn_id",
         }
     )
 
@@ -142,6 +143,7 @@ def test_airflow_2_form_with_its_defaults_saves_and_tests_working_settings() -> 
             "extra__patsnap__max_retries": "5",
             "extra__patsnap__verify": "y",  # ticked by default
             "extra__patsnap__proxies": "",  # no default: nothing to mask
+            "extra__patsnap__rate_limit_redis_conn_id": "",  # opt-in: empty, so not saved
         }
 
         form = form_class(formdata=MultiDict(posted))
@@ -173,3 +175,11 @@ def test_airflow_2_form_with_its_defaults_saves_and_tests_working_settings() -> 
             True,
             None,
         )
+        assert settings.rate_limit_redis_conn_id is None
+
+
+def test_the_shared_rate_limit_extra_is_not_taken_for_a_secret() -> None:
+    """A masked value reads as "not set": were Airflow to mask this name, a connection saved through its
+    UI would quietly fall back to a limit per process. The name says what it holds, and no line masks it."""
+    assert airflow_should_hide_value_for_key()("rate_limit_redis_conn_id") is False
+    assert CONN_FIELDS["rate_limit_redis_conn_id"].default is None  # opt-in
