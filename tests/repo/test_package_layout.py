@@ -127,3 +127,46 @@ def test_the_layering_checks_see_imports() -> None:
     assert "flask_babel" in imports(PACKAGE_DIR / "connection.py", at_load=False)
     hook_module = PACKAGE_DIR / "hooks" / "patsnap.py"
     assert f"{PACKAGE}.hooks._transport" not in imports(hook_module, at_load=True)  # TYPE_CHECKING only
+
+
+def _defined_exception_classes(path: Path) -> set[str]:
+    """Classes of ``path`` named like errors (``...Error`` or ``...Exception``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception"))
+    }
+
+
+#: Error classes that never leave their module pair: each is caught and turned into something public.
+INTERNAL_ERRORS = {
+    "PayloadShapeError": "payloads.py -> endpoints.py: a payload of an unknown shape becomes a ShapeReject",
+    "DestinationConnectionError": "lineage.py: becomes the ValueError that emit_asset raises at parse time",
+}
+
+
+def test_every_public_error_class_is_defined_in_exceptions_py() -> None:
+    """One error module (docs/errors.md): a public error class anywhere else is a second place to look.
+    The sandbox's own errors are the vendor emulator's, never raised to a task."""
+    elsewhere = {
+        str(path.relative_to(PACKAGE_DIR)): sorted(
+            name for name in names if not name.startswith("_") and name not in INTERNAL_ERRORS
+        )
+        for path in package_modules(".")
+        if path.name != "exceptions.py" and "sandbox" not in path.parts
+        if (names := _defined_exception_classes(path))
+    }
+    assert {path: names for path, names in elsewhere.items() if names} == {}
+
+
+def test_docs_errors_tree_names_every_class_of_exceptions_py() -> None:
+    import airflow_provider_patsnap.exceptions as exceptions
+
+    tree = (PACKAGE_DIR.parent / "docs" / "errors.md").read_text(encoding="utf-8").split("```")[1]
+    public = {
+        name
+        for name, value in vars(exceptions).items()
+        if isinstance(value, type) and issubclass(value, exceptions.PatsnapError)
+    }
+    assert sorted(name for name in public if name not in tree) == []
