@@ -14,8 +14,9 @@ A task cannot look pools up on Airflow 3, so the DAG cannot check for the pool i
 that waits forever. Size it for your list.
 
 One task holds at most 100 ids in flight per call and stays within its ``qps``; for lists that
-outgrow one worker, split the list into shards and map one task per shard with
-``.partial(...).expand(patent_numbers=shards)``. The shards run in the pool ``patsnap_api``, so::
+outgrow one worker, map one task per shard of the list: ``FileIds(...).shards(n)`` (or ``SqlIds``'s) gives
+``n`` small specs, and each mapped task reads the file and keeps its own ids, so no list of ids passes
+through XCom. The shards run in the pool ``patsnap_api``, so::
 
     pool slots × per-task qps ≤ the QPS PatSnap granted your client
 
@@ -27,23 +28,22 @@ no duplicates.
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from airflow_provider_patsnap.id_sources import FileIds
 from airflow_provider_patsnap.operators.patsnap import PatsnapLegalInformationOperator
 
 try:
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG
 except ImportError:  # Airflow 2.11
     from airflow import DAG  # type: ignore[assignment]
-    from airflow.decorators import task  # type: ignore[no-redef]
 
 PATENT_LIST = Path(__file__).parent / "data" / "patents.csv"
 POOL = "patsnap_api"
 POOL_SLOTS = 2
 VENDOR_QPS = 5.0
-SHARD_SIZE = 100  # ids per shard; a real list would use tens of thousands
+SHARDS = 3  # a real portfolio would use one shard per few hundred thousand ids
 RUN_TIMEOUT = timedelta(hours=1)  # this list takes about a minute; the run fails after this
 
 with DAG(
@@ -55,19 +55,12 @@ with DAG(
     tags=["patsnap", "example"],
     doc_md=__doc__,
 ):
-
-    @task
-    def shard_patent_list() -> list[list[str]]:
-        """The shipped list cut into shards of ``SHARD_SIZE`` patent numbers."""
-        with PATENT_LIST.open(encoding="utf-8", newline="") as handle:
-            numbers = [row["patent_number"].strip() for row in csv.DictReader(handle) if row["patent_number"]]
-        return [numbers[start : start + SHARD_SIZE] for start in range(0, len(numbers), SHARD_SIZE)]
-
     # --8<-- [start:shards]
     PatsnapLegalInformationOperator.partial(
         task_id="legal_information",
         sql_conn_id="patsnap_warehouse",
         pool=POOL,
         qps=VENDOR_QPS / POOL_SLOTS,
-    ).expand(patent_numbers=shard_patent_list())
+        map_index_template="{{ patsnap_ids }}",  # "shard 2/3: 97 ids" in the UI's list of mapped tasks
+    ).expand(patent_numbers=FileIds(str(PATENT_LIST), column="patent_number").shards(SHARDS))
     # --8<-- [end:shards]

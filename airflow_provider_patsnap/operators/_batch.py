@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
@@ -13,12 +14,13 @@ from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Reject, Row
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError, PatsnapBudgetError, PatsnapInputError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
+from airflow_provider_patsnap.id_sources import IdSource, source_of
 from airflow_provider_patsnap.ids import PatentIds
+from airflow_provider_patsnap.operators._id_stream import FreshFilter, IdStream
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import RunTotals, estimate_summary, summary
 from airflow_provider_patsnap.sinks.base import (
-    NOTHING_FRESH,
     WRITE_MODES,
     FetchedBatch,
     FetchedPatent,
@@ -34,6 +36,17 @@ if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task run
     from airflow_provider_patsnap.ids import BatchResult
     from airflow_provider_patsnap.lineage import LineageRun
 
+
+class Inputs(NamedTuple):
+    """A task's ids as given: a validated list, or a source read when the task runs (one is None)."""
+
+    kind: IdKind
+    ids: PatentIds | None
+    source: IdSource | None
+
+
+#: The context key a mapped task's ``map_index_template`` can show: ``"shard 3/8: 12,500 ids"``.
+MAP_INDEX_KEY = "patsnap_ids"
 #: Most fetched batches landed in one write: the ones waiting when the destination is the bottleneck.
 WRITE_GROUP = 16
 
@@ -169,8 +182,9 @@ class PatsnapBatchOperator(BaseOperator):
             )
         return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
 
-    def validate(self, literal_only: bool = False) -> tuple[IdKind, PatentIds]:
-        """Check every input; return the id kind and the ids (empty when not known yet).
+    def validate(self, literal_only: bool = False) -> Inputs:
+        """Check every input; return the id kind and the ids (None when not known yet, or when they come
+        from a source, which is read when the task runs).
 
         With ``literal_only`` (at DAG parse time) values still to be templated or pulled are skipped.
         """
@@ -183,10 +197,11 @@ class PatsnapBatchOperator(BaseOperator):
             state = "both were given" if given else "neither was given (or an upstream XCom was None)"
             raise ValueError(f"give exactly one of patent_numbers or patent_ids: {state}")
         kind, value = next(iter(given.items()))
-        ids = PatentIds([], [])
+        ids: PatentIds | None = None
         if isinstance(value, str) and not value.strip():
             raise InvalidPatentIdsError(f"no {kind} values given: {value!r}")
-        if is_literal(value) or not literal_only:
+        source = source_of(value)
+        if source is None and (is_literal(value) or not literal_only):
             ids = PatentIds.of(as_id_list(value), kind)  # type: ignore[arg-type]
         if self.sql_conn_id and self.output_path:
             raise ValueError(
@@ -199,7 +214,7 @@ class PatsnapBatchOperator(BaseOperator):
             check_table_name(self.table)
         self._validate_warehouse_options()
         self.validate_params(literal_only)
-        return kind, ids  # type: ignore[return-value]
+        return Inputs(kind, ids, source)  # type: ignore[arg-type]
 
     def _validate_warehouse_options(self) -> None:
         if self.write_mode is not None and self.write_mode not in WRITE_MODES:
@@ -263,61 +278,65 @@ class PatsnapBatchOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         try:
-            kind, ids = self.validate()
+            kind, ids, source = self.validate()
         except PatsnapInputError:
             raise
         except ValueError as err:  # a retry would fail the same way: fail without retrying
             raise PatsnapInputError(str(err)) from None
+        meter = BillingMeter(self.max_billed_units)
         if self.estimate_only:
-            return self._estimate(kind, ids)
+            return self._estimate(IdStream(kind, ids, source, self._estimate_fresh_filter(kind), meter))
         from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
-        totals = RunTotals(meter=BillingMeter(self.max_billed_units))
+        totals = RunTotals(meter=meter)
         # Opened (and a table checked) before any paid call.
         table = self.open_table(kind, hook) if self.sql_conn_id else None
         with table if table is not None else self.open_run_sink(context) as sink:
-            fresh = NOTHING_FRESH
+            fresh_filter = None
             if table is not None and self.refresh_after is not None:
-                now = utc_now()
-                fresh = table.fresh(ids, now - self.refresh_after, now)
-            totals.skipped_fresh, totals.billed_units_saved = len(fresh.keys), fresh.with_data
+                now, since = utc_now(), utc_now() - self.refresh_after
+                fresh_filter = partial(table.fresh, since=since, now=now)
+            stream = IdStream(kind, ids, source, fresh_filter, meter)
+            plan = stream.plan()  # every id validated before the first paid call
+            # What map_index_template="{{ patsnap_ids }}" shows for a mapped task: its shard and size.
+            shard = f"{source.shard.label()}: " if source is not None and source.shard else ""
+            cast(dict, context)[MAP_INDEX_KEY] = f"{shard}{plan.requested:,} ids"
             with long_lived_objects_frozen():
-                totals.not_fetched = self._fetch(hook, sink, kind, ids.without(fresh.keys), totals)
-        result = summary(self.endpoint.code, len(ids), totals, sink, table, hook)
+                totals.not_fetched = self._fetch(hook, sink, stream, totals)
+            totals.skipped_fresh, totals.billed_units_saved = stream.skipped_fresh, stream.billed_units_saved
+        result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
         self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
         self._remember_lineage(hook, sink, totals.rows)
-        self._check_outcome(totals, len(ids), sink, result)
+        self._check_outcome(totals, plan.requested, sink, result)
         if isinstance(sink, XComSink):
             return sink.rows
         return result
 
-    def _fetch(self, hook: PatsnapHook, sink: Sink, kind: IdKind, ids: PatentIds, totals: RunTotals) -> int:
-        """Fetch and land ``ids``; with a budget, never ask for more patents than units are left (each
-        patent returned is billed once) and count answers lost after sending as spent, so no retry goes
-        past it. Return how many ids the budget left unfetched."""
-        meter = totals.meter
-        rest = ids
-        while len(rest):
-            units_left = meter.units_left()
-            if units_left is not None and units_left <= 0:
-                return len(rest)
-            take, rest = (rest, rest[:0]) if units_left is None else (rest[:units_left], rest[units_left:])
+    def _fetch(self, hook: PatsnapHook, sink: Sink, stream: IdStream, totals: RunTotals) -> int:
+        """Fetch and land the stream's ids; with a budget, never ask for more patents than units are left
+        (each patent returned is billed once) and count answers lost after sending as spent, so no retry
+        goes past it. Return how many ids the budget left unfetched."""
+        while True:
             groups = hook.stream_batches(
                 self.endpoint,
-                take.batches(),
-                kind,
+                stream.batches(),
+                stream.kind,
                 params=self.query_params(),
-                meter=meter,
+                meter=totals.meter,
                 max_group=WRITE_GROUP,
             )
             try:
                 for results in groups:
-                    self._land(results, kind, sink, totals)
+                    self._land(results, stream.kind, sink, totals)
             except PatsnapBudgetError as reached:
                 self.log.warning("%s", reached)
-                return reached.not_fetched + len(rest)
-        return 0
+                return reached.not_fetched + stream.not_handed_out
+            if stream.exhausted():
+                return 0
+            units_left = totals.meter.units_left()
+            if units_left is not None and units_left <= 0:
+                return stream.not_handed_out
 
     def _land(self, results: list[BatchResult], kind: IdKind, sink: Sink, totals: RunTotals) -> None:
         """Write batches that arrived together in one write: a destination that cannot keep up writes
@@ -336,13 +355,16 @@ class PatsnapBatchOperator(BaseOperator):
         totals.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
         totals.billed += sum(len(result.patents) for result in results)
 
-    def _estimate(self, kind: IdKind, ids: PatentIds) -> dict[str, Any]:
+    def _estimate_fresh_filter(self, kind: IdKind) -> FreshFilter | None:
+        """Which ids a run would skip, read from the table's state without creating anything."""
+        if self.refresh_after is None or not self.sql_conn_id:
+            return None
+        now, since = utc_now(), utc_now() - self.refresh_after
+        return partial(self.fetch_state(kind).fresh_in, self.sql_conn_id, since=since, now=now)
+
+    def _estimate(self, stream: IdStream) -> dict[str, Any]:
         """What a run would request after the freshness filter, read without calling PatSnap."""
-        fresh = NOTHING_FRESH
-        if self.refresh_after is not None and self.sql_conn_id:
-            now = utc_now()
-            fresh = self.fetch_state(kind).fresh_in(self.sql_conn_id, ids, now - self.refresh_after, now)
-        estimate = estimate_summary(self.endpoint.code, len(ids), fresh, self.max_billed_units)
+        estimate = estimate_summary(self.endpoint.code, stream.plan(), self.max_billed_units)
         self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
         return estimate
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_patsnap.endpoints import MAX_BATCH, Endpoint, Reject, ShapeReject
 from airflow_provider_patsnap.exceptions import PatsnapRejectsError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
-from airflow_provider_patsnap.sinks.base import FreshPatents, LastingDestination, Sink, WriteCounts
+from airflow_provider_patsnap.sinks.base import LastingDestination, Sink, WriteCounts
+
+if TYPE_CHECKING:
+    from airflow_provider_patsnap.operators._id_stream import Plan
 
 MISSING_SHOWN = 10
 REJECTS_SHOWN = 5
@@ -119,17 +122,15 @@ def summary(
     }
 
 
-def estimate_summary(
-    endpoint: str, requested: int, fresh: FreshPatents, max_billed_units: int | None
-) -> dict[str, Any]:
+def estimate_summary(endpoint: str, plan: Plan, max_billed_units: int | None) -> dict[str, Any]:
     """What ``estimate_only=True`` returns: what a run would request after the freshness filter."""
-    would = requested - len(fresh.keys)
+    would = plan.requested - plan.fresh
     return {
         "endpoint": endpoint,
         "estimate_only": True,
-        "requested": requested,
-        "skipped_fresh": len(fresh.keys),
-        "billed_units_saved": fresh.with_data,
+        "requested": plan.requested,
+        "skipped_fresh": plan.fresh,
+        "billed_units_saved": plan.fresh_with_data,
         "would_request": would,
         "calls_at_least": -(-would // MAX_BATCH),
         "billed_units_at_most": would,

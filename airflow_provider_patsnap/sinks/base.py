@@ -117,7 +117,7 @@ class LastingDestination(Sink, Protocol):
     counts: WriteCounts
     write_retries: int  # writes repeated after losing a race (a deadlock, a busy file)
 
-    def fresh(self, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+    def fresh(self, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """Those of ``ids`` fetched after ``since`` and not after ``now``."""
         ...
 

@@ -158,12 +158,12 @@ class SqlSink(ClosingOnExit):
     def _replace_sql(self, table: str, names: list[str], key: str) -> str:
         return str(self.hook.dialect.generate_replace_sql(table, names, names, replace_index=[key]))
 
-    def fresh(self, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+    def fresh(self, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """Those of ``ids`` this table's ``<table>_state`` says were fetched after ``since`` (and not
         after ``now``); nothing is fresh without a state table."""
         if self.state is None:
             return FreshPatents(frozenset(), 0)
-        return self.state.fresh(self.hook, ids, since, now)
+        return self.state.fresh(self.hook, ids, since=since, now=now)
 
     def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         # The last row of a key wins, as a second upsert of it would; sorted, locks come in one order.

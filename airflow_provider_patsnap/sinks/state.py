@@ -122,7 +122,7 @@ class FetchState:
         }
         return [row for _, row in sorted(by_key.items())]
 
-    def fresh_in(self, conn_id: str, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+    def fresh_in(self, conn_id: str, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """:meth:`fresh` through the database connection ``conn_id``, creating nothing: a table that
         does not exist yet has nothing fresh."""
         from airflow_provider_patsnap._compat import BaseHook
@@ -133,11 +133,11 @@ class FetchState:
         try:
             if not keeper.exists(self.table):
                 return FreshPatents(frozenset(), 0)
-            return self.fresh(hook, ids, since, now)
+            return self.fresh(hook, ids, since=since, now=now)
         finally:
             keeper.dispose()
 
-    def fresh(self, hook: Any, ids: PatentIds, since: datetime, now: datetime) -> FreshPatents:
+    def fresh(self, hook: Any, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """The ``ids`` fetched after ``since`` and not after ``now``, read through ``hook``. A state row
         that cannot be read, or says it was fetched in the future, makes its patent not fresh; the
         rows ignored for that are counted in one warning."""

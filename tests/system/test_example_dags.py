@@ -122,4 +122,18 @@ def test_airflow_dags_test_succeeds(sandbox: Sandbox, tmp_path: Path, dag_id: st
         for table in tables:
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] > 0
     data_calls = [record for record in sandbox.requests if record.ids and record.path != "/oauth/token"]
-    assert len(data_calls) == len(tables) * 3  # 300 patents: three batches (or shards) per endpoint
+    shipped = (EXAMPLE_DAGS / "data" / "patents.csv").read_text(encoding="utf-8").split()[1:]
+    for path in {record.path for record in data_calls}:
+        asked = [value for record in data_calls if record.path == path for value in record.ids]
+        assert sorted(asked) == sorted(shipped), path  # every patent of the list asked for once
+    # 300 patents are three batches; a hash shard holds about 100, so three shards take three or four.
+    assert len(tables) * 3 <= len(data_calls) <= len(tables) * 4
+    if dag_id == "patsnap_sharded_enrichment":  # map_index_template="{{ patsnap_ids }}"
+        with sqlite3.connect(home / "airflow.db") as meta:
+            labels = [
+                row[0]
+                for row in meta.execute("SELECT rendered_map_index FROM task_instance ORDER BY map_index")
+            ]
+        sizes = [int(label.split(": ")[1].split()[0]) for label in labels]
+        assert [label.split(":")[0] for label in labels] == ["shard 1/3", "shard 2/3", "shard 3/3"], labels
+        assert sum(sizes) == len(shipped)

@@ -61,6 +61,7 @@ def test_a_connection_saved_with_the_form_defaults_works_and_the_test_button_pas
         "extra__patsnap__max_retries": "5",
         "extra__patsnap__verify": "y",
         "extra__patsnap__proxies": "",
+        "extra__patsnap__rate_limit_redis_conn_id": "",
     }
     assert seen["saved"] == {"status": 200, "added": True}
     after_add, after_edit = seen["stored_after_add"], seen["stored_after_edit"]

@@ -42,3 +42,12 @@ def postgres_server() -> Iterator[str]:
 def postgres_conn(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AIRFLOW_CONN_PG_WAREHOUSE", postgres_server)
     return "pg_warehouse"
+
+
+@pytest.fixture
+def fresh_postgres_conn(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A connection id ``pg_fresh`` to a new, empty database of the PostgreSQL fixture's server."""
+    from tests.helpers import fresh_postgres_database
+
+    monkeypatch.setenv("AIRFLOW_CONN_PG_FRESH", fresh_postgres_database(postgres_server))
+    return "pg_fresh"
