@@ -72,6 +72,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--latency-jitter", float, _DEFAULTS.latency_jitter, "extra uniform(0, S) seconds per call"),
     Option("--qps", float, _DEFAULTS.qps, "server-side calls per second (0 = unlimited)", "N"),
     Option("--burst", _optional_float, _DEFAULTS.burst, "token-bucket capacity (default: = qps)", "N"),
+    Option(
+        "--qps-tolerance",
+        float,
+        _DEFAULTS.qps_tolerance,
+        "how early a call may come for its token and still pass (arrival jitter)",
+    ),
     Option("--token-ttl", float, _DEFAULTS.token_ttl, "OAuth token lifetime in seconds"),
     Option("--fault-rate", float, _DEFAULTS.fault_rate, "probability that a business call fails", "F"),
     Option(

@@ -60,6 +60,7 @@ class ApiRequest:
     params: dict[str, str]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    arrival: float | None = None  # the sandbox clock when the request line was read; None = now
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,11 @@ class SandboxApp:
         self.ledger = Ledger()
         self.tokens = TokenStore(config.token_ttl, self.clock.now)
         burst = config.burst if config.burst is not None else config.qps
-        self.bucket = TokenBucket(config.qps, burst, self.clock.now) if config.qps > 0 else None
+        self.bucket = (
+            TokenBucket(config.qps, burst, self.clock.now, tolerance=config.qps_tolerance)
+            if config.qps > 0
+            else None
+        )
         self.faults = FaultInjector(config.fault_rate, config.faults, config.seed)
         self.lost_creates = LostCreateAnswers()
         self.token_outages = Countdown()  # token requests still to be answered 503 by a gateway
@@ -186,7 +191,7 @@ class SandboxApp:
 
     def _business(self, request: ApiRequest) -> Outcome:
         # Order matters and is documented: QPS, then latency, then faults, then auth, then the endpoint.
-        if self.bucket is not None and not self.bucket.take():
+        if self.bucket is not None and not self.bucket.take(request.arrival):
             return self.error(67200002)
         self._sleep_latency()
         fault = self.faults.draw()

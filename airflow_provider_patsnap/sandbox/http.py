@@ -151,9 +151,18 @@ class _BaseHandler(BaseHTTPRequestHandler):
     # client's delayed ACK of the headers (about 40 ms on Linux), a latency the vendor does not have.
     disable_nagle_algorithm = True
     server: SandboxHTTPServer
+    arrival = 0.0  # the sandbox clock when the current request line was read (parse_request)
+    arrival_wall = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # per-request lines on stderr would drown test and benchmark output
+
+    def parse_request(self) -> bool:
+        # Called as soon as the request line has been read: the call's arrival, for the rate limit
+        # and the ledger, before the headers are parsed or anything else waits.
+        app = self.server.app
+        self.arrival, self.arrival_wall = app.clock.now(), app.clock.wall()
+        return super().parse_request()
 
     def version_string(self) -> str:
         return self.server_version  # without the Python version the default appends
@@ -225,7 +234,7 @@ class ApiHandler(_BaseHandler):
 
     def serve(self) -> None:
         app = self.server.app
-        arrival, wall = app.clock.now(), app.clock.wall()
+        arrival, wall = self.arrival, self.arrival_wall
         split = urlsplit(self.path)
         params: dict[str, str] = {}
         for name, value in parse_qsl(split.query, keep_blank_values=True):
@@ -243,7 +252,8 @@ class ApiHandler(_BaseHandler):
         if body is None:
             outcome = app.error(68300007, "Bad request! the body could not be read")
         else:
-            outcome = self._handle(app, ApiRequest(self.command, split.path, params, headers, body))
+            request = ApiRequest(self.command, split.path, params, headers, body, arrival)
+            outcome = self._handle(app, request)
         # Record before answering, so a client that has its answer also finds it in requests/stats.
         record = self._record(arrival, wall, split.path, params, headers, outcome)
         app.ledger.add(seq, record, outcome.category, outcome.billed)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from airflow_provider_patsnap.sandbox import SandboxConfig
 from airflow_provider_patsnap.sandbox.__main__ import config_from_args
 from airflow_provider_patsnap.sandbox.data import (
     ENDPOINT_CODES,
@@ -79,6 +80,7 @@ def test_cli_reads_environment_and_flags_win() -> None:
     environ = {
         "PATSNAP_SANDBOX_FAULT_RATE": "0.25",
         "PATSNAP_SANDBOX_QPS": "9",
+        "PATSNAP_SANDBOX_QPS_TOLERANCE": "0.05",
         "PATSNAP_SANDBOX_ERRORS_AS_HTTP_200": "true",
     }
     config = config_from_args(["--qps", "4", "--faults", "busy,drop"], environ)
@@ -88,6 +90,9 @@ def test_cli_reads_environment_and_flags_win() -> None:
         ("busy", "drop"),
         False,
     )
-    assert config.port == 8085 and config.burst is None
+    assert config.port == 8085 and config.burst is None and config.qps_tolerance == 0.05
+    assert config_from_args([], {}).qps_tolerance == SandboxConfig().qps_tolerance
+    with pytest.raises(SystemExit):
+        config_from_args(["--qps-tolerance", "-0.01"], {})
     with pytest.raises(SystemExit):
         config_from_args(["--faults", "meteor"], {})
