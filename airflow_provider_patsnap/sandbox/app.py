@@ -35,6 +35,7 @@ from airflow_provider_patsnap.sandbox.data import ID_KINDS, LANGS, EndpointCode,
 from airflow_provider_patsnap.sandbox.reports import HttpReply, InvalidReportRequest, ReportJobs, validate_id
 from airflow_provider_patsnap.sandbox.state import (
     Countdown,
+    CpuMeter,
     FaultInjector,
     Ledger,
     LostCreateAnswers,
@@ -167,6 +168,8 @@ class SandboxApp:
             wall_clock=self.clock.wall,
         )
         self.download_port = 0  # set once the download server is bound
+        self.cpu = CpuMeter()  # fed by the servers' threads (http.py)
+        self._started = time.monotonic()  # real time: advance() must not make the sandbox look idle
         self._latency_rng = random.Random(f"latency:{config.seed}")
         self._latency_lock = threading.Lock()
 
@@ -377,4 +380,7 @@ class SandboxApp:
             "fault_rate": self.faults.rate,
             "create_answers_to_lose": self.lost_creates.pending,
             "token_requests_to_fail": self.token_outages.pending,
+            "cpu_seconds": round(self.cpu.seconds, 6),
+            "process_cpu_seconds": round(time.process_time(), 6),
+            "uptime_seconds": round(time.monotonic() - self._started, 6),
         }

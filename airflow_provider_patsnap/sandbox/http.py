@@ -119,10 +119,23 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.server_name = str(host)
         self.server_port = int(port)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        cpu = self.app.cpu
+        started = cpu.start()
+        try:
+            return super().get_request()
+        finally:
+            cpu.stop(started)
+
     def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
+        cpu = self.app.cpu
+        started = cpu.start()  # starting the connection's thread is the sandbox's work too
+        try:
+            with self._connections_lock:
+                self._connections.add(request)
+            super().process_request(request, client_address)
+        finally:
+            cpu.stop(started)
 
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
@@ -156,6 +169,16 @@ class _BaseHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # per-request lines on stderr would drown test and benchmark output
+
+    def handle_one_request(self) -> None:
+        # The thread's CPU clock does not move while it waits for the request line or sleeps the
+        # latency, so this charges the sandbox for its work only.
+        cpu = self.server.app.cpu
+        started = cpu.start()
+        try:
+            super().handle_one_request()
+        finally:
+            cpu.stop(started)
 
     def parse_request(self) -> bool:
         # Called as soon as the request line has been read: the call's arrival, for the rate limit

@@ -98,6 +98,34 @@ class TokenBucket:
             return False
 
 
+class CpuMeter:
+    """CPU seconds the sandbox's threads spent serving requests, summed over those threads.
+
+    Each thread measures its own CPU clock (``time.thread_time``) around the work and adds the
+    difference, so time asleep (the latency, a ``slow`` fault, an idle keep-alive connection) costs
+    nothing, and a sandbox running inside a test or benchmark process is not charged for the work
+    of the other threads there.
+    """
+
+    def __init__(self, thread_clock: Callable[[], float] = time.thread_time) -> None:
+        self._thread_clock = thread_clock
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds
+
+    def start(self) -> float:
+        """This thread's CPU clock now: hand it back to :meth:`stop` when the work is done."""
+        return self._thread_clock()
+
+    def stop(self, started: float) -> None:
+        spent = self._thread_clock() - started
+        with self._lock:
+            self._seconds += spent
+
+
 class IssuedToken(NamedTuple):
     client_id: str
     expires_at: float  # on the sandbox clock

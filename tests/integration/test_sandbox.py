@@ -512,6 +512,19 @@ def test_admin_endpoints(patsnap_sandbox_factory: Callable[..., Sandbox]) -> Non
     assert sandbox.stats()["business_calls"] == 3
 
 
+def test_stats_count_the_cpu_the_sandboxs_threads_spent(sandbox: Sandbox, token: str) -> None:
+    before = sandbox.stats()["cpu_seconds"]
+    numbers = ",".join(f"CN{120000000 + n}A" for n in range(100))
+    for _ in range(3):
+        assert api(sandbox, LEGAL, token, patent_number=numbers).status == 200
+    stats = call(sandbox.base_url + "/_sandbox/stats").json
+    # Its own threads' CPU, in this test's process: some for 300 patents, never more than the
+    # whole process has used (pytest's own threads included).
+    assert stats["cpu_seconds"] - before > 0
+    assert stats["cpu_seconds"] <= stats["process_cpu_seconds"]
+    assert stats["uptime_seconds"] > 0
+
+
 # ----------------------------------------------------------------------------------------- reports
 
 

@@ -24,7 +24,7 @@ from airflow_provider_patsnap.sandbox.contract import (
     TOKEN_OUTAGE_FAULT,
 )
 from airflow_provider_patsnap.sandbox.http import admin_reply
-from airflow_provider_patsnap.sandbox.state import SandboxClock
+from airflow_provider_patsnap.sandbox.state import CpuMeter, SandboxClock
 
 LEGAL = "/advanced-patent-data/legal-data"
 START_WALL = 1_700_000_000.0
@@ -139,6 +139,18 @@ def test_the_rate_limit_judges_a_call_at_its_arrival() -> None:
     app.clock.advance(0.5)  # the one that arrived at 2.0, now
     assert business(app, token, LEGAL, arrival=2.0, patent_number="CN1A").error_code == 0
     assert business(app, token, LEGAL, arrival=2.1, patent_number="CN1A").error_code == 67200002
+
+
+def test_stats_carry_the_cpu_the_servers_threads_counted() -> None:
+    app = make_app()
+    readings = iter([10.0, 10.25, 3.0, 3.5])  # two threads' CPU clocks: 0.25 s, then 0.5 s of work
+    app.cpu = CpuMeter(thread_clock=lambda: next(readings))
+    app.cpu.stop(app.cpu.start())
+    app.cpu.stop(app.cpu.start())
+    stats = app.stats()
+    assert stats["cpu_seconds"] == 0.75
+    assert stats["process_cpu_seconds"] > 0 and stats["uptime_seconds"] >= 0
+    assert json.loads(admin_reply(app, "GET", "/_sandbox/stats", {}).body)["cpu_seconds"] == 0.75
 
 
 def test_report_job_moves_through_its_states_as_the_clock_moves() -> None:

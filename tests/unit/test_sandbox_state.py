@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_patsnap.sandbox import state
 from airflow_provider_patsnap.sandbox.state import (
+    CpuMeter,
     Ledger,
     LostCreateAnswers,
     RequestRecord,
@@ -140,6 +141,20 @@ def test_bucket_takes_exactly_spaced_stamps_despite_float_rounding() -> None:
     bucket = TokenBucket(rate=10, capacity=1, clock=clock.now)  # no tolerance at all
     stamps = [clock.now() + sum([0.1] * index) for index in range(1000)]  # sums that round
     assert all(bucket.take(stamp) for stamp in stamps)
+
+
+def test_cpu_meter_adds_up_each_threads_own_cpu() -> None:
+    readings = iter([5.0, 5.5, 1.0, 1.125])
+    meter = CpuMeter(thread_clock=lambda: next(readings))
+    first = meter.start()
+    meter.stop(first)
+    meter.stop(meter.start())
+    assert meter.seconds == 0.625
+    real = CpuMeter()  # time.thread_time: only this thread's CPU, and it moves with work
+    started = real.start()
+    sum(index * index for index in range(200_000))
+    real.stop(started)
+    assert real.seconds > 0
 
 
 def test_lost_create_answers_count_down_and_can_be_cancelled() -> None:
