@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_provider_patsnap.sandbox import SandboxConfig
-from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
+from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp, json_reply
 from airflow_provider_patsnap.sandbox.contract import (
     JOB_DONE,
     JOB_EXPORTING,
@@ -23,6 +23,7 @@ from airflow_provider_patsnap.sandbox.contract import (
     REPORT_STATUS_PATH,
     TOKEN_OUTAGE_FAULT,
 )
+from airflow_provider_patsnap.sandbox.data import patent_object
 from airflow_provider_patsnap.sandbox.http import admin_reply
 from airflow_provider_patsnap.sandbox.state import CpuMeter, SandboxClock
 
@@ -139,6 +140,25 @@ def test_the_rate_limit_judges_a_call_at_its_arrival() -> None:
     app.clock.advance(0.5)  # the one that arrived at 2.0, now
     assert business(app, token, LEGAL, arrival=2.0, patent_number="CN1A").error_code == 0
     assert business(app, token, LEGAL, arrival=2.1, patent_number="CN1A").error_code == 67200002
+
+
+def test_a_data_answer_is_its_fresh_objects_in_the_envelope_byte_for_byte() -> None:
+    app = make_app()
+    token = issue_token(app)["token"]
+    values = [f"CN{110650000 + 7 * n}A" for n in range(98)] + ["NODATA-CN1B", "CN110650000A"]  # + a repeat
+    for path, code, lang in ((LEGAL, "P026", "en"), ("/high-value-data/seic-classification", "P022", "cn")):
+        params = {"patent_number": ",".join(values), **({"lang": lang} if code == "P022" else {})}
+        fresh = [
+            found
+            for value in dict.fromkeys(values)
+            if (found := patent_object(code, "patent_number", value, lang)) is not None  # type: ignore[arg-type]
+        ]
+        expected = json_reply(200, {"data": fresh, "status": True, "error_code": 0}).body
+        first = business(app, token, path, **params)
+        again = business(app, token, path, **params)  # from the cache this time
+        assert first.reply is not None and again.reply is not None
+        assert first.reply.body == again.reply.body == expected
+        assert first.billed == again.billed == len(fresh)
 
 
 def test_stats_carry_the_cpu_the_servers_threads_counted() -> None:
