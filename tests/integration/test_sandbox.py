@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -794,10 +795,17 @@ def test_cli_prints_the_listening_line_and_stops_on_sigterm() -> None:
         )
         assert match, line
         connection_line = process.stdout.readline()
-        assert (
-            connection_line.startswith("export AIRFLOW_CONN_PATSNAP_DEFAULT=")
-            and '"conn_type": "patsnap"' in connection_line
-        )
+        name, _, value = connection_line.partition("=")
+        assert name == "export AIRFLOW_CONN_PATSNAP_DEFAULT"
+        connection = json.loads(shlex.split(value)[0])
+        # Copied as it is, the connection calls at the sandbox's limit.
+        assert connection == {
+            "conn_type": "patsnap",
+            "host": match.group(1),
+            "login": "sandbox-client",
+            "password": "sandbox-secret",
+            "extra": {"qps": 3},
+        }
         assert call(match.group(1) + "/_sandbox/stats").json["requests"] == 0
         process.terminate()
         assert process.wait(timeout=5) == 0

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from airflow_provider_patsnap.sandbox import SandboxConfig
-from airflow_provider_patsnap.sandbox.__main__ import config_from_args
+from airflow_provider_patsnap.sandbox.__main__ import config_from_args, connection_extra
 from airflow_provider_patsnap.sandbox.data import (
     ENDPOINT_CODES,
     LANGS,
@@ -155,3 +155,12 @@ def test_cli_reads_environment_and_flags_win() -> None:
         config_from_args(["--qps-tolerance", "-0.01"], {})
     with pytest.raises(SystemExit):
         config_from_args(["--faults", "meteor"], {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra"), [(["--qps", "5"], {"qps": 5}), (["--qps", "2.5"], {"qps": 2.5}), ([], {"qps": 0})]
+)
+def test_cli_connection_line_carries_the_sandboxs_qps(argv: list[str], extra: dict[str, float]) -> None:
+    # Whoever copies the printed connection calls at the sandbox's own limit (0: neither limits).
+    assert connection_extra(config_from_args(argv, {})) == extra
+    assert type(connection_extra(config_from_args(argv, {}))["qps"]) is type(extra["qps"])
