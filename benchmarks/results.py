@@ -165,13 +165,28 @@ def sql_section(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def capacity_check(data: dict[str, Any]) -> Check:
+    return (
+        f"sandbox capacity: QPS {data['qps']:g} × {data['patents_per_call']} patents, latency "
+        f"{data['latency_s']:g} s, calls evenly spaced (±{data['jitter_ms']:g} ms)",
+        f"**{data['steady_ratio']:.3f}** of the limit in steady state, **{data['refused']}** refused "
+        f"(67200002) of {data['calls_sent']:,} calls, **{data['sandbox_cores']:.2f} cores** "
+        f"({data['sandbox_cpu_s']:g} s CPU in {data['sandbox_wall_s']:g} s); answers p99 "
+        f"{data['answer_s_p99']} s",
+        f">= {data['ratio_target']}, 0 refused, <= {data['cores_target']} core",
+        data["ok"],
+    )
+
+
 def render(directory: Path, seconds: int) -> tuple[str, bool]:
     info = machine()
-    throughput, cpu, sql, memory, imports = (
-        load(directory, name) for name in ("throughput", "cpu", "sql", "memory", "import")
+    throughput, cpu, sql, memory, imports, capacity = (
+        load(directory, name) for name in ("throughput", "cpu", "sql", "memory", "import", "capacity")
     )
     checks: list[Check] = []
     sections: list[str] = []
+    if capacity:
+        checks.append(capacity_check(capacity))
     if throughput:
         text, found = throughput_section(throughput)
         sections += text
