@@ -2,7 +2,9 @@
 
 - :class:`SandboxProcess` runs ``python -m airflow_provider_patsnap.sandbox`` in its own process, so the
   emulator's CPU (JSON encoding, HTTP parsing) is not charged to the client being measured, and talks
-  to its ``/_sandbox/`` admin API.
+  to its ``/_sandbox/`` admin API. :class:`SandboxCpu` reads that process's CPU over a stretch of a
+  run, so every figure can say what the sandbox itself used beside it (a figure is the client's only
+  while the sandbox is not the bottleneck).
 - :func:`airflow_env` prepares a throw-away ``AIRFLOW_HOME`` and the connections as ``AIRFLOW_CONN_*``
   environment variables, so no metadata database is needed.
 """
@@ -184,6 +186,18 @@ class SandboxProcess:
         except (OSError, IndexError, ValueError):
             return None
 
+    def rss_mb(self) -> float | None:
+        """The sandbox process's resident memory now, in MB (Linux /proc)."""
+        try:
+            pages = int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1])
+            return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def cpu_window(self) -> SandboxCpu:
+        """Start measuring the sandbox's CPU from now; ``.stop()`` gives the figures."""
+        return SandboxCpu(self)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -202,6 +216,34 @@ class SandboxProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SandboxCpu:
+    """The sandbox process's CPU between this object's creation and :meth:`stop`, and the wall time."""
+
+    def __init__(self, sandbox: SandboxProcess) -> None:
+        self._sandbox = sandbox
+        self._cpu = sandbox.cpu_seconds()
+        self._wall = time.perf_counter()
+
+    def stop(self) -> dict[str, float | None]:
+        """``sandbox_cpu_s``, ``sandbox_wall_s`` and ``sandbox_cores`` (CPU / wall); None without /proc."""
+        wall = time.perf_counter() - self._wall
+        now = self._sandbox.cpu_seconds()
+        cpu = None if now is None or self._cpu is None else now - self._cpu
+        return {
+            "sandbox_cpu_s": None if cpu is None else round(cpu, 2),
+            "sandbox_wall_s": round(wall, 1),
+            "sandbox_cores": None if cpu is None or wall <= 0 else round(cpu / wall, 3),
+        }
+
+
+def sandbox_cpu_text(figures: dict[str, Any]) -> str:
+    """'sandbox CPU 12.3 s in 60.1 s = 0.20 cores' from figures holding :meth:`SandboxCpu.stop`'s keys."""
+    cpu, wall, cores = (figures.get(key) for key in ("sandbox_cpu_s", "sandbox_wall_s", "sandbox_cores"))
+    if cpu is None or cores is None:
+        return "sandbox CPU not measured"
+    return f"sandbox CPU {cpu:g} s in {wall:g} s = {cores:.2f} cores"
 
 
 def sandbox_flags(

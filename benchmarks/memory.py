@@ -35,6 +35,7 @@ from common import (
     iter_patent_numbers,
     peak_rss_mb,
     print_check,
+    sandbox_cpu_text,
     sandbox_flags,
     sqlite_connection,
 )
@@ -126,6 +127,7 @@ def main() -> int:
                 apply=False,
             ),
         }
+        window = sandbox.cpu_window()
         proc = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--child", "--patents", str(args.patents)],
             env=env,
@@ -133,6 +135,7 @@ def main() -> int:
             text=True,
             timeout=900,
         )
+        sandbox_cpu = window.stop()
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
         print_check("memory", False, f"the measured process failed with exit code {proc.returncode}")
@@ -147,6 +150,7 @@ def main() -> int:
         target_mb=TARGET_MB,
         growth_after_25pct_mb=round(growth, 1),
         ok=ok,
+        **sandbox_cpu,
     )
     print_check(
         "memory",
@@ -154,7 +158,8 @@ def main() -> int:
         f"peak RSS {result['peak_rss_mb']} MB streaming {result['patents']} patents ({result['rows']} rows, "
         f"{result['calls']} calls, {result['seconds']} s) into SQLite; RSS {result['rss_before_run_mb']} MB "
         f"before the run, {result['rss_at_25pct_mb']} MB at 25 %, at most {result['rss_last_75pct_max_mb']} MB "
-        f"after (growth {growth:+.1f} MB); target < {TARGET_MB:.0f} MB, growth < {MAX_GROWTH_AFTER_25PCT_MB:.0f} MB",
+        f"after (growth {growth:+.1f} MB); target < {TARGET_MB:.0f} MB, growth < {MAX_GROWTH_AFTER_25PCT_MB:.0f} MB; "
+        f"{sandbox_cpu_text(sandbox_cpu)} (the measured process's start included)",
     )
     if args.json:
         dump_json(args.json, result)

@@ -49,7 +49,7 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import soak_postgres
 import soak_report
 import soak_sqlite
-from common import OPERATOR_NAMES, SandboxProcess, sandbox_flags
+from common import OPERATOR_NAMES, SandboxProcess, sandbox_cpu_text, sandbox_flags
 from soak_checks import FAULT_KINDS, FIRST_SEED, count_lines_with, covering_seed, scan_logs
 from soak_runs import Soak
 
@@ -120,14 +120,16 @@ def main() -> int:
         seed=args.seed,
     )
     with SandboxProcess(*flags, "--report-delay", "1", log_path=workdir / "sandbox.log") as sandbox:
+        window = sandbox.cpu_window()
         soak = Soak(args, workdir, sandbox)
         links = run_stages(soak)
         scan_for_secrets(soak, links)
+        sandbox_cpu = window.stop()
     failed = soak.results.count(False)
     print(
         f"{'PASS' if not failed else 'FAIL'}  soak: {len(soak.results) - failed} of {len(soak.results)} checks "
-        f"passed in {time.monotonic() - started:.0f} s on {os.cpu_count()} cores (logs and databases in "
-        f"{workdir})",
+        f"passed in {time.monotonic() - started:.0f} s on {os.cpu_count()} cores; {sandbox_cpu_text(sandbox_cpu)} "
+        f"(logs and databases in {workdir})",
         flush=True,
     )
     return 1 if failed or not soak.results else 0

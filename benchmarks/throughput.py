@@ -14,7 +14,8 @@ call carries 100 patents, so the physical limit is ``qps x 100`` patents/s.
 The figure is the steady-state rate: patents completed between the 10 % and 90 % marks of the run,
 divided by the time between them, over the limit. Client CPU per patent is taken over the same window
 (process CPU, all threads), so the ramp-up (threads, connections) is not in it; the whole run's figure is
-printed too. Each run sends for about ``--send-seconds``.
+printed too. Each run sends for about ``--send-seconds``. Beside each run: the sandbox process's CPU over
+that run (seconds, and cores = CPU / wall), which says whether the sandbox could have been the limit.
 
     python benchmarks/throughput.py [--qps 10 50] [--latency 5 5-10] [--send-seconds 30]
 """
@@ -34,7 +35,15 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import PATENTS_PER_CALL, SandboxProcess, airflow_env, dump_json, patent_numbers, print_check
+from common import (
+    PATENTS_PER_CALL,
+    SandboxProcess,
+    airflow_env,
+    dump_json,
+    patent_numbers,
+    print_check,
+    sandbox_cpu_text,
+)
 from reference_client import asyncio_lookup, naive_lookup
 
 RATIO_TARGET = 0.95
@@ -149,7 +158,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                             continue
                         numbers = patent_numbers(count, start=offset)
                         offset += count
+                        window = sandbox.cpu_window()
                         run, extra = run_client(numbers)
+                        extra.update(window.stop())
                         figures = {
                             "latency": latency,
                             "qps": qps,
@@ -163,7 +174,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                             f"      latency {latency} s, QPS {qps:g}, {client:<8}: {figures['patents']:>7,} patents in "
                             f"{figures['seconds']:>5} s, steady {figures['steady_ratio']:.3f} of the limit "
                             f"(whole run {figures['overall_ratio']:.3f}); CPU {figures['cpu_us_per_patent_window']} "
-                            f"µs/patent in the window, {figures['cpu_us_per_patent_run']} over the run",
+                            f"µs/patent in the window, {figures['cpu_us_per_patent_run']} over the run; "
+                            f"{sandbox_cpu_text(figures)}",
                             flush=True,
                         )
     return {"runs": runs}
@@ -210,7 +222,7 @@ def main() -> int:
             f"provider at latency {run['latency']} s, QPS {run['qps']:g}",
             run["steady_ratio"] >= RATIO_TARGET,
             f"{run['steady_ratio']:.3f} of the limit in steady state (target >= {RATIO_TARGET}); "
-            f"concurrency {run['concurrency']}",
+            f"concurrency {run['concurrency']}; {sandbox_cpu_text(run)}",
         )
     for run in cpu_runs:
         print_check(

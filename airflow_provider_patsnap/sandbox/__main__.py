@@ -72,6 +72,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--latency-jitter", float, _DEFAULTS.latency_jitter, "extra uniform(0, S) seconds per call"),
     Option("--qps", float, _DEFAULTS.qps, "server-side calls per second (0 = unlimited)", "N"),
     Option("--burst", _optional_float, _DEFAULTS.burst, "token-bucket capacity (default: = qps)", "N"),
+    Option(
+        "--qps-tolerance",
+        float,
+        _DEFAULTS.qps_tolerance,
+        "how early a call may come for its token and still pass (arrival jitter)",
+    ),
     Option("--token-ttl", float, _DEFAULTS.token_ttl, "OAuth token lifetime in seconds"),
     Option("--fault-rate", float, _DEFAULTS.fault_rate, "probability that a business call fails", "F"),
     Option(
@@ -152,6 +158,13 @@ def config_from_args(
         parser.error(str(error))
 
 
+def connection_extra(config: SandboxConfig) -> dict[str, Any]:
+    """The extra of the connection line the CLI prints: the sandbox's own ``qps``, so a client set up
+    from that line calls at the sandbox's limit (``0``: the sandbox sets none, nor does the client)."""
+    qps = config.qps
+    return {"qps": int(qps) if float(qps).is_integer() else qps}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(argv)
     stop = threading.Event()
@@ -172,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         # The sandbox's default credentials are not secrets, so printing them is fine.
-        print(f"export AIRFLOW_CONN_PATSNAP_DEFAULT={shlex.quote(sandbox.connection_json())}", flush=True)
+        connection = sandbox.connection_json(**connection_extra(config))
+        print(f"export AIRFLOW_CONN_PATSNAP_DEFAULT={shlex.quote(connection)}", flush=True)
         while not stop.wait(0.5):
             pass
     finally:

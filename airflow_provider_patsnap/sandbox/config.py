@@ -17,6 +17,7 @@ class SandboxConfig:
     latency_jitter: float = 0.0
     qps: float = 0.0  # 0 = unlimited
     burst: float | None = None  # None = qps
+    qps_tolerance: float = 0.02  # a call this early for its token still passes (arrival jitter)
     token_ttl: float = 1799
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULT_KINDS
@@ -59,6 +60,7 @@ def _range_problems(config: SandboxConfig) -> list[str]:
         ("latency_jitter must be >= 0", config.latency_jitter >= 0),
         ("qps must be >= 0", config.qps >= 0),
         ("burst must be > 0", config.burst is None or config.burst > 0),
+        ("qps_tolerance must be >= 0", config.qps_tolerance >= 0),
         ("token_ttl must be > 0", config.token_ttl > 0),
         ("fault_rate must be between 0 and 1", 0 <= config.fault_rate <= 1),
         ("slow_seconds must be >= 0", config.slow_seconds >= 0),

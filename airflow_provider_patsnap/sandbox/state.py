@@ -56,25 +56,74 @@ class SandboxClock:
 
 
 class TokenBucket:
-    """Server-side QPS limit: ``rate`` tokens a second, at most ``capacity`` saved up (the burst)."""
+    """Server-side QPS limit: ``rate`` tokens a second, at most ``capacity`` saved up (the burst).
 
-    def __init__(self, rate: float, capacity: float, clock: Callable[[], float]) -> None:
+    A call is judged at the moment it arrived (``take(at=...)``), not when its handler thread gets to
+    the limiter: under load that thread can wait for the interpreter for milliseconds, and calls that
+    arrived evenly spaced would reach the limiter bunched. ``tolerance`` seconds of earliness are
+    forgiven: a call that comes at most that long before the bucket holds a whole token for it
+    borrows the rest from the next refill, so calls spaced exactly ``1/rate`` apart pass even when
+    each one's arrival moves by a few milliseconds. In GCRA terms: emission interval ``1/rate``,
+    limit ``(capacity - 1)/rate + tolerance``.
+    """
+
+    # Rounding in the clock's sums must not turn a whole token into 0.9999999999 of one.
+    _EPSILON = 1e-9
+
+    def __init__(
+        self, rate: float, capacity: float, clock: Callable[[], float], tolerance: float = 0.0
+    ) -> None:
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
         self._rate = rate
         self._capacity = max(capacity, 1.0)  # below one token no call could ever pass
+        self._threshold = 1.0 - tolerance * rate - self._EPSILON
         self._tokens = self._capacity
         self._clock = clock
         self._last = clock()
         self._lock = threading.Lock()
 
-    def take(self) -> bool:
+    def take(self, at: float | None = None) -> bool:
+        """One call arriving at ``at`` on the bucket's clock (now when None): True = it may pass."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
-            self._last = now
-            if self._tokens >= 1:
+            now = self._clock() if at is None else at
+            # Threads reach this lock out of arrival order: a call stamped before the last one judged
+            # is judged at that one's time, so the refill never runs backwards.
+            if now > self._last:
+                self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+                self._last = now
+            if self._tokens >= self._threshold:
                 self._tokens -= 1
                 return True
             return False
+
+
+class CpuMeter:
+    """CPU seconds the sandbox's threads spent serving requests, summed over those threads.
+
+    Each thread measures its own CPU clock (``time.thread_time``) around the work and adds the
+    difference, so time asleep (the latency, a ``slow`` fault, an idle keep-alive connection) costs
+    nothing, and a sandbox running inside a test or benchmark process is not charged for the work
+    of the other threads there.
+    """
+
+    def __init__(self, thread_clock: Callable[[], float] = time.thread_time) -> None:
+        self._thread_clock = thread_clock
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds
+
+    def start(self) -> float:
+        """This thread's CPU clock now: hand it back to :meth:`stop` when the work is done."""
+        return self._thread_clock()
+
+    def stop(self, started: float) -> None:
+        spent = self._thread_clock() - started
+        with self._lock:
+            self._seconds += spent
 
 
 class IssuedToken(NamedTuple):

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -512,6 +513,19 @@ def test_admin_endpoints(patsnap_sandbox_factory: Callable[..., Sandbox]) -> Non
     assert sandbox.stats()["business_calls"] == 3
 
 
+def test_stats_count_the_cpu_the_sandboxs_threads_spent(sandbox: Sandbox, token: str) -> None:
+    before = sandbox.stats()["cpu_seconds"]
+    numbers = ",".join(f"CN{120000000 + n}A" for n in range(100))
+    for _ in range(3):
+        assert api(sandbox, LEGAL, token, patent_number=numbers).status == 200
+    stats = call(sandbox.base_url + "/_sandbox/stats").json
+    # Its own threads' CPU, in this test's process: some for 300 patents, never more than the
+    # whole process has used (pytest's own threads included).
+    assert stats["cpu_seconds"] - before > 0
+    assert stats["cpu_seconds"] <= stats["process_cpu_seconds"]
+    assert stats["uptime_seconds"] > 0
+
+
 # ----------------------------------------------------------------------------------------- reports
 
 
@@ -781,10 +795,17 @@ def test_cli_prints_the_listening_line_and_stops_on_sigterm() -> None:
         )
         assert match, line
         connection_line = process.stdout.readline()
-        assert (
-            connection_line.startswith("export AIRFLOW_CONN_PATSNAP_DEFAULT=")
-            and '"conn_type": "patsnap"' in connection_line
-        )
+        name, _, value = connection_line.partition("=")
+        assert name == "export AIRFLOW_CONN_PATSNAP_DEFAULT"
+        connection = json.loads(shlex.split(value)[0])
+        # Copied as it is, the connection calls at the sandbox's limit.
+        assert connection == {
+            "conn_type": "patsnap",
+            "host": match.group(1),
+            "login": "sandbox-client",
+            "password": "sandbox-secret",
+            "extra": {"qps": 3},
+        }
         assert call(match.group(1) + "/_sandbox/stats").json["requests"] == 0
         process.terminate()
         assert process.wait(timeout=5) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import calendar
 import json
+import random
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_provider_patsnap.sandbox import SandboxConfig
-from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp
+from airflow_provider_patsnap.sandbox.app import ApiRequest, Outcome, SandboxApp, json_reply
 from airflow_provider_patsnap.sandbox.contract import (
     JOB_DONE,
     JOB_EXPORTING,
@@ -22,8 +23,9 @@ from airflow_provider_patsnap.sandbox.contract import (
     REPORT_STATUS_PATH,
     TOKEN_OUTAGE_FAULT,
 )
+from airflow_provider_patsnap.sandbox.data import patent_object
 from airflow_provider_patsnap.sandbox.http import admin_reply
-from airflow_provider_patsnap.sandbox.state import SandboxClock
+from airflow_provider_patsnap.sandbox.state import CpuMeter, SandboxClock
 
 LEGAL = "/advanced-patent-data/legal-data"
 START_WALL = 1_700_000_000.0
@@ -48,11 +50,19 @@ def issue_token(app: SandboxApp) -> dict[str, Any]:
 
 
 def business(
-    app: SandboxApp, token: str, path: str, method: str = "GET", body: Any = None, **params: str
+    app: SandboxApp,
+    token: str,
+    path: str,
+    method: str = "GET",
+    body: Any = None,
+    *,
+    arrival: float | None = None,
+    **params: str,
 ) -> Outcome:
     headers = {"authorization": f"Bearer {token}", "host": "127.0.0.1:1"}
     raw = json.dumps(body).encode() if body is not None else b""
-    return app.handle(ApiRequest(method, path, {"apikey": app.config.client_id, **params}, headers, raw))
+    params = {"apikey": app.config.client_id, **params}
+    return app.handle(ApiRequest(method, path, params, headers, raw, arrival))
 
 
 def create(app: SandboxApp, token: str, patent_number: str = "CN108977442B") -> Outcome:
@@ -89,6 +99,78 @@ def test_rate_limit_refills_as_the_clock_moves() -> None:
     app.clock.advance(0.5)
     assert business(app, token, LEGAL, patent_number="CN1A").error_code == 0
     assert business(app, token, LEGAL, patent_number="CN1A").error_code == 67200002
+
+
+@pytest.mark.parametrize(("qps", "burst"), [(0.5, None), (1, None), (5, 1), (100, 1), (100, None)])
+def test_calls_spaced_exactly_at_the_qps_pass_despite_arrival_jitter(qps: float, burst: float | None) -> None:
+    # A client that spaces its calls 1/qps apart: its timer, the network and the sandbox's threads move
+    # each arrival by a few milliseconds either way, and no call may be refused for that.
+    app = make_app(qps=qps, burst=burst)
+    token = issue_token(app)["token"]
+    rng = random.Random(f"{qps}/{burst}")
+    codes = []
+    for index in range(300):
+        arrival = 1 + index / qps + rng.uniform(-0.004, 0.004)
+        app.clock.advance(arrival - app.clock.now())
+        codes.append(business(app, token, LEGAL, patent_number="CN1A").error_code)
+    assert codes.count(67200002) == 0
+
+
+@pytest.mark.parametrize(("qps", "burst"), [(1, None), (5, 1), (100, None)])
+def test_calls_faster_than_the_qps_are_refused(qps: float, burst: float | None) -> None:
+    app = make_app(qps=qps, burst=burst)
+    token = issue_token(app)["token"]
+    calls, span = int(30 * qps * 1.1), 30.0  # 10 % over the limit, evenly spaced, for 30 s
+    codes = []
+    for index in range(calls):
+        app.clock.advance(1 + index * span / calls - app.clock.now())
+        codes.append(business(app, token, LEGAL, patent_number="CN1A").error_code)
+    # The bucket lets through what it holds at the start, its refill and its tolerance; no more.
+    allowed = (burst or qps) + qps * span + qps * app.config.qps_tolerance
+    assert codes.count(0) <= allowed
+    assert codes.count(67200002) == calls - codes.count(0) > 0
+
+
+def test_the_rate_limit_judges_a_call_at_its_arrival() -> None:
+    # Under load a handler thread reaches the limiter late; the call arrived on time all the same.
+    app = make_app(qps=1, burst=1, qps_tolerance=0)
+    token = issue_token(app)["token"]
+    app.clock.advance(1.6)  # the call that arrived at 1.0 is handled now
+    assert business(app, token, LEGAL, arrival=1.0, patent_number="CN1A").error_code == 0
+    app.clock.advance(0.5)  # the one that arrived at 2.0, now
+    assert business(app, token, LEGAL, arrival=2.0, patent_number="CN1A").error_code == 0
+    assert business(app, token, LEGAL, arrival=2.1, patent_number="CN1A").error_code == 67200002
+
+
+def test_a_data_answer_is_its_fresh_objects_in_the_envelope_byte_for_byte() -> None:
+    app = make_app()
+    token = issue_token(app)["token"]
+    values = [f"CN{110650000 + 7 * n}A" for n in range(98)] + ["NODATA-CN1B", "CN110650000A"]  # + a repeat
+    for path, code, lang in ((LEGAL, "P026", "en"), ("/high-value-data/seic-classification", "P022", "cn")):
+        params = {"patent_number": ",".join(values), **({"lang": lang} if code == "P022" else {})}
+        fresh = [
+            found
+            for value in dict.fromkeys(values)
+            if (found := patent_object(code, "patent_number", value, lang)) is not None  # type: ignore[arg-type]
+        ]
+        expected = json_reply(200, {"data": fresh, "status": True, "error_code": 0}).body
+        first = business(app, token, path, **params)
+        again = business(app, token, path, **params)  # from the cache this time
+        assert first.reply is not None and again.reply is not None
+        assert first.reply.body == again.reply.body == expected
+        assert first.billed == again.billed == len(fresh)
+
+
+def test_stats_carry_the_cpu_the_servers_threads_counted() -> None:
+    app = make_app()
+    readings = iter([10.0, 10.25, 3.0, 3.5])  # two threads' CPU clocks: 0.25 s, then 0.5 s of work
+    app.cpu = CpuMeter(thread_clock=lambda: next(readings))
+    app.cpu.stop(app.cpu.start())
+    app.cpu.stop(app.cpu.start())
+    stats = app.stats()
+    assert stats["cpu_seconds"] == 0.75
+    assert stats["process_cpu_seconds"] > 0 and stats["uptime_seconds"] >= 0
+    assert json.loads(admin_reply(app, "GET", "/_sandbox/stats", {}).body)["cpu_seconds"] == 0.75
 
 
 def test_report_job_moves_through_its_states_as_the_clock_moves() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from airflow_provider_patsnap.sandbox import state
 from airflow_provider_patsnap.sandbox.state import (
+    CpuMeter,
     Ledger,
     LostCreateAnswers,
     RequestRecord,
@@ -111,6 +112,49 @@ def test_bucket_capacity_below_one_still_lets_one_call_through() -> None:
     assert bucket.take() and not bucket.take()
     clock.advance(2)
     assert bucket.take()
+
+
+def test_bucket_forgives_a_call_up_to_its_tolerance_early() -> None:
+    clock = frozen_clock()
+    start = clock.now()
+    bucket = TokenBucket(rate=10, capacity=1, clock=clock.now, tolerance=0.02)
+    assert bucket.take(start)
+    assert bucket.take(start + 0.08)  # 20 ms before its token: it borrows from the next refill
+    assert not bucket.take(start + 0.09)  # the next token was lent: too early
+    assert bucket.take(start + 0.2)  # on time for its own slot again
+    assert not bucket.take(start + 0.2)
+    with pytest.raises(ValueError, match="tolerance"):
+        TokenBucket(rate=1, capacity=1, clock=clock.now, tolerance=-0.001)
+
+
+def test_bucket_judges_a_late_stamp_at_the_latest_one_seen() -> None:
+    clock = frozen_clock()
+    start = clock.now()
+    bucket = TokenBucket(rate=1, capacity=1, clock=clock.now)
+    assert bucket.take(start) and bucket.take(start + 1)
+    assert not bucket.take(start + 0.5)  # reached the lock after the call stamped 1 s: no token left
+    assert bucket.take(start + 2)  # and the late stamp did not run the refill backwards
+
+
+def test_bucket_takes_exactly_spaced_stamps_despite_float_rounding() -> None:
+    clock = frozen_clock()
+    bucket = TokenBucket(rate=10, capacity=1, clock=clock.now)  # no tolerance at all
+    stamps = [clock.now() + sum([0.1] * index) for index in range(1000)]  # sums that round
+    assert all(bucket.take(stamp) for stamp in stamps)
+
+
+def test_cpu_meter_adds_up_each_threads_own_cpu() -> None:
+    readings = iter([5.0, 5.5, 1.0, 1.125])
+    meter = CpuMeter(thread_clock=lambda: next(readings))
+    first = meter.start()
+    meter.stop(first)
+    meter.stop(meter.start())
+    assert meter.seconds == 0.625
+    real = CpuMeter()  # time.thread_time: only this thread's CPU, and it moves with work
+    started = real.start()
+    sum(index * index for index in range(200_000))
+    real.stop(started)
+    assert real.seconds > 0
 
 
 def test_lost_create_answers_count_down_and_can_be_cancelled() -> None:
