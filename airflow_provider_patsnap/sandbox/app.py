@@ -112,7 +112,7 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _same(given: str, expected: str) -> bool:
+def _equal_secrets(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
@@ -283,7 +283,8 @@ class SandboxApp:
         credentials = _basic_credentials(request.headers.get("authorization"))
         config = self.config
         if credentials is None or not (
-            _same(credentials[0], config.client_id) and _same(credentials[1], config.client_secret)
+            _equal_secrets(credentials[0], config.client_id)
+            and _equal_secrets(credentials[1], config.client_secret)
         ):
             return self.error(67200003, TOKEN_CREDENTIALS_MESSAGE)
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -310,14 +311,14 @@ class SandboxApp:
         if not apikey:
             raise ApiError(67200008)
         bearer = _bearer(request.headers.get("authorization"))
-        if bearer is not None and _same(bearer, self.config.api_key):  # the sk- key model
-            if not _same(apikey, self.config.api_key):
+        if bearer is not None and _equal_secrets(bearer, self.config.api_key):  # the sk- key model
+            if not _equal_secrets(apikey, self.config.api_key):
                 raise ApiError(67200009)
             return
         client_id = self.tokens.client_for(bearer) if bearer else None
         if client_id is None:
             raise ApiError(67200003)
-        if not _same(apikey, client_id):
+        if not _equal_secrets(apikey, client_id):
             raise ApiError(67200009)
 
     # ------------------------------------------------------------------------------------- endpoints
