@@ -119,7 +119,7 @@ def old_insert_rows(conn_id: str, table: str, rows: list[tuple[Any, ...]]) -> No
 
 def sql_sink(conn_id: str, table: str, rows: list[tuple[Any, ...]]) -> None:
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
-    from airflow_provider_patsnap.operators._batch import WRITE_GROUP
+    from airflow_provider_patsnap.operators._run import WRITE_GROUP
     from airflow_provider_patsnap.sinks.base import FetchedBatch
     from airflow_provider_patsnap.sinks.sql import SqlSink
 

@@ -42,6 +42,14 @@ from airflow_provider_patsnap.hooks._shared import (
     shared_rate_limiter,
     shared_token_cache,
 )
+from airflow_provider_patsnap.observability import (
+    CALL_DURATION,
+    CALLS,
+    ERRORS,
+    RATE_LIMITED,
+    RETRIES,
+    Metrics,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.hooks._shared import TokenCache
@@ -238,8 +246,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CallStats:
+    """What one hook's calls did so far (the metrics of :mod:`..observability` count the same)."""
+
     calls: int = 0
     retries: int = 0
+    rate_limited: int = 0
     token_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -254,6 +265,7 @@ class _Exchange(NamedTuple):
     method: str
     path: str
     description: str
+    endpoint: str  # the metrics' endpoint tag: P026, R002, ...
     before_send: Callable[[], None] | None
     after_failure: Callable[[PatsnapError], None] | None
     kwargs: dict[str, Any]
@@ -288,9 +300,12 @@ def retry_wait(state: RetryCallState) -> float:
 class Transport:
     """Sends PatSnap calls for one hook: session, auth, rate limit, deadline, envelope and retries."""
 
-    def __init__(self, settings: ConnectionSettings, logger: Any = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, logger: Any = None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.log = logger or log
+        self.metrics = metrics or Metrics()
         self.scrubber = Scrubber(settings.secrets, (settings.client_id or "", settings.client_secret or ""))
         self.stats = CallStats()
         self.clock = current_clock()
@@ -384,6 +399,7 @@ class Transport:
         description: str,
         *,
         slot_taken: bool = False,
+        endpoint: str = "",
         before_send: Callable[[], None] | None = None,
         after_failure: Callable[[PatsnapError], None] | None = None,
         **kwargs: Any,
@@ -395,7 +411,7 @@ class Transport:
         the token in hand, the task not stopped), before each request goes out. ``after_failure``: told
         every error an exchange ends with, the rejected token's included.
         """
-        exchange = _Exchange(method, path, description, before_send, after_failure, kwargs)
+        exchange = _Exchange(method, path, description, endpoint, before_send, after_failure, kwargs)
         try:
             return self._exchange(exchange, slot_taken, may_renew_token=True)
         except _TokenRenewed as renewed:
@@ -404,7 +420,18 @@ class Transport:
             )
         return self._exchange(exchange, slot_taken=False, may_renew_token=False)
 
+    def _failed(self, exchange: _Exchange, error: PatsnapError, sent: bool) -> None:
+        """Count a failed exchange (a call that was sent) and tell whom the exchange tells."""
+        if sent:
+            if isinstance(error, PatsnapRateLimitError):
+                self.stats.add("rate_limited")
+                self.metrics.incr(RATE_LIMITED, endpoint=exchange.endpoint)
+            self.metrics.incr(ERRORS, endpoint=exchange.endpoint, error_class=type(error).__name__)
+        if exchange.after_failure is not None:
+            exchange.after_failure(error)
+
     def _exchange(self, exchange: _Exchange, slot_taken: bool, may_renew_token: bool) -> Any:
+        sent = False
         if not slot_taken:
             self.rate_limiter.acquire(self.cancellation.sleep)
         try:
@@ -412,14 +439,20 @@ class Transport:
                 self.auth.bearer()  # a token endpoint that fails fails here, with nothing sent
                 self.cancellation.check()
                 exchange.before_send()
+            sent = True
             self.stats.add("calls")
-            response = self.send(
-                exchange.method,
-                f"{self.settings.base_url}{exchange.path}",
-                exchange.description,
-                auth=self.auth,
-                **exchange.kwargs,
-            )
+            self.metrics.incr(CALLS, endpoint=exchange.endpoint)
+            started = time.perf_counter()
+            try:
+                response = self.send(
+                    exchange.method,
+                    f"{self.settings.base_url}{exchange.path}",
+                    exchange.description,
+                    auth=self.auth,
+                    **exchange.kwargs,
+                )
+            finally:
+                self.metrics.timing(CALL_DURATION, time.perf_counter() - started, endpoint=exchange.endpoint)
             body = parse_body(response.content)
             envelope = body.value if isinstance(body.value, Mapping) else None
             if envelope is not None and envelope.get("status") is True and response.ok:
@@ -427,11 +460,9 @@ class Transport:
                 return envelope.get("data")
             error = error_from_response(response, body, exchange.description, self.scrubber)
         except PatsnapError as failure:
-            if exchange.after_failure is not None:
-                exchange.after_failure(failure)
+            self._failed(exchange, failure, sent)
             raise
-        if exchange.after_failure is not None:
-            exchange.after_failure(error)
+        self._failed(exchange, error, sent)
         token_error = isinstance(error, PatsnapAuthError) and (
             error.error_code in TOKEN_CODES or (error.error_code is None and error.http_status == 401)
         )
@@ -441,6 +472,7 @@ class Transport:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.add("retries")
+        self.metrics.incr(RETRIES)
         error = state.outcome.exception() if state.outcome else None
         sleep = state.next_action.sleep if state.next_action else 0.0
         if isinstance(error, PatsnapRateLimitError):
@@ -462,6 +494,7 @@ class Transport:
         *,
         idempotent: bool = True,
         slot_taken: bool = False,
+        endpoint: str = "",
         before_send: Callable[[], None] | None = None,
         after_failure: Callable[[PatsnapError], None] | None = None,
         **kwargs: Any,
@@ -492,6 +525,7 @@ class Transport:
                 path,
                 description,
                 slot_taken=taken,
+                endpoint=endpoint,
                 before_send=before_send,
                 after_failure=after_failure,
                 **kwargs,

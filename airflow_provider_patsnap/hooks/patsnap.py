@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from airflow_provider_patsnap.hooks._billing import BillingMeter, MeteredCall
 from airflow_provider_patsnap.hooks._pipeline import PipelineStopped, paced_map
 from airflow_provider_patsnap.hooks._shared import Cancellation
 from airflow_provider_patsnap.ids import BatchResult, PatentIds, match_patents
+from airflow_provider_patsnap.observability import REPORT_CREATED, REPORT_WAIT_DURATION, Metrics
 from airflow_provider_patsnap.report import (
     CREATE_PATH,
     STATUS_PATH,
@@ -82,6 +84,8 @@ class PatsnapHook(BaseHook):
         # Exists before the transport: a cancel while get_connection is slow (a secrets backend) still
         # stops the call that was waiting for it.
         self._cancellation = Cancellation()
+        #: Sends this hook's metrics (observability.py); a task adds its dag_id and task_id tags.
+        self.metrics = Metrics()
 
     # --- connection form (Airflow 2.11-3.1; 3.2+ reads get_provider_info) ---------------------------
 
@@ -106,7 +110,7 @@ class PatsnapHook(BaseHook):
     def transport(self) -> Transport:
         from airflow_provider_patsnap.hooks._transport import Transport
 
-        transport = Transport(self.settings, self.log)
+        transport = Transport(self.settings, self.log, self.metrics)
         # The transport reads its cancellation at call time: the hook's one replaces the one it made.
         self._cancellation.clock = transport.clock
         transport.cancellation = self._cancellation
@@ -149,6 +153,7 @@ class PatsnapHook(BaseHook):
         description: str | None = None,
         idempotent: bool = True,
         before_send: Callable[[], None] | None = None,
+        endpoint: str = "",
     ) -> Any:
         """Make one API call and return the envelope's ``data``, or raise a typed :class:`PatsnapError`.
 
@@ -164,6 +169,7 @@ class PatsnapHook(BaseHook):
         :param idempotent: Whether a call whose outcome is unknown may be repeated.
         :param before_send: Called when only sending is left (the token fetched, the rate-limit slot
             reached), before each attempt goes out: a failure before it reached nothing at PatSnap.
+        :param endpoint: The API's code (``P026``, ``R002``): the ``endpoint`` tag of the call's metrics.
         """
         self._cancellation.check()  # before the connection is read: a stopped task reads nothing more
         extra: dict[str, Any] = {"params": dict(params or {})}
@@ -175,6 +181,7 @@ class PatsnapHook(BaseHook):
             description or f"{method} {path}",
             idempotent=idempotent,
             before_send=before_send,
+            endpoint=endpoint,
             **extra,
         )
 
@@ -218,6 +225,7 @@ class PatsnapHook(BaseHook):
             f"{endpoint.code} {endpoint.title} for {len(ids)} {id_kind}(s) starting {ids[0]!r}",
             params={**(params or {}), id_kind: ",".join(ids)},
             slot_taken=slot_taken,
+            endpoint=endpoint.code,
             before_send=metered.sending if metered else None,
             after_failure=metered.failed if metered else None,
         )
@@ -338,14 +346,21 @@ class PatsnapHook(BaseHook):
             description=f"R002 report creation for {patent_id or patent_number}",
             idempotent=False,
             before_send=before_send,
+            endpoint="R002",
         )
-        return created_job_id(data, self.scrub)
+        job_id = created_job_id(data, self.scrub)
+        self.metrics.incr(REPORT_CREATED, endpoint="R002")
+        return job_id
 
     def get_report_state(self, job_id: str) -> JobState:
         """The job's state, checked: about this job, with a status PatSnap documents."""
         asked_for = JobId.parse(job_id)
         data = self.call(
-            "GET", STATUS_PATH, params={"job_id": asked_for}, description=f"R002 status of job {asked_for}"
+            "GET",
+            STATUS_PATH,
+            params={"job_id": asked_for},
+            description=f"R002 status of job {asked_for}",
+            endpoint="R002",
         )
         return JobState.from_api(data, asked_for, self.scrub)
 
@@ -369,7 +384,8 @@ class PatsnapHook(BaseHook):
         ):
             raise PatsnapInputError(f"tolerated_errors must be a whole number >= 0, got {tolerated_errors!r}")
         cancellation = self.transport.cancellation  # the transport first: its clock times the waits
-        return poll_until_finished(
+        started = time.monotonic()
+        state = poll_until_finished(
             self.get_report_state,
             JobId.parse(job_id),
             poll_interval=poll_interval,
@@ -379,6 +395,8 @@ class PatsnapHook(BaseHook):
             sleep=cancellation.sleep,
             log=self.log,
         )
+        self.metrics.timing(REPORT_WAIT_DURATION, time.monotonic() - started, endpoint="R002")
+        return state
 
     def download(self, url: str, target: IO[bytes], chunk_size: int = 1 << 16) -> tuple[int, int | None]:
         """Stream a presigned report link into ``target``; return (bytes written, Content-Length).
@@ -400,7 +418,7 @@ class PatsnapHook(BaseHook):
             return False, str(err)
         try:
             if settings.api_key:
-                self.call("GET", AWARD.path, params={"patent_number": "TEST0000000"})
+                self.call("GET", AWARD.path, params={"patent_number": "TEST0000000"}, endpoint=AWARD.code)
                 return True, f"API key accepted by {settings.base_url}"
             self.transport.fetch_token()
             return True, f"Token issued by {settings.base_url}"

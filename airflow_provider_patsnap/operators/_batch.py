@@ -11,19 +11,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
-from airflow_provider_patsnap.endpoints import Endpoint, IdKind, Reject, Row
+from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError, PatsnapBudgetError, PatsnapInputError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
 from airflow_provider_patsnap.id_sources import IdSource, source_of
 from airflow_provider_patsnap.ids import PatentIds
+from airflow_provider_patsnap.observability import Metrics, summary_block
 from airflow_provider_patsnap.operators._id_stream import FreshFilter, IdStream
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
-from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import RunTotals, estimate_summary, summary
+from airflow_provider_patsnap.operators._run import DataRun
 from airflow_provider_patsnap.sinks.base import (
     WRITE_MODES,
-    FetchedBatch,
-    FetchedPatent,
     LastingDestination,
     Sink,
     XComSink,
@@ -33,7 +32,6 @@ from airflow_provider_patsnap.sinks.state import FetchState
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-    from airflow_provider_patsnap.ids import BatchResult
     from airflow_provider_patsnap.lineage import LineageRun
 
 
@@ -47,17 +45,11 @@ class Inputs(NamedTuple):
 
 #: The context key a mapped task's ``map_index_template`` can show: ``"shard 3/8: 12,500 ids"``.
 MAP_INDEX_KEY = "patsnap_ids"
-#: Most fetched batches landed in one write: the ones waiting when the destination is the bottleneck.
-WRITE_GROUP = 16
 
 
 def utc_now() -> datetime:
     """The operators' clock (tests replace it): row times, history validity, freshness."""
     return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -102,6 +94,8 @@ class PatsnapBatchOperator(BaseOperator):
         payload of a shape the mapping does not know is kept the same way but always fails the task.
     :param qps: Requests per second for this task, overriding the connection's ``qps`` (for example a
         share of the vendor's QPS per mapped shard).
+    :param progress_interval: Seconds between progress lines in the task log at most (a line also comes at
+        every tenth of the batches); docs/observability.md.
     :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
         the URI its OpenLineage output has (docs/lineage.md). Needs a literal, untemplated destination;
         a table's ``sql_conn_id`` is read when the DAG file is parsed, so that connection must exist
@@ -137,6 +131,7 @@ class PatsnapBatchOperator(BaseOperator):
         max_rejects: int = 10,
         qps: float | None = None,
         emit_asset: bool = False,
+        progress_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         if emit_asset:
@@ -157,6 +152,7 @@ class PatsnapBatchOperator(BaseOperator):
         self.max_rejects = max_rejects
         self.qps = qps
         self.emit_asset = emit_asset
+        self.progress_interval = progress_interval
         self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
         self._lineage_run: LineageRun | None = None  # set by execute for the OpenLineage listener
         for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
@@ -165,6 +161,12 @@ class PatsnapBatchOperator(BaseOperator):
             _check_count("max_billed_units", max_billed_units)
         if qps is not None and qps <= 0:
             raise ValueError(f"qps must be > 0, got {qps!r}")
+        if (
+            isinstance(progress_interval, bool)
+            or not isinstance(progress_interval, int | float)
+            or not (0 < progress_interval < float("inf"))
+        ):
+            raise ValueError(f"progress_interval must be a number of seconds > 0, got {progress_interval!r}")
         self.validate(literal_only=True)
 
     # --- validation ----------------------------------------------------------------------------------
@@ -289,6 +291,7 @@ class PatsnapBatchOperator(BaseOperator):
         from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
+        hook.metrics = Metrics(dag_id=self.dag_id, task_id=self.task_id)
         totals = RunTotals(meter=meter)
         # Opened (and a table checked) before any paid call.
         table = self.open_table(kind, hook) if self.sql_conn_id else None
@@ -302,58 +305,28 @@ class PatsnapBatchOperator(BaseOperator):
             # What map_index_template="{{ patsnap_ids }}" shows for a mapped task: its shard and size.
             shard = f"{source.shard.label()}: " if source is not None and source.shard else ""
             cast(dict, context)[MAP_INDEX_KEY] = f"{shard}{plan.requested:,} ids"
+            run = DataRun(
+                self.endpoint,
+                hook,
+                sink,
+                stream,
+                totals,
+                params=self.query_params(),
+                now=utc_now,
+                log=self.log,
+                progress_interval=self.progress_interval,
+            )
             with long_lived_objects_frozen():
-                totals.not_fetched = self._fetch(hook, sink, stream, totals)
-            totals.skipped_fresh, totals.billed_units_saved = stream.skipped_fresh, stream.billed_units_saved
+                run.run(plan.requested, plan.fresh)
         result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
-        self.log.info("PatSnap %s %s: %s", self.endpoint.code, self.endpoint.title, result)
+        self.log.info(
+            "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
+        )
         self._remember_lineage(hook, sink, totals.rows)
         self._check_outcome(totals, plan.requested, sink, result)
         if isinstance(sink, XComSink):
             return sink.rows
         return result
-
-    def _fetch(self, hook: PatsnapHook, sink: Sink, stream: IdStream, totals: RunTotals) -> int:
-        """Fetch and land the stream's ids; with a budget, never ask for more patents than units are left
-        (each patent returned is billed once) and count answers lost after sending as spent, so no retry
-        goes past it. Return how many ids the budget left unfetched."""
-        while True:
-            groups = hook.stream_batches(
-                self.endpoint,
-                stream.batches(),
-                stream.kind,
-                params=self.query_params(),
-                meter=totals.meter,
-                max_group=WRITE_GROUP,
-            )
-            try:
-                for results in groups:
-                    self._land(results, stream.kind, sink, totals)
-            except PatsnapBudgetError as reached:
-                self.log.warning("%s", reached)
-                return reached.not_fetched + stream.not_handed_out
-            if stream.exhausted():
-                return 0
-            units_left = totals.meter.units_left()
-            if units_left is not None and units_left <= 0:
-                return stream.not_handed_out
-
-    def _land(self, results: list[BatchResult], kind: IdKind, sink: Sink, totals: RunTotals) -> None:
-        """Write batches that arrived together in one write: a destination that cannot keep up writes
-        fewer, larger transactions, and no batch ever waits for another to arrive."""
-        fetched_at = iso(utc_now())
-        rows: list[Row] = []
-        rejects: list[Reject] = []
-        patents: list[FetchedPatent] = []
-        for result in results:
-            mapped = map_batch(self.endpoint, result, kind, totals, fetched_at, self.log)
-            rows += mapped.rows
-            rejects += mapped.rejects
-            patents += mapped.patents
-        kept = sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
-        totals.count_rejects(kept)
-        totals.rows += len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
-        totals.billed += sum(len(result.patents) for result in results)
 
     def _estimate_fresh_filter(self, kind: IdKind) -> FreshFilter | None:
         """Which ids a run would skip, read from the table's state without creating anything."""

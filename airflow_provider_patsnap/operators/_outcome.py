@@ -23,6 +23,8 @@ class RunTotals:
 
     rows: int = 0
     billed: int = 0
+    batches: int = 0  # batches landed
+    asked: int = 0  # ids of those batches
     missing: int = 0
     rejects: int = 0
     unrequested: int = 0
