@@ -295,35 +295,41 @@ class PatsnapBatchOperator(BaseOperator):
         totals = RunTotals(meter=meter)
         # Opened (and a table checked) before any paid call.
         table = self.open_table(kind, hook) if self.sql_conn_id else None
-        with table if table is not None else self.open_run_sink(context) as sink:
-            fresh_filter = None
-            if table is not None and self.refresh_after is not None:
-                now, since = utc_now(), utc_now() - self.refresh_after
-                fresh_filter = partial(table.fresh, since=since, now=now)
-            stream = IdStream(kind, ids, source, fresh_filter, meter)
-            plan = stream.plan()  # every id validated before the first paid call
-            # What map_index_template="{{ patsnap_ids }}" shows for a mapped task: its shard and size.
-            shard = f"{source.shard.label()}: " if source is not None and source.shard else ""
-            cast(dict, context)[MAP_INDEX_KEY] = f"{shard}{plan.requested:,} ids"
-            run = DataRun(
-                self.endpoint,
-                hook,
-                sink,
-                stream,
-                totals,
-                params=self.query_params(),
-                now=utc_now,
-                log=self.log,
-                progress_interval=self.progress_interval,
+        sink = table if table is not None else self.open_run_sink(context)
+        try:
+            with sink:
+                fresh_filter = None
+                if table is not None and self.refresh_after is not None:
+                    now, since = utc_now(), utc_now() - self.refresh_after
+                    fresh_filter = partial(table.fresh, since=since, now=now)
+                stream = IdStream(kind, ids, source, fresh_filter, meter)
+                plan = stream.plan()  # every id validated before the first paid call
+                # What map_index_template="{{ patsnap_ids }}" shows for a mapped task: shard and size.
+                shard = f"{source.shard.label()}: " if source is not None and source.shard else ""
+                cast(dict, context)[MAP_INDEX_KEY] = f"{shard}{plan.requested:,} ids"
+                run = DataRun(
+                    self.endpoint,
+                    hook,
+                    sink,
+                    stream,
+                    totals,
+                    params=self.query_params(),
+                    now=utc_now,
+                    log=self.log,
+                    progress_interval=self.progress_interval,
+                )
+                with long_lived_objects_frozen():
+                    run.run(plan.requested, plan.fresh)
+            result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
+            self.log.info(
+                "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
             )
-            with long_lived_objects_frozen():
-                run.run(plan.requested, plan.fresh)
-        result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
-        self.log.info(
-            "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
-        )
-        self._remember_lineage(hook, sink, totals.rows)
-        self._check_outcome(totals, plan.requested, sink, result)
+            self._remember_lineage(hook, sink, totals.rows)
+            self._check_outcome(totals, plan.requested, sink, result)
+        except Exception:
+            if isinstance(sink, XComSink):
+                keep_paid_rows(context, sink, self.log)
+            raise
         if isinstance(sink, XComSink):
             return sink.rows
         return result
@@ -391,6 +397,28 @@ class PatsnapBatchOperator(BaseOperator):
                 f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
                 f"First missing: {totals.missing_shown}"
             )
+
+
+#: The XCom key of the rows a failed task fetched before it failed, when its destination is XCom.
+PAID_ROWS_KEY = "rows"
+
+
+def keep_paid_rows(context: Context, sink: XComSink, log: Any) -> None:
+    """A task whose rows go to XCom failed after rows came back (a budget stop, too many rejects, a
+    fatal vendor error): the rows paid for are pushed under :data:`PAID_ROWS_KEY` before the failure is
+    raised, so a downstream task (``trigger_rule="all_done"``) or the UI can still have them."""
+    ti = context.get("ti")
+    if not sink.rows or ti is None:
+        return
+    ti.xcom_push(key=PAID_ROWS_KEY, value=sink.rows)
+    log.warning(
+        "The task failed after %d row(s) came back: they are in XCom under the key %r "
+        "(ti.xcom_pull(task_ids=%r, key=%r))",
+        len(sink.rows),
+        PAID_ROWS_KEY,
+        ti.task_id,
+        PAID_ROWS_KEY,
+    )
 
 
 def _lost_answers(units: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from itertools import starmap
@@ -14,6 +15,8 @@ from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
 from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, reject_row
 from airflow_provider_patsnap.sinks.names import rejects_file
+
+log = logging.getLogger(__name__)
 
 _ENCODER = msgspec.json.Encoder()
 _ESCAPING = json.JSONEncoder(ensure_ascii=True, default=repr)
@@ -48,23 +51,41 @@ def _remove_stale_temporaries(path: ObjectStoragePath) -> None:
         stale.unlink(missing_ok=True)
 
 
+def partial_file(path: ObjectStoragePath) -> ObjectStoragePath:
+    """``awards.jsonl`` → ``awards.partial.jsonl``: the rows a failed run had written, kept beside it."""
+    return path.parent / f"{path.stem}.partial{path.suffix}"
+
+
 class _StagedFile:
-    """A file written under a temporary name and moved into place only when the run succeeds."""
+    """A file written under a temporary name and moved into place only when the run succeeds. A run that
+    fails after writing rows keeps them as :func:`partial_file` (they were paid for); a later run that
+    succeeds removes that leftover."""
 
     def __init__(self, path: ObjectStoragePath, encode: NdjsonEncoder) -> None:
         self.path = path
         self._encode = encode
         self._temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         self._file: Any = self._temp.open("wb")
+        self.rows = 0
 
     def write(self, rows: Sequence[Row]) -> None:
         if rows:  # one write per batch
             self._file.write(self._encode(rows))
+            self.rows += len(rows)
 
     def close(self, ok: bool) -> None:
         self._file.close()
         if ok:
             self._temp.rename(self.path)
+            partial_file(self.path).unlink(missing_ok=True)
+        elif self.rows:
+            self._temp.rename(partial_file(self.path))
+            log.warning(
+                "The run failed after writing %d row(s): they are kept in %s, not at %s",
+                self.rows,
+                partial_file(self.path),
+                self.path,
+            )
         else:
             self._temp.unlink(missing_ok=True)
 
