@@ -98,6 +98,20 @@ class VariableTaskState:
         self._variable().delete(f"{self._prefix}:{key}")
 
 
+def pool_slots(name: str) -> int | None:
+    """The slots of the Airflow pool ``name``, or None where a task cannot know them: Airflow 3's tasks
+    have no metadata database (and no pool API); Airflow 2.11's read the pool."""
+    if AIRFLOW_V_3:
+        return None
+    from airflow.models.pool import Pool
+
+    try:
+        pool = Pool.get_pool(name)
+    except Exception:  # no metadata database reachable (a test calling execute directly): unknown
+        return None
+    return int(pool.slots) if pool is not None and pool.slots is not None and pool.slots >= 0 else None
+
+
 def task_state(context: Any) -> Any:
     """Values of this task instance that survive its retries and reschedules: Airflow 3.3's
     ``task_state_store``, else a :class:`VariableTaskState` (``get``, ``set``, ``delete`` either way)."""
@@ -117,5 +131,6 @@ __all__ = [
     "VariableTaskState",
     "conf_getboolean",
     "mask_secret",
+    "pool_slots",
     "task_state",
 ]

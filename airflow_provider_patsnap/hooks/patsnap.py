@@ -107,6 +107,16 @@ class PatsnapHook(BaseHook):
             raise PatsnapConnectionError(str(err)) from None
 
     @cached_property
+    def connection_qps(self) -> float:
+        """The connection's own ``qps`` (the vendor's QPS for this client), whatever this hook overrides."""
+        if self._overrides.get("qps") is None:
+            return self.settings.qps
+        try:
+            return parse_connection(self.get_connection(self.patsnap_conn_id)).qps
+        except InvalidSettings as err:
+            raise PatsnapConnectionError(str(err)) from None
+
+    @cached_property
     def transport(self) -> Transport:
         from airflow_provider_patsnap.hooks._transport import Transport
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
-from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset
+from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset, pool_slots
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
@@ -43,6 +43,8 @@ class Inputs(NamedTuple):
     source: IdSource | None
 
 
+#: The pool a task runs in when its DAG names none: it bounds nothing PatSnap-specific.
+DEFAULT_POOL = "default_pool"
 #: The context key a mapped task's ``map_index_template`` can show: ``"shard 3/8: 12,500 ids"``.
 MAP_INDEX_KEY = "patsnap_ids"
 
@@ -292,6 +294,7 @@ class PatsnapBatchOperator(BaseOperator):
 
         hook = self._hook = PatsnapHook(self.patsnap_conn_id, qps=self.qps)
         hook.metrics = Metrics(dag_id=self.dag_id, task_id=self.task_id)
+        self._check_qps_sharing(hook)
         totals = RunTotals(meter=meter)
         # Opened (and a table checked) before any paid call.
         table = self.open_table(kind, hook) if self.sql_conn_id else None
@@ -333,6 +336,50 @@ class PatsnapBatchOperator(BaseOperator):
         if isinstance(sink, XComSink):
             return sink.rows
         return result
+
+    def _check_qps_sharing(self, hook: PatsnapHook) -> None:
+        """Warn when tasks like this one could together call faster than the connection's qps: without
+        the Redis-shared limiter each task keeps its own, and only a pool bounds how many run at once."""
+        settings = hook.settings
+        if settings.rate_limit_redis_conn_id or settings.qps <= 0:
+            return
+        vendor_qps = hook.connection_qps
+        if self.pool == DEFAULT_POOL:
+            self.log.warning(
+                "This task calls at qps=%g in no pool of its own: N such tasks running at once call at "
+                "N x %g, and PatSnap allows %g. Put PatSnap tasks in a pool with slots x qps <= %g, or share "
+                "one QPS between every task through Redis (the connection extra rate_limit_redis_conn_id: "
+                "docs/performance.md)",
+                settings.qps,
+                settings.qps,
+                vendor_qps,
+                vendor_qps,
+            )
+            return
+        slots = pool_slots(self.pool)
+        per_slot = settings.qps / max(self.pool_slots, 1)
+        if slots is None:
+            self.log.info(
+                "Pool %r: its slots x qps per slot (%g) must stay <= the connection's qps %g; a task cannot "
+                "read a pool's size on Airflow 3, so this is not checked (rate_limit_redis_conn_id makes it "
+                "unnecessary)",
+                self.pool,
+                per_slot,
+                vendor_qps,
+            )
+        elif slots * per_slot > vendor_qps + 1e-9:
+            self.log.warning(
+                "Pool %r has %d slot(s); at qps=%g per %d slot(s), tasks in it may call at %g, above the "
+                "connection's qps %g: lower qps to %g or the pool to %d slot(s)",
+                self.pool,
+                slots,
+                settings.qps,
+                self.pool_slots,
+                slots * per_slot,
+                vendor_qps,
+                vendor_qps * self.pool_slots / slots,
+                int(vendor_qps // per_slot),
+            )
 
     def _estimate_fresh_filter(self, kind: IdKind) -> FreshFilter | None:
         """Which ids a run would skip, read from the table's state without creating anything."""
