@@ -18,13 +18,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import Any, NamedTuple, Protocol
 
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
+from airflow_provider_patsnap.ids import match_key
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: Rows fetched from a query at a time (a server-side cursor where the database has one).
 FETCH_SIZE = 10_000
 FILE_FORMATS = ("csv", "ndjson", "parquet")
@@ -66,8 +69,13 @@ class IdSource(Protocol):
 
     shard: Shard | None
 
+    @property
+    def reads_only_its_shard(self) -> bool:
+        """Whether :meth:`values` already leaves out other shards' ids (else the reader filters them)."""
+        ...
+
     def values(self) -> Iterator[Any]:
-        """Every value the source holds, in its order (the shard filter is the reader's job)."""
+        """The values the source holds, in its order (only its shard's when :attr:`reads_only_its_shard`)."""
         ...
 
     def describe(self) -> str: ...
@@ -83,11 +91,32 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
+#: How each database hashes an id in SQL, to read only one shard's rows: ``{column}`` and ``{total}``
+#: are filled in. SQLite's is this module's crc32 of the match key, registered on its connection.
+_SQL_SHARD_HASH = {
+    "postgresql": "mod(hashtext(CAST({column} AS text))::bigint + 2147483648, {total})",
+    "mysql": "MOD(CRC32({column}), {total})",
+    "duckdb": "hash(CAST({column} AS VARCHAR)) % {total}",
+    "sqlite": "patsnap_shard_hash({column}, {total})",
+}
+
+
+def _shard_hash(value: Any, total: int) -> int:
+    """SQLite's shard function: the crc32 of the value's match key, as :class:`Shard` does in Python."""
+    return zlib.crc32(match_key(str(value)).encode("utf-8", "surrogatepass")) % total
+
+
 class SqlIds:
     """The first column of a query's rows, streamed through a database connection.
 
     PostgreSQL reads through a server-side cursor (:data:`FETCH_SIZE` rows a round trip); other databases
     through their DB-API cursor's ``fetchmany``. ``sql`` and ``parameters`` are templated with the task.
+
+    A shard reads the whole query and keeps its ids, unless ``id_column`` names the query's id column:
+    then the database keeps only the shard's rows (``WHERE <hash of id_column> % total = number``, with
+    the database's own hash: PostgreSQL ``hashtext``, MySQL/MariaDB ``CRC32``, DuckDB ``hash``, SQLite
+    this module's), so each mapped task reads only its slice. Every shard of one ``.shards(n)`` uses the
+    same hash, so together they still hold every row once.
     """
 
     template_fields = ("sql", "parameters")
@@ -98,6 +127,7 @@ class SqlIds:
         sql: str,
         parameters: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
+        id_column: str | None = None,
         shard: Shard | Sequence[int] | None = None,
     ) -> None:
         self.conn_id = _check_text("SqlIds conn_id", conn_id)
@@ -107,7 +137,16 @@ class SqlIds:
         ):
             raise InvalidPatentIdsError(f"SqlIds parameters must be a list or a dict, got {parameters!r}")
         self.parameters = parameters
+        if id_column is not None and not _IDENTIFIER.fullmatch(str(id_column)):
+            raise InvalidPatentIdsError(
+                f"SqlIds id_column must be a plain column name (letters, digits, _), got {id_column!r}"
+            )
+        self.id_column = id_column
         self.shard = Shard.of(shard)
+
+    @property
+    def reads_only_its_shard(self) -> bool:
+        return self.shard is not None and self.id_column is not None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SqlIds) and self.spec() == other.spec()
@@ -126,27 +165,47 @@ class SqlIds:
             "conn_id": self.conn_id,
             "sql": self.sql,
             "parameters": list(parameters) if isinstance(parameters, Sequence) else parameters,
+            "id_column": self.id_column,
             "shard": list(self.shard) if self.shard else None,
         }
 
     def shards(self, count: int) -> list[dict[str, Any]]:
         """``count`` specs that split this query's ids between them (for ``.expand(patent_numbers=...)``)."""
         return [
-            SqlIds(self.conn_id, self.sql, self.parameters, shard=(i, count)).spec() for i in range(count)
+            SqlIds(self.conn_id, self.sql, self.parameters, id_column=self.id_column, shard=(i, count)).spec()
+            for i in range(count)
         ]
+
+    def _query(self, dialect: str, connection: Any) -> str:
+        """The query to run: the user's, or with ``id_column`` and a shard, only the shard's rows."""
+        if not self.reads_only_its_shard or self.shard is None or self.id_column is None:
+            return self.sql
+        shape = _SQL_SHARD_HASH.get(dialect)
+        if shape is None:
+            raise InvalidPatentIdsError(
+                f"SqlIds id_column: no shard hash is known for {dialect} databases; leave id_column out "
+                "(each shard then reads the whole query and keeps its ids)"
+            )
+        if dialect == "sqlite":
+            connection.create_function("patsnap_shard_hash", 2, _shard_hash, deterministic=True)
+        hashed = shape.format(column=self.id_column, total=self.shard.total)
+        return (
+            f"SELECT {self.id_column} FROM ({self.sql}) patsnap_source WHERE {hashed} = {self.shard.number}"
+        )
 
     def values(self) -> Iterator[Any]:
         from airflow_provider_patsnap._compat import BaseHook
 
         hook = BaseHook.get_connection(self.conn_id).get_hook()
         with closing(hook.get_conn()) as connection:
+            query = self._query(hook.dialect_name, connection)
             # A named cursor is PostgreSQL's server-side cursor: rows come FETCH_SIZE at a time.
             named = hook.dialect_name == "postgresql"
             cursor = connection.cursor(name="patsnap_ids") if named else connection.cursor()
             with closing(cursor):
                 if named:
                     cursor.itersize = FETCH_SIZE
-                cursor.execute(self.sql, self.parameters) if self.parameters else cursor.execute(self.sql)
+                cursor.execute(query, self.parameters) if self.parameters else cursor.execute(query)
                 while rows := cursor.fetchmany(FETCH_SIZE):
                     for row in rows:
                         yield row[0]
@@ -180,6 +239,10 @@ class FileIds:
             )
         self.file_format = file_format
         self.shard = Shard.of(shard)
+
+    @property
+    def reads_only_its_shard(self) -> bool:
+        return False
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FileIds) and self.spec() == other.spec()

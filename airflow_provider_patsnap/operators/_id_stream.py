@@ -33,7 +33,7 @@ def source_chunks(source: IdSource, kind: IdKind, chunk: int = CHUNK) -> Iterato
     """The source's ids in its shard, validated, ``chunk`` at a time, each chunk de-duplicated; raise
     :class:`InvalidPatentIdsError` naming the first bad values, once the stream was read to its end (so
     the message counts them all)."""
-    shard = source.shard
+    shard = None if source.reads_only_its_shard else source.shard
     problems: list[str] = []
     count = 0
     pending: dict[str, str] = {}

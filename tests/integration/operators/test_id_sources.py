@@ -68,6 +68,19 @@ def test_shards_of_one_query_fetch_every_id_once(patsnap: Sandbox, fresh_postgre
     )
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_with_id_column_each_shard_reads_only_its_slice(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    conn_id = request.getfixturevalue("sqlite_conn" if database == "sqlite" else "fresh_postgres_conn")
+    ids = numbers(4000)
+    load_portfolio(conn_id, ids)
+    specs = SqlIds(conn_id, "SELECT pn, owner FROM portfolio", id_column="pn").shards(4)
+    read = [list(SqlIds(**{k: v for k, v in spec.items() if k != "source"}).values()) for spec in specs]
+    assert sorted(value for part in read for value in part) == sorted(ids)  # every id once, in one shard
+    assert all(600 < len(part) < 1400 for part in read), [len(part) for part in read]  # a quarter each
+
+
 def test_a_postgres_query_is_read_through_a_server_side_cursor(fresh_postgres_conn: str) -> None:
     load_portfolio(fresh_postgres_conn, numbers(25_000))
     values = SqlIds(fresh_postgres_conn, "SELECT pn FROM portfolio").values()

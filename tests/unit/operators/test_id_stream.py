@@ -19,6 +19,8 @@ from tests.helpers import numbers
 class ListedSource:
     """A source whose values are given, and which counts how often it was read."""
 
+    reads_only_its_shard = False
+
     def __init__(self, values: list[Any], shard: Shard | None = None) -> None:
         self._values, self.shard, self.reads = values, shard, 0
 
