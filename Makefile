@@ -54,6 +54,7 @@ STAMP       := $(VENV)/.installed
 BOOTSTRAP   := scripts/bootstrap.sh
 PYTEST_ARGS ?=
 SOAK_ARGS   ?=
+SCALE_ARGS  ?=
 
 # ---- environment for everything that runs Airflow code ---------------------------------------
 # Airflow's settings live in scripts/airflow_env.py (shared with tests, the demo and the benchmarks);
@@ -66,7 +67,7 @@ unexport PYTHONDONTWRITEBYTECODE
 unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
-        package-check demo bench bench-full soak sandbox e2e e2e-local e2e-celery constraints clean distclean ci docs \
+        package-check demo bench bench-full bench-scale soak sandbox e2e e2e-local e2e-celery constraints clean distclean ci docs \
         smoke smoke-lines
 
 help: ## list the targets
@@ -152,6 +153,9 @@ bench: $(STAMP) ## bash benchmarks/run.sh (about 10 minutes; writes benchmarks/R
 
 bench-full: $(STAMP) ## make bench with QPS 20 and 100 too (about 20 minutes)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FULL=1 $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
+
+bench-scale: $(STAMP) ## 10^5 and 10^7 ids from PostgreSQL in 16 shards: peak RSS, XCom size, cost per patent
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(WITH_AIRFLOW_ENV) $(PY) benchmarks/scale.py $(SCALE_ARGS)
 
 soak: $(STAMP) ## python benchmarks/soak.py $(SOAK_ARGS)
 	$(WITH_AIRFLOW_ENV) $(PY) benchmarks/soak.py $(SOAK_ARGS)
