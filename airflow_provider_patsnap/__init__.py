@@ -51,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "PatSnap", "python-modules": ["airflow_provider_patsnap.triggers.patsnap"]}
         ],
+        "extra-links": ["airflow_provider_patsnap.operators._batch.PatsnapColumnsLink"],
         "connection-types": [
             {
                 "hook-class-name": HOOK_CLASS,

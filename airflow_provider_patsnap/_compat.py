@@ -17,6 +17,7 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import Asset as Dataset
     from airflow.sdk import (
         BaseOperator,
+        BaseOperatorLink,
         BaseSensorOperator,
         Context,
         ObjectStoragePath,
@@ -37,6 +38,7 @@ else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
     from airflow.hooks.base import BaseHook
     from airflow.io.path import ObjectStoragePath
     from airflow.models import BaseOperator
+    from airflow.models.baseoperatorlink import BaseOperatorLink
     from airflow.sensors.base import BaseSensorOperator
     from airflow.utils.context import Context
 
@@ -124,6 +126,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "BaseHook",
     "BaseOperator",
+    "BaseOperatorLink",
     "BaseSensorOperator",
     "Context",
     "Dataset",

@@ -8,6 +8,7 @@ few lines of operator class.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -107,6 +108,12 @@ class Endpoint:
     @property
     def default_table(self) -> str:
         return f"patsnap_{self.name}"
+
+    @property
+    def docs_anchor(self) -> str:
+        """The anchor of this endpoint's table in docs/destinations.md (as MkDocs and GitHub make it)."""
+        heading = f"{self.default_table}: {self.code} {self.title}"
+        return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
     @property
     def columns(self) -> tuple[Column, ...]:

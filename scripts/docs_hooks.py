@@ -183,15 +183,9 @@ def operator_table() -> str:
         )
         lines.append(
             f"| `{operators[code]}` | {code} {endpoint.title} | "
-            f"[`{endpoint.default_table}`](destinations.md#{endpoint_anchor(endpoint)}) | {own} |"
+            f"[`{endpoint.default_table}`](destinations.md#{endpoint.docs_anchor}) | {own} |"
         )
     return "\n".join(lines)
-
-
-def endpoint_anchor(endpoint: Endpoint) -> str:
-    """The anchor MkDocs (and GitHub) give the endpoint's heading in destinations.md."""
-    heading = f"{endpoint.default_table}: {endpoint.code} {endpoint.title}"
-    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 GENERATORS: dict[str, Callable[[], str]] = {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
-from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset, pool_slots
+from airflow_provider_patsnap._compat import BaseOperator, BaseOperatorLink, Context, Dataset, pool_slots
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
@@ -52,6 +52,36 @@ MAP_INDEX_KEY = "patsnap_ids"
 def utc_now() -> datetime:
     """The operators' clock (tests replace it): row times, history validity, freshness."""
     return datetime.now(UTC)
+
+
+#: Where the docs of each table live: the project's documentation (no credential, nothing of the run).
+DOCS_URL = "https://github.com/airflow-provider-patsnap/airflow-provider-patsnap/blob/main/docs"
+
+
+class PatsnapColumnsLink(BaseOperatorLink):
+    """A link on every data task to what its table's columns mean (docs/destinations.md). It carries
+    nothing of the run: no credential, no presigned link, nothing the task wrote."""
+
+    name = "PatSnap columns"
+
+    def get_link(self, operator: Any, *, ti_key: Any = None) -> str:
+        endpoint = _endpoint_of(operator)
+        anchor = f"#{endpoint.docs_anchor}" if endpoint is not None else ""
+        return f"{DOCS_URL}/destinations.md{anchor}"
+
+
+def _endpoint_of(operator: Any) -> Endpoint | None:
+    """The operator's endpoint; Airflow 2.11's webserver passes the serialized task, whose task_type is
+    the operator's class name."""
+    if isinstance(operator, PatsnapBatchOperator):
+        return operator.endpoint
+    pending = list(PatsnapBatchOperator.__subclasses__())
+    while pending:
+        candidate = pending.pop()
+        if candidate.__name__ == getattr(operator, "task_type", None) and hasattr(candidate, "endpoint"):
+            return candidate.endpoint
+        pending += candidate.__subclasses__()
+    return None
 
 
 def _check_count(name: str, value: Any) -> None:
@@ -114,6 +144,7 @@ class PatsnapBatchOperator(BaseOperator):
         "output_path",
     )
     ui_color = "#e8f1fb"
+    operator_extra_links = (PatsnapColumnsLink(),)
 
     def __init__(
         self,

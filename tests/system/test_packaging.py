@@ -196,3 +196,10 @@ def test_airflow_registers_connection_type() -> None:
         assert f'"{conn_type["connection-type"]}"' in proc.stdout, (
             f"connection type {conn_type['connection-type']!r} not registered:\n{proc.stdout}\n{proc.stderr}"
         )
+
+
+def test_airflow_registers_the_extra_link() -> None:
+    """Airflow 2.11's webserver shows only registered link classes (3.x stores each link's URL)."""
+    proc = _airflow("providers", "links", "--output", "json")
+    assert proc.returncode == 0, f"airflow providers links failed:\n{proc.stdout}\n{proc.stderr}"
+    assert "airflow_provider_patsnap.operators._batch.PatsnapColumnsLink" in proc.stdout, proc.stdout[-2000:]

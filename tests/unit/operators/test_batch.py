@@ -69,3 +69,21 @@ def test_counts_are_whole_numbers(name: str, bad: Any) -> None:
 @pytest.mark.parametrize("name", COUNTS)
 def test_a_whole_number_count_is_taken(name: str) -> None:
     assert getattr(PatsnapAwardOperator(task_id="t", patent_numbers=["CN1A"], **{name: 0}), name) == 0
+
+
+def test_a_data_task_links_to_what_its_columns_mean_and_nothing_of_its_run() -> None:
+    from types import SimpleNamespace
+
+    from airflow_provider_patsnap import get_provider_info
+    from airflow_provider_patsnap.operators._batch import PatsnapColumnsLink
+    from airflow_provider_patsnap.operators.patsnap import PatsnapLegalInformationOperator
+
+    operator = PatsnapLegalInformationOperator(task_id="t", patent_numbers=["CN1A"])
+    [link] = operator.operator_extra_links
+    url = link.get_link(operator, ti_key=None)
+    assert url.endswith("/docs/destinations.md#patsnap_legal_information-p026-legal-information")
+    # Airflow 2.11's webserver hands the link the serialized task: its task_type names the class.
+    serialized = SimpleNamespace(task_type="PatsnapLegalInformationOperator")
+    assert link.get_link(serialized, ti_key=None) == url
+    [path] = get_provider_info()["extra-links"]
+    assert path == f"{PatsnapColumnsLink.__module__}.{PatsnapColumnsLink.__qualname__}"
