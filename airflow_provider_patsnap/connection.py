@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider_patsnap.endpoints import MAX_BATCH
 
@@ -141,6 +142,14 @@ class ConnectionSettings:
     #: An Airflow Redis connection holding one rate limit for every process using this identity and qps.
     rate_limit_redis_conn_id: str | None = None
 
+    def __repr__(self) -> str:
+        """The fields a repr may show, the base URL without its user info (which may hold a password)."""
+        from airflow_provider_patsnap.lineage import public_url
+
+        shown = {item.name: getattr(self, item.name) for item in fields(self) if item.repr}
+        shown["base_url"] = public_url(self.base_url)
+        return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     @property
     def apikey(self) -> str:
         """The ``apikey`` query value: the client id, or the key itself in the sk- model."""
@@ -148,8 +157,11 @@ class ConnectionSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What must never be printed: the secret, the sk- key and the client id (the apikey)."""
-        return tuple(value for value in (self.client_secret, self.api_key, self.client_id) if value)
+        """What must never be printed: the secret, the sk- key, the client id (the apikey), and a
+        password in the base URL's user info (``https://user:password@host``), as written and decoded."""
+        in_url = urlsplit(self.base_url).password
+        values = (self.client_secret, self.api_key, self.client_id, in_url, unquote(in_url or ""))
+        return tuple(dict.fromkeys(value for value in values if value))
 
     @property
     def identity(self) -> tuple[str, str]:

@@ -422,21 +422,24 @@ class PatsnapHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials: fetch a token, or make one free call with an sk- API key."""
+        from airflow_provider_patsnap.lineage import public_url
+
         try:
             settings = self.settings
         except PatsnapError as err:
             return False, str(err)
+        base_url = public_url(settings.base_url)  # what the UI and the CLI print: no user info
         try:
             if settings.api_key:
                 self.call("GET", AWARD.path, params={"patent_number": "TEST0000000"}, endpoint=AWARD.code)
-                return True, f"API key accepted by {settings.base_url}"
+                return True, f"API key accepted by {base_url}"
             self.transport.fetch_token()
-            return True, f"Token issued by {settings.base_url}"
+            return True, f"Token issued by {base_url}"
         except PatsnapAuthError as err:
             return False, str(err)
         except PatsnapError as err:
             if settings.api_key and not isinstance(err, PatsnapTransientError):
-                return True, f"API key accepted by {settings.base_url} ({err})"
+                return True, f"API key accepted by {base_url} ({err})"
             return False, str(err)
         except Exception as err:
             return False, self.scrub(f"{type(err).__name__}: {err}")

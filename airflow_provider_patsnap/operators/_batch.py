@@ -182,7 +182,7 @@ class PatsnapBatchOperator(BaseOperator):
         if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
             raise ValueError(
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
-                f"destination declare outlets=[...] yourself (got {given!r})"
+                f"destination declare outlets=[...] yourself (got {[_shown(value) for value in given]!r})"
             )
         return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
 
@@ -210,7 +210,7 @@ class PatsnapBatchOperator(BaseOperator):
         if self.sql_conn_id and self.output_path:
             raise ValueError(
                 f"give one destination: sql_conn_id={self.sql_conn_id!r} and "
-                f"output_path={self.output_path!r} were both given"
+                f"output_path={_shown(self.output_path)!r} were both given"
             )
         if self.table is not None and not self.sql_conn_id:
             raise ValueError(f"table={self.table!r} needs sql_conn_id")
@@ -466,6 +466,13 @@ def keep_paid_rows(context: Context, sink: XComSink, log: Any) -> None:
         ti.task_id,
         PAID_ROWS_KEY,
     )
+
+
+def _shown(value: Any) -> Any:
+    """A destination as a message may quote it: a URL without its credentials."""
+    from airflow_provider_patsnap.lineage import public_url
+
+    return public_url(value) if isinstance(value, str) else value
 
 
 def _lost_answers(units: int) -> str:

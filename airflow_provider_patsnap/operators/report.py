@@ -29,6 +29,7 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.lineage import public_url
 from airflow_provider_patsnap.report import (
     ACTIVE_STATUSES,
     JobId,
@@ -322,7 +323,7 @@ class PatsnapDownloadReportOperator(BaseOperator):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        self.log.info("Wrote %d bytes of report job %s to %s", written, job.job_id, path)
+        self.log.info("Wrote %d bytes of report job %s to %s", written, job.job_id, public_url(str(path)))
         return str(path)
 
     def on_kill(self) -> None:

@@ -13,6 +13,7 @@ import msgspec
 
 from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
+from airflow_provider_patsnap.lineage import written_file_name
 from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, reject_row
 from airflow_provider_patsnap.sinks.names import rejects_file
 
@@ -100,9 +101,10 @@ class NdjsonSink(ClosingOnExit):
     def __init__(self, path: ObjectStoragePath, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
         self.path = path
-        self.location = str(path)
+        # What the summary, the log and the lineage output call the files: no credential in the names.
+        self.location = written_file_name(str(path))
         self.rejects_path = rejects_file(path)
-        self.rejects_location = str(self.rejects_path)
+        self.rejects_location = written_file_name(str(self.rejects_path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Both files' leftovers go now: the rejects file is staged only if this run has rejects.
         for target in (path, self.rejects_path):

@@ -370,3 +370,12 @@ def test_concurrency_extra_overrides_the_default(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps({**conn, "extra": {"concurrency": -1}}))
     with pytest.raises(PatsnapInputError, match="'concurrency' must be >= 1"):
         PatsnapHook().settings  # noqa: B018
+
+
+def test_settings_repr_shows_the_base_url_without_its_user_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = "https://gateway-user:url-pass@patsnap.test"
+    conn = {"conn_type": "patsnap", "host": host, "login": "the-client", "password": "the-secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(conn))
+    settings = PatsnapHook().settings
+    assert repr(settings).startswith("ConnectionSettings(base_url='https://patsnap.test', qps=5.0")
+    assert "url-pass" in settings.secrets and "gateway-user" not in repr(settings)
