@@ -117,6 +117,16 @@ def connection_form_widgets() -> dict[str, Any]:
     return fields
 
 
+#: The connection's numeric extras: (int or float, lowest, highest). A hook's overrides of them
+#: (``PatsnapHook(qps=...)``) keep to the same bounds.
+NUMERIC_EXTRAS: dict[str, tuple[type, float, float]] = {
+    "qps": (float, 0, 10_000),  # 0: no client-side limit
+    "timeout": (float, 0.001, 3600),
+    "max_retries": (int, 0, 100),
+    "concurrency": (int, 1, MAX_CONCURRENCY),
+}
+
+
 class InvalidSettings(ValueError):
     """A connection's host, credentials or extras are unusable; the message names the bad value.
 
@@ -304,9 +314,9 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
             f"connection {conn_id!r} needs a client id (login) and client secret (password), "
             "or an sk- API key (password)"
         )
-    qps = _number(conn_id, extra, "qps", float, 0, 10_000)
+    qps = _number(conn_id, extra, "qps", *NUMERIC_EXTRAS["qps"])
     concurrency = (
-        _number(conn_id, extra, "concurrency", int, 1, MAX_CONCURRENCY)
+        _number(conn_id, extra, "concurrency", *NUMERIC_EXTRAS["concurrency"])
         if extra.get("concurrency") not in (None, "")
         else default_concurrency(qps)
     )
@@ -319,8 +329,8 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
         client_secret=None if api_key else password,
         api_key=api_key,
         qps=qps,
-        timeout=_number(conn_id, extra, "timeout", float, 0.001, 3600),
-        max_retries=_number(conn_id, extra, "max_retries", int, 0, 100),
+        timeout=_number(conn_id, extra, "timeout", *NUMERIC_EXTRAS["timeout"]),
+        max_retries=_number(conn_id, extra, "max_retries", *NUMERIC_EXTRAS["max_retries"]),
         concurrency=concurrency,
         verify=verify,
         proxies=_proxies(conn_id, extra.get("proxies")),

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import Any, NamedTuple, Protocol
 
+from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
 from airflow_provider_patsnap.ids import match_key
 from airflow_provider_patsnap.lineage import public_url
@@ -172,6 +173,7 @@ class SqlIds:
 
     def shards(self, count: int) -> list[dict[str, Any]]:
         """``count`` specs that split this query's ids between them (for ``.expand(patent_numbers=...)``)."""
+        whole_number("count", count, minimum=1)
         return [
             SqlIds(self.conn_id, self.sql, self.parameters, id_column=self.id_column, shard=(i, count)).spec()
             for i in range(count)
@@ -266,6 +268,7 @@ class FileIds:
 
     def shards(self, count: int) -> list[dict[str, Any]]:
         """``count`` specs that split these files' ids between them."""
+        whole_number("count", count, minimum=1)
         return [
             FileIds(self.path, column=self.column, file_format=self.file_format, shard=(i, count)).spec()
             for i in range(count)

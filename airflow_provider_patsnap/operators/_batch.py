@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from airflow_provider_patsnap._compat import BaseOperator, Context, Dataset, pool_slots
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
-from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
+from airflow_provider_patsnap.arguments import number, seconds, whole_number
+from airflow_provider_patsnap.connection import DEFAULT_CONN_ID, NUMERIC_EXTRAS
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError, PatsnapBudgetError, PatsnapInputError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
@@ -52,12 +53,6 @@ MAP_INDEX_KEY = "patsnap_ids"
 def utc_now() -> datetime:
     """The operators' clock (tests replace it): row times, history validity, freshness."""
     return datetime.now(UTC)
-
-
-def _check_count(name: str, value: Any) -> None:
-    """A count is an int >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0 (an int), got {value!r}")
 
 
 class PatsnapBatchOperator(BaseOperator):
@@ -157,18 +152,14 @@ class PatsnapBatchOperator(BaseOperator):
         self.progress_interval = progress_interval
         self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
         self._lineage_run: LineageRun | None = None  # set by execute for the OpenLineage listener
-        for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
-            _check_count(name, count)
+        # Counts are ints >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan).
+        whole_number("xcom_row_limit", xcom_row_limit)
+        whole_number("max_rejects", max_rejects)
         if max_billed_units is not None:
-            _check_count("max_billed_units", max_billed_units)
-        if qps is not None and qps <= 0:
-            raise ValueError(f"qps must be > 0, got {qps!r}")
-        if (
-            isinstance(progress_interval, bool)
-            or not isinstance(progress_interval, int | float)
-            or not (0 < progress_interval < float("inf"))
-        ):
-            raise ValueError(f"progress_interval must be a number of seconds > 0, got {progress_interval!r}")
+            whole_number("max_billed_units", max_billed_units)
+        if qps is not None:  # this task's own limit: 0 (no limit) is the connection's to set
+            number("qps", qps, above_minimum=True, maximum=NUMERIC_EXTRAS["qps"][2])
+        seconds("progress_interval", progress_interval, above_minimum=True)
         self.validate(literal_only=True)
 
     # --- validation ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from airflow_provider_patsnap.report import (
     JobId,
     ReportStatus,
     check_create_inputs,
+    check_wait,
     lost_create_message,
     validate_trigger_event,
 )
@@ -102,6 +103,8 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         check_create_inputs(patent_number, patent_id, report_type, templates_pending=True)
+        # Checked now, not once the (paid) report is created and the wait begins.
+        check_wait(poll_interval=poll_interval, timeout=timeout, tolerated_errors=tolerated_errors)
         self.patent_number = patent_number
         self.patent_id = patent_id
         self.report_type = report_type
