@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -388,12 +387,12 @@ class PatsnapBatchOperator(BaseOperator):
     def _remember_lineage(self, hook: PatsnapHook, sink: Sink, rows: int) -> None:
         from airflow_provider_patsnap.lineage import LineageRun, destination_dataset, endpoint_dataset
 
-        output_path = self.output_path
-        if output_path and "://" not in output_path:
-            output_path = os.path.abspath(output_path)  # lineage of a run: where the file really went
+        # A file is named as its sink wrote it (``sink.location``): <folder>/<task_id>/<run_id>.jsonl for a
+        # folder, a mapped task's own file, a relative path made absolute. One rule, the sink's.
+        written = sink.location if self.output_path else None
         self._lineage_run = LineageRun(
             endpoint_dataset(hook.settings.base_url, self.endpoint.path),
-            destination_dataset(self.sql_conn_id, self.destination_table, output_path),
+            destination_dataset(self.sql_conn_id, self.destination_table, written),
             sink.columns,
             rows,
         )
