@@ -14,7 +14,7 @@ import msgspec
 from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
 from airflow_provider_patsnap.lineage import written_file_name
-from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, reject_row
+from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, RejectKeys
 from airflow_provider_patsnap.sinks.names import rejects_file
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,16 @@ class NdjsonSink(ClosingOnExit):
             _remove_stale_temporaries(target)
         self._rows = _StagedFile(path, NdjsonEncoder([column.name for column in self.columns]))
         self._rejects: _StagedFile | None = None
+        self._reject_keys = RejectKeys()
 
     def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         self._rows.write(rows)
         if rejects:
             if self._rejects is None:
                 self._rejects = _StagedFile(self.rejects_path, NdjsonEncoder(REJECT_NAMES))
-            self._rejects.write([reject_row(reject, fetched.fetched_at) for reject in rejects])
+            rows, seen = self._reject_keys.rows(rejects, fetched.fetched_at)
+            self._rejects.write(rows)
+            self._reject_keys.keep(seen)
         return list(rejects)
 
     def close(self, ok: bool) -> None:
