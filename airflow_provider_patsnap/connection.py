@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider_patsnap.endpoints import MAX_BATCH
 
@@ -116,6 +117,16 @@ def connection_form_widgets() -> dict[str, Any]:
     return fields
 
 
+#: The connection's numeric extras: (int or float, lowest, highest). A hook's overrides of them
+#: (``PatsnapHook(qps=...)``) keep to the same bounds.
+NUMERIC_EXTRAS: dict[str, tuple[type, float, float]] = {
+    "qps": (float, 0, 10_000),  # 0: no client-side limit
+    "timeout": (float, 0.001, 3600),
+    "max_retries": (int, 0, 100),
+    "concurrency": (int, 1, MAX_CONCURRENCY),
+}
+
+
 class InvalidSettings(ValueError):
     """A connection's host, credentials or extras are unusable; the message names the bad value.
 
@@ -141,6 +152,14 @@ class ConnectionSettings:
     #: An Airflow Redis connection holding one rate limit for every process using this identity and qps.
     rate_limit_redis_conn_id: str | None = None
 
+    def __repr__(self) -> str:
+        """The fields a repr may show, the base URL without its user info (which may hold a password)."""
+        from airflow_provider_patsnap.lineage import public_url
+
+        shown = {item.name: getattr(self, item.name) for item in fields(self) if item.repr}
+        shown["base_url"] = public_url(self.base_url)
+        return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     @property
     def apikey(self) -> str:
         """The ``apikey`` query value: the client id, or the key itself in the sk- model."""
@@ -148,8 +167,11 @@ class ConnectionSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What must never be printed: the secret, the sk- key and the client id (the apikey)."""
-        return tuple(value for value in (self.client_secret, self.api_key, self.client_id) if value)
+        """What must never be printed: the secret, the sk- key, the client id (the apikey), and a
+        password in the base URL's user info (``https://user:password@host``), as written and decoded."""
+        in_url = urlsplit(self.base_url).password
+        values = (self.client_secret, self.api_key, self.client_id, in_url, unquote(in_url or ""))
+        return tuple(dict.fromkeys(value for value in values if value))
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -292,9 +314,9 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
             f"connection {conn_id!r} needs a client id (login) and client secret (password), "
             "or an sk- API key (password)"
         )
-    qps = _number(conn_id, extra, "qps", float, 0, 10_000)
+    qps = _number(conn_id, extra, "qps", *NUMERIC_EXTRAS["qps"])
     concurrency = (
-        _number(conn_id, extra, "concurrency", int, 1, MAX_CONCURRENCY)
+        _number(conn_id, extra, "concurrency", *NUMERIC_EXTRAS["concurrency"])
         if extra.get("concurrency") not in (None, "")
         else default_concurrency(qps)
     )
@@ -307,8 +329,8 @@ def parse_connection(conn: Any, overrides: Mapping[str, Any] | None = None) -> C
         client_secret=None if api_key else password,
         api_key=api_key,
         qps=qps,
-        timeout=_number(conn_id, extra, "timeout", float, 0.001, 3600),
-        max_retries=_number(conn_id, extra, "max_retries", int, 0, 100),
+        timeout=_number(conn_id, extra, "timeout", *NUMERIC_EXTRAS["timeout"]),
+        max_retries=_number(conn_id, extra, "max_retries", *NUMERIC_EXTRAS["max_retries"]),
         concurrency=concurrency,
         verify=verify,
         proxies=_proxies(conn_id, extra.get("proxies")),

@@ -24,8 +24,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import Any, NamedTuple, Protocol
 
+from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
 from airflow_provider_patsnap.ids import match_key
+from airflow_provider_patsnap.lineage import public_url
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 #: Rows fetched from a query at a time (a server-side cursor where the database has one).
@@ -171,6 +173,7 @@ class SqlIds:
 
     def shards(self, count: int) -> list[dict[str, Any]]:
         """``count`` specs that split this query's ids between them (for ``.expand(patent_numbers=...)``)."""
+        whole_number("count", count, minimum=1)
         return [
             SqlIds(self.conn_id, self.sql, self.parameters, id_column=self.id_column, shard=(i, count)).spec()
             for i in range(count)
@@ -248,11 +251,11 @@ class FileIds:
         return isinstance(other, FileIds) and self.spec() == other.spec()
 
     def __repr__(self) -> str:
-        return f"FileIds({self.path!r}, column={self.column!r}, shard={self.shard})"
+        return f"FileIds({public_url(self.path)!r}, column={self.column!r}, shard={self.shard})"
 
     def describe(self) -> str:
         where = f" ({self.shard.label()})" if self.shard else ""
-        return f"the files at {self.path}{where}"
+        return f"the files at {public_url(self.path)}{where}"
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -265,6 +268,7 @@ class FileIds:
 
     def shards(self, count: int) -> list[dict[str, Any]]:
         """``count`` specs that split these files' ids between them."""
+        whole_number("count", count, minimum=1)
         return [
             FileIds(self.path, column=self.column, file_format=self.file_format, shard=(i, count)).spec()
             for i in range(count)
@@ -285,14 +289,14 @@ class FileIds:
         found = self.file_format or _SUFFIXES.get(path.suffix.lower())
         if found is None:
             raise InvalidPatentIdsError(
-                f"cannot tell the format of {path}: give file_format ({', '.join(FILE_FORMATS)})"
+                f"cannot tell the format of {_shown(path)}: give file_format ({', '.join(FILE_FORMATS)})"
             )
         return found
 
     def values(self) -> Iterator[Any]:
         files = self._files()
         if not files:
-            raise InvalidPatentIdsError(f"no csv, ndjson or parquet files at {self.path}")
+            raise InvalidPatentIdsError(f"no csv, ndjson or parquet files at {public_url(self.path)}")
         for path in files:
             reader = {"csv": self._csv, "ndjson": self._ndjson, "parquet": self._parquet}[self._format(path)]
             yield from reader(path)
@@ -308,7 +312,9 @@ class FileIds:
             elif self.column in header:
                 position = header.index(self.column)
             else:
-                raise InvalidPatentIdsError(f"{path} has no column {self.column!r}; its header is {header!r}")
+                raise InvalidPatentIdsError(
+                    f"{_shown(path)} has no column {self.column!r}; its header is {header!r}"
+                )
             for row in rows:
                 if row:  # a blank line is no id
                     yield row[position] if position < len(row) else ""
@@ -321,10 +327,12 @@ class FileIds:
                 try:
                     value = json.loads(line)
                 except ValueError:
-                    raise InvalidPatentIdsError(f"{path} line {number} is not JSON") from None
+                    raise InvalidPatentIdsError(f"{_shown(path)} line {number} is not JSON") from None
                 if isinstance(value, Mapping):
                     if self.column is None:
-                        raise InvalidPatentIdsError(f"{path} holds objects: give column, the field of the id")
+                        raise InvalidPatentIdsError(
+                            f"{_shown(path)} holds objects: give column, the field of the id"
+                        )
                     yield value.get(self.column)
                 else:
                     yield value
@@ -341,10 +349,15 @@ class FileIds:
             column = self.column or table_file.schema_arrow.names[0]
             if column not in table_file.schema_arrow.names:
                 raise InvalidPatentIdsError(
-                    f"{path} has no column {column!r}; its columns are {table_file.schema_arrow.names!r}"
+                    f"{_shown(path)} has no column {column!r}; its columns are {table_file.schema_arrow.names!r}"
                 )
             for batch in table_file.iter_batches(batch_size=FETCH_SIZE, columns=[column]):
                 yield from batch.column(0).to_pylist()
+
+
+def _shown(path: Any) -> str:
+    """A file as a message names it: without the credentials or connection id its URL may hold."""
+    return public_url(str(path))
 
 
 def source_of(value: Any) -> IdSource | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.endpoints import ID_KINDS, MAX_BATCH, MAX_ID_LENGTH, IdKind, patent_field
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError
 
@@ -102,11 +103,10 @@ class PatentIds:
         return cls(list(seen.values()), list(seen))
 
     def batches(self, size: int = MAX_BATCH) -> Iterator[PatentIds]:
-        """Consecutive batches of at most ``size`` ids (at most 100, PatSnap's limit)."""
-        if not 1 <= size <= MAX_BATCH:
-            raise ValueError(f"batch size must be between 1 and {MAX_BATCH}, got {size}")
-        for start in range(0, len(self.ids), size):
-            yield self[start : start + size]
+        """Consecutive batches of at most ``size`` ids (at most 100, PatSnap's limit); ``size`` is
+        checked now, not when the first batch is taken."""
+        whole_number("batch_size", size, minimum=1, maximum=MAX_BATCH)
+        return (self[start : start + size] for start in range(0, len(self.ids), size))
 
 
 def normalise_ids(values: Any, kind: IdKind = "patent_number") -> list[str]:

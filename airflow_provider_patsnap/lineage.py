@@ -13,6 +13,10 @@ OpenLineage provider's ``SQLParser.create_namespace``), as that database's own S
 The two agree wherever the hook names tables by host and port (PostgreSQL, MySQL, ...). SQLite has no
 OpenLineage support in its provider: ``sqlite://<file>`` is this provider's own convention.
 
+Every name goes through :func:`public_url` first: an OpenLineage event goes to a lineage backend, and an
+asset URI to the metadata database, where Airflow's log masker never looks, so no user info (a password,
+an Airflow connection id), query string or fragment (a token, a signature) is ever part of a name.
+
 Standard library only at import: the OpenLineage provider is imported only when facets are asked for,
 by the OpenLineage listener after a task ran, never while a DAG file is parsed.
 """
@@ -20,6 +24,8 @@ by the OpenLineage listener after a task ran, never while a DAG file is parsed.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -60,8 +66,31 @@ class LineageRun(NamedTuple):
     rows: int
 
 
+#: ``scheme://``, the authority (up to the first ``/``, ``?`` or ``#``, RFC 3986) and the path.
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)([^?#]*)")
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown anywhere (lineage, asset URIs, a summary, a log line): without user info
+    (``user:password@``, or the Airflow connection id of ``s3://conn_id@bucket``), query string and
+    fragment, any of which can hold a credential. Text that is not a URL (a local path) is kept as is."""
+    match = _URL.match(url)
+    if match is None:
+        return url
+    scheme, authority, path = match.groups()
+    return f"{scheme}{authority.rpartition('@')[2]}{path}"
+
+
+def written_file_name(path: str) -> str:
+    """How a file the run wrote is named (the sink's ``location``, and from it the lineage output):
+    :func:`public_url`, and a relative local path made absolute, as the file really is."""
+    if "://" not in path and not os.path.isabs(path):
+        path = os.path.abspath(path)
+    return public_url(path)
+
+
 def endpoint_dataset(base_url: str, path: str) -> LineageDataset:
-    namespace = base_url.rstrip("/")
+    namespace = public_url(base_url).rstrip("/")
     return LineageDataset(namespace, path, f"{namespace}{path}")
 
 
@@ -74,7 +103,7 @@ def table_dataset(connection: Any, table: str) -> LineageDataset:
     schema, _, name = table.rpartition(".")
     parts: list[str | None] = [schema, name]
     if scheme == "sqlite":  # one file, one database: the file is the authority (our own convention)
-        namespace = f"sqlite://{connection.host}"
+        namespace = public_url(f"sqlite://{connection.host}")  # SQLite's URI parameters left out
     else:
         # common.sql imports nothing of OpenLineage: safe while a DAG file is parsed.
         from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -82,7 +111,7 @@ def table_dataset(connection: Any, table: str) -> LineageDataset:
         authority = DbApiHook.get_openlineage_authority_part(
             connection, default_port=_DEFAULT_PORTS.get(scheme)
         )
-        namespace = f"{scheme}://{authority}"
+        namespace = public_url(f"{scheme}://{authority}")
         parts = [connection.schema, schema or _DEFAULT_SCHEMAS.get(scheme), name]
     qualified = [part for part in parts if part]
     # Airflow stores an asset URI as urlunsplit(urlsplit(uri)) gives it: sqlite:///db → sqlite:/db.
@@ -91,8 +120,10 @@ def table_dataset(connection: Any, table: str) -> LineageDataset:
 
 
 def file_dataset(path: str) -> LineageDataset:
-    """An object-storage path without its connection id: ``s3://conn@bucket/key`` → bucket and key; a
-    local file is ``file`` and its absolute path. A relative path is refused: it names nothing stable."""
+    """An object-storage path without its connection id (:func:`public_url`): ``s3://conn@bucket/key`` →
+    bucket and key; a local file is ``file`` and its absolute path. A relative path is refused: it names
+    nothing stable."""
+    path = public_url(path)
     parts = urlsplit(path)
     if not parts.scheme:
         if not path.startswith("/"):
@@ -103,9 +134,10 @@ def file_dataset(path: str) -> LineageDataset:
         return LineageDataset("file", path, f"file://{path}")
     if parts.scheme == "file":
         return LineageDataset("file", parts.path, f"file://{parts.path}")
-    host = parts.netloc.rpartition("@")[2]  # drop the Airflow connection id
     return LineageDataset(
-        f"{parts.scheme}://{host}", parts.path.lstrip("/"), f"{parts.scheme}://{host}{parts.path}"
+        f"{parts.scheme}://{parts.netloc}",
+        parts.path.lstrip("/"),
+        f"{parts.scheme}://{parts.netloc}{parts.path}",
     )
 
 
@@ -123,7 +155,8 @@ class DestinationConnectionError(ValueError):
 def destination_dataset(
     sql_conn_id: str | None, table: str, output_path: str | None
 ) -> LineageDataset | None:
-    """The dataset a task writes: ``table`` through ``sql_conn_id``, or ``output_path``; None for XCom."""
+    """The dataset a task writes: ``table`` through ``sql_conn_id``, or the file ``output_path`` (after a
+    run, the file its sink wrote: ``sink.location``); None for XCom."""
     if sql_conn_id:
         from airflow_provider_patsnap._compat import BaseHook
 
@@ -175,7 +208,7 @@ def named_by_its_hook(dataset: LineageDataset) -> LineageDataset:
     schema, _, name = dataset.table.table.rpartition(".")
     parts = [info.database or connection.schema, schema or _DEFAULT_SCHEMAS.get(info.scheme), name]
     return dataset._replace(
-        namespace=SQLParser.create_namespace(info), name=".".join(part for part in parts if part)
+        namespace=public_url(SQLParser.create_namespace(info)), name=".".join(part for part in parts if part)
     )
 
 

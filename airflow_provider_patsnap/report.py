@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum, IntEnum
 from typing import Any, Literal, NamedTuple
 
+from airflow_provider_patsnap.arguments import seconds, whole_number
 from airflow_provider_patsnap.exceptions import (
     PatsnapError,
     PatsnapInputError,
@@ -187,6 +188,14 @@ def check_create_inputs(
             )
         if len(normalise_ids([value], kind)) != 1:  # type: ignore[arg-type]
             raise PatsnapInputError(f"{kind} must be one id, got {value!r}")
+
+
+def check_wait(*, poll_interval: Any, timeout: Any, tolerated_errors: Any) -> None:
+    """How a wait for a job is set (the hook's, the create operator's): seconds >= 0 between checks and
+    in all, and the transient failures in a row tolerated, a whole number >= 0."""
+    seconds("poll_interval", poll_interval)
+    seconds("timeout", timeout)
+    whole_number("tolerated_errors", tolerated_errors)
 
 
 def create_body(patent_number: Any, patent_id: Any, report_type: Any) -> dict[str, str]:

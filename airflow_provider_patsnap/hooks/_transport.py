@@ -136,22 +136,94 @@ def error_from_response(
     return error
 
 
-def parse_token_response(body: Any) -> tuple[str, float] | None:
-    """Token and lifetime, or None when there is no token. Public clients disagree on the shape:
-    accept ``token``, ``access_token`` or ``data.token``."""
+#: Where public clients find the token (CONTRACT.md); the first one holding text wins.
+TOKEN_FIELDS = ("token", "access_token", "data.token", "data.access_token")
+#: The longest ``expires_in`` believed: PatSnap documents 1799 s; a day or more is most likely another
+#: unit (1799000 milliseconds would keep a dead token for 20 days).
+MAX_TOKEN_TTL = 86400.0
+
+
+class TokenAnswer(NamedTuple):
+    """A token answer read: the token, its lifetime in seconds, and the ``expires_in`` it gave when
+    that was not a lifetime (``ttl`` is then :data:`DEFAULT_TOKEN_TTL`), else None."""
+
+    token: str
+    ttl: float
+    odd_expires_in: Any = None
+
+
+def _field(body: Mapping[str, Any], where: str) -> Any:
+    """``body["token"]`` for ``"token"``, ``body["data"]["token"]`` for ``"data.token"``; None if absent."""
+    value: Any = body
+    for name in where.split("."):
+        value = value.get(name) if isinstance(value, Mapping) else None
+    return value
+
+
+def token_lifetime(raw: Any) -> float | None:
+    """``expires_in`` as seconds: a number or a number as text (``1799``, ``"1799"``, ``1799.5``), more
+    than 0 and at most :data:`MAX_TOKEN_TTL`. None for anything else: a boolean (``true`` is not a
+    duration, though Python counts it as 1), NaN, an infinity, zero or less, more than a day, other text."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return None
+    return seconds if 0 < seconds <= MAX_TOKEN_TTL else None  # NaN fails both comparisons
+
+
+def parse_token_response(body: Any) -> TokenAnswer | None:
+    """The token and its lifetime, or None when no field of :data:`TOKEN_FIELDS` holds a token. Public
+    clients disagree on the shape. A missing or odd ``expires_in`` is the documented 1800 s."""
     if not isinstance(body, Mapping):
         return None
-    nested = body.get("data")
-    data: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
-    token = body.get("token") or body.get("access_token") or data.get("token") or data.get("access_token")
-    if not token or not isinstance(token, str):
+    token = next(
+        (value for where in TOKEN_FIELDS if isinstance(value := _field(body, where), str) and value), None
+    )
+    if token is None:
         return None
-    raw_ttl = body.get("expires_in", data.get("expires_in"))
-    try:
-        ttl = float(raw_ttl) if raw_ttl not in (None, "") else DEFAULT_TOKEN_TTL
-    except (TypeError, ValueError):
-        ttl = DEFAULT_TOKEN_TTL
-    return token, ttl if 0 < ttl < float("inf") else DEFAULT_TOKEN_TTL
+    raw = body.get("expires_in", _field(body, "data.expires_in"))
+    ttl = token_lifetime(raw)
+    if ttl is not None:
+        return TokenAnswer(token, ttl)
+    return TokenAnswer(token, DEFAULT_TOKEN_TTL, None if raw in (None, "") else raw)
+
+
+_MAX_NAMES = 30
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "empty text" if not value else "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def missing_token(body: Mapping[str, Any]) -> str:
+    """Why a JSON object that reports no error holds no token, said by its field names alone (values are
+    left out: one of them may be the token, under a name no client knows). Enough to report the shape."""
+    names = [str(name) for name in body]
+    nested = body.get("data")
+    if isinstance(nested, Mapping):
+        names += [f"data.{name}" for name in nested]
+    unusable = [
+        f"{where} is {_kind(value)}"
+        for where in TOKEN_FIELDS
+        if (value := _field(body, where)) is not None and not (isinstance(value, str) and value)
+    ]
+    shown = ", ".join(name[:60] for name in names[:_MAX_NAMES])
+    more = f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else ""
+    return (
+        f"the answer has no token in {', '.join(TOKEN_FIELDS[:-1])} or {TOKEN_FIELDS[-1]}"
+        f"{' (' + '; '.join(unusable) + ')' if unusable else ''}; its fields are {shown or 'none'}{more}. "
+        "Report these names (the values are left out) so this shape can be read"
+    )
 
 
 # --- credentials kept out of every text -----------------------------------------------------------
@@ -384,13 +456,31 @@ class Transport:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         body = parse_body(response.content)
-        parsed = parse_token_response(body.value) if response.ok else None
-        if parsed is None:
+        answer = parse_token_response(body.value) if response.ok else None
+        if answer is None:
+            envelope = body.value if isinstance(body.value, Mapping) else None
+            said_error = envelope is not None and (
+                envelope.get("status") is False or int_or_none(envelope.get("error_code"))
+            )
+            if response.ok and envelope is not None and not said_error:  # a shape we cannot read
+                raise PatsnapError(
+                    self.scrubber(
+                        f"PatSnap token request failed, HTTP {response.status_code}: {missing_token(envelope)}"
+                    ),
+                    http_status=response.status_code,
+                )
             raise error_from_response(response, body, "token request", self.scrubber)
-        token, ttl = parsed
-        self.scrubber.add(token)
-        self.log.info("Fetched a PatSnap access token valid for %.0f s", ttl)
-        return token, ttl
+        self.scrubber.add(answer.token)
+        if answer.odd_expires_in is not None:
+            self.log.warning(
+                "PatSnap's token answer gave expires_in=%s, not a lifetime in seconds (more than 0, at most "
+                "%.0f): the token is taken to live %.0f s, the documented default",
+                self.scrubber(repr(answer.odd_expires_in))[:80],
+                MAX_TOKEN_TTL,
+                answer.ttl,
+            )
+        self.log.info("Fetched a PatSnap access token valid for %.0f s", answer.ttl)
+        return answer.token, answer.ttl
 
     def call_once(
         self,

@@ -8,9 +8,11 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_patsnap._compat import BaseHook
+from airflow_provider_patsnap.arguments import number, whole_number
 from airflow_provider_patsnap.connection import (
     CONNECTION_TYPE,
     DEFAULT_CONN_ID,
+    NUMERIC_EXTRAS,
     UI_FIELD_BEHAVIOUR,
     ConnectionSettings,
     InvalidSettings,
@@ -38,6 +40,7 @@ from airflow_provider_patsnap.report import (
     STATUS_PATH,
     JobId,
     JobState,
+    check_wait,
     create_body,
     created_job_id,
     poll_until_finished,
@@ -81,6 +84,13 @@ class PatsnapHook(BaseHook):
         super().__init__()
         self.patsnap_conn_id = patsnap_conn_id
         self._overrides = dict(qps=qps, timeout=timeout, max_retries=max_retries, concurrency=concurrency)
+        for name, value in self._overrides.items():
+            if value is not None:  # None: the connection's own value
+                kind, lowest, highest = NUMERIC_EXTRAS[name]
+                if kind is int:
+                    whole_number(name, value, minimum=int(lowest), maximum=int(highest))
+                else:
+                    number(name, value, minimum=lowest, maximum=highest)
         # Exists before the transport: a cancel while get_connection is slow (a secrets backend) still
         # stops the call that was waiting for it.
         self._cancellation = Cancellation()
@@ -278,9 +288,9 @@ class PatsnapHook(BaseHook):
         :param meter: Counts what the calls billed (and may have billed), and stops before a call that
             could pass its budget (see :meth:`fetch_batch`).
         """
-        batches = PatentIds.of(ids, id_kind).batches(batch_size)
-        for group in self.stream_batches(endpoint, batches, id_kind, params=params, meter=meter, max_group=1):
-            yield from group
+        batches = PatentIds.of(ids, id_kind).batches(batch_size)  # a bad id or size raises now
+        groups = self.stream_batches(endpoint, batches, id_kind, params=params, meter=meter, max_group=1)
+        return (result for group in groups for result in group)
 
     def stream_batches(
         self,
@@ -296,9 +306,19 @@ class PatsnapHook(BaseHook):
         at most 100 ids each), taken from ``batches`` only as calls can start; yields groups: every batch
         that completed while the caller handled the previous group, at most ``max_group``. A caller that
         writes a group in one transaction writes larger ones exactly when the destination is the
-        bottleneck, and never waits for a batch."""
-        if isinstance(max_group, bool) or not isinstance(max_group, int) or max_group < 1:
-            raise PatsnapInputError(f"max_group must be a whole number >= 1, got {max_group!r}")
+        bottleneck, and never waits for a batch. ``max_group`` is checked now, before anything is taken."""
+        whole_number("max_group", max_group, minimum=1)
+        return self._stream(endpoint, batches, id_kind, params, meter, max_group)
+
+    def _stream(
+        self,
+        endpoint: Endpoint,
+        batches: Iterable[PatentIds],
+        id_kind: IdKind,
+        params: Mapping[str, Any] | None,
+        meter: BillingMeter | None,
+        max_group: int,
+    ) -> Iterator[list[BatchResult]]:
         transport = self.transport  # created here, not racing in the worker threads
         shortfall = concurrency_shortfall(self.settings)
         if shortfall:
@@ -384,15 +404,7 @@ class PatsnapHook(BaseHook):
     ) -> JobState:
         """Poll on this thread until the job is done (return its state) or failed (raise); raise
         :class:`AirflowSensorTimeout` when ``timeout`` seconds pass first (after one last check)."""
-        for name, value in (("poll_interval", poll_interval), ("timeout", timeout)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
-                raise PatsnapInputError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if (
-            isinstance(tolerated_errors, bool)
-            or not isinstance(tolerated_errors, int)
-            or tolerated_errors < 0
-        ):
-            raise PatsnapInputError(f"tolerated_errors must be a whole number >= 0, got {tolerated_errors!r}")
+        check_wait(poll_interval=poll_interval, timeout=timeout, tolerated_errors=tolerated_errors)
         cancellation = self.transport.cancellation  # the transport first: its clock times the waits
         started = time.monotonic()
         state = poll_until_finished(
@@ -416,27 +428,31 @@ class PatsnapHook(BaseHook):
         """
         from airflow_provider_patsnap.hooks._download import stream_download
 
+        whole_number("chunk_size", chunk_size, minimum=1)
         return stream_download(self.transport, url, target, chunk_size)
 
     # --- connection test -----------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the credentials: fetch a token, or make one free call with an sk- API key."""
+        from airflow_provider_patsnap.lineage import public_url
+
         try:
             settings = self.settings
         except PatsnapError as err:
             return False, str(err)
+        base_url = public_url(settings.base_url)  # what the UI and the CLI print: no user info
         try:
             if settings.api_key:
                 self.call("GET", AWARD.path, params={"patent_number": "TEST0000000"}, endpoint=AWARD.code)
-                return True, f"API key accepted by {settings.base_url}"
+                return True, f"API key accepted by {base_url}"
             self.transport.fetch_token()
-            return True, f"Token issued by {settings.base_url}"
+            return True, f"Token issued by {base_url}"
         except PatsnapAuthError as err:
             return False, str(err)
         except PatsnapError as err:
             if settings.api_key and not isinstance(err, PatsnapTransientError):
-                return True, f"API key accepted by {settings.base_url} ({err})"
+                return True, f"API key accepted by {base_url} ({err})"
             return False, str(err)
         except Exception as err:
             return False, self.scrub(f"{type(err).__name__}: {err}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -10,7 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
 from airflow_provider_patsnap._compat import BaseOperator, BaseOperatorLink, Context, Dataset, pool_slots
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
-from airflow_provider_patsnap.connection import DEFAULT_CONN_ID
+from airflow_provider_patsnap.arguments import number, seconds, whole_number
+from airflow_provider_patsnap.connection import DEFAULT_CONN_ID, NUMERIC_EXTRAS
 from airflow_provider_patsnap.endpoints import Endpoint, IdKind
 from airflow_provider_patsnap.exceptions import InvalidPatentIdsError, PatsnapBudgetError, PatsnapInputError
 from airflow_provider_patsnap.hooks._billing import BillingMeter
@@ -82,12 +82,6 @@ def _endpoint_of(operator: Any) -> Endpoint | None:
             return candidate.endpoint
         pending += candidate.__subclasses__()
     return None
-
-
-def _check_count(name: str, value: Any) -> None:
-    """A count is an int >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a whole number >= 0 (an int), got {value!r}")
 
 
 class PatsnapBatchOperator(BaseOperator):
@@ -188,18 +182,14 @@ class PatsnapBatchOperator(BaseOperator):
         self.progress_interval = progress_interval
         self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
         self._lineage_run: LineageRun | None = None  # set by execute for the OpenLineage listener
-        for name, count in (("xcom_row_limit", xcom_row_limit), ("max_rejects", max_rejects)):
-            _check_count(name, count)
+        # Counts are ints >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan).
+        whole_number("xcom_row_limit", xcom_row_limit)
+        whole_number("max_rejects", max_rejects)
         if max_billed_units is not None:
-            _check_count("max_billed_units", max_billed_units)
-        if qps is not None and qps <= 0:
-            raise ValueError(f"qps must be > 0, got {qps!r}")
-        if (
-            isinstance(progress_interval, bool)
-            or not isinstance(progress_interval, int | float)
-            or not (0 < progress_interval < float("inf"))
-        ):
-            raise ValueError(f"progress_interval must be a number of seconds > 0, got {progress_interval!r}")
+            whole_number("max_billed_units", max_billed_units)
+        if qps is not None:  # this task's own limit: 0 (no limit) is the connection's to set
+            number("qps", qps, above_minimum=True, maximum=NUMERIC_EXTRAS["qps"][2])
+        seconds("progress_interval", progress_interval, above_minimum=True)
         self.validate(literal_only=True)
 
     # --- validation ----------------------------------------------------------------------------------
@@ -213,7 +203,7 @@ class PatsnapBatchOperator(BaseOperator):
         if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
             raise ValueError(
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
-                f"destination declare outlets=[...] yourself (got {given!r})"
+                f"destination declare outlets=[...] yourself (got {[_shown(value) for value in given]!r})"
             )
         return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
 
@@ -241,7 +231,7 @@ class PatsnapBatchOperator(BaseOperator):
         if self.sql_conn_id and self.output_path:
             raise ValueError(
                 f"give one destination: sql_conn_id={self.sql_conn_id!r} and "
-                f"output_path={self.output_path!r} were both given"
+                f"output_path={_shown(self.output_path)!r} were both given"
             )
         if self.table is not None and not self.sql_conn_id:
             raise ValueError(f"table={self.table!r} needs sql_conn_id")
@@ -428,12 +418,12 @@ class PatsnapBatchOperator(BaseOperator):
     def _remember_lineage(self, hook: PatsnapHook, sink: Sink, rows: int) -> None:
         from airflow_provider_patsnap.lineage import LineageRun, destination_dataset, endpoint_dataset
 
-        output_path = self.output_path
-        if output_path and "://" not in output_path:
-            output_path = os.path.abspath(output_path)  # lineage of a run: where the file really went
+        # A file is named as its sink wrote it (``sink.location``): <folder>/<task_id>/<run_id>.jsonl for a
+        # folder, a mapped task's own file, a relative path made absolute. One rule, the sink's.
+        written = sink.location if self.output_path else None
         self._lineage_run = LineageRun(
             endpoint_dataset(hook.settings.base_url, self.endpoint.path),
-            destination_dataset(self.sql_conn_id, self.destination_table, output_path),
+            destination_dataset(self.sql_conn_id, self.destination_table, written),
             sink.columns,
             rows,
         )
@@ -497,6 +487,13 @@ def keep_paid_rows(context: Context, sink: XComSink, log: Any) -> None:
         ti.task_id,
         PAID_ROWS_KEY,
     )
+
+
+def _shown(value: Any) -> Any:
+    """A destination as a message may quote it: a URL without its credentials."""
+    from airflow_provider_patsnap.lineage import public_url
+
+    return public_url(value) if isinstance(value, str) else value
 
 
 def _lost_answers(units: int) -> str:

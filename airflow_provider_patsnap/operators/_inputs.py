@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import re
 from datetime import timedelta
 from typing import Any
@@ -30,16 +31,19 @@ def as_id_list(value: Any) -> Any:
 
 def as_duration(value: timedelta | float | str | None, name: str) -> timedelta | None:
     """A ``timedelta``, a number of seconds, or text such as ``"7d"``, ``"12h"`` or ``"1d 6h"``."""
-    if value is None or isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str) and _DURATION_PART.sub("", value.strip().lower()).strip() == "":
-        parts = _DURATION_PART.findall(value.strip().lower())
-        duration = (
-            timedelta(seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)) if parts else None
-        )
-    else:
+    try:
+        if value is None or isinstance(value, timedelta):
+            duration = value
+        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            duration = timedelta(seconds=value)
+        elif isinstance(value, str) and _DURATION_PART.sub("", value.strip().lower()).strip() == "":
+            parts = _DURATION_PART.findall(value.strip().lower())
+            duration = (
+                timedelta(seconds=sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)) if parts else None
+            )
+        else:  # a bool, NaN, an infinity, text that is not a duration
+            duration = None
+    except OverflowError:  # more days than a timedelta holds ("1e300", "99999999999d")
         duration = None
     if (duration is None and value is not None) or (duration is not None and duration <= timedelta(0)):
         raise ValueError(

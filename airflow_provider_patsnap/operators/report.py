@@ -29,11 +29,13 @@ from airflow_provider_patsnap.exceptions import (
     PatsnapReportError,
 )
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+from airflow_provider_patsnap.lineage import public_url
 from airflow_provider_patsnap.report import (
     ACTIVE_STATUSES,
     JobId,
     ReportStatus,
     check_create_inputs,
+    check_wait,
     lost_create_message,
     validate_trigger_event,
 )
@@ -101,6 +103,8 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         check_create_inputs(patent_number, patent_id, report_type, templates_pending=True)
+        # Checked now, not once the (paid) report is created and the wait begins.
+        check_wait(poll_interval=poll_interval, timeout=timeout, tolerated_errors=tolerated_errors)
         self.patent_number = patent_number
         self.patent_id = patent_id
         self.report_type = report_type
@@ -322,7 +326,7 @@ class PatsnapDownloadReportOperator(BaseOperator):
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        self.log.info("Wrote %d bytes of report job %s to %s", written, job.job_id, path)
+        self.log.info("Wrote %d bytes of report job %s to %s", written, job.job_id, public_url(str(path)))
         return str(path)
 
     def on_kill(self) -> None:

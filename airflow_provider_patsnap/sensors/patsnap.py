@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean, task_state
+from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.report import JobId, JobState, PollAction, decide, validate_trigger_event
@@ -49,12 +50,7 @@ class PatsnapReportSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (
-            isinstance(tolerated_errors, bool)
-            or not isinstance(tolerated_errors, int)
-            or tolerated_errors < 0
-        ):
-            raise ValueError(f"tolerated_errors must be a whole number >= 0, got {tolerated_errors!r}")
+        whole_number("tolerated_errors", tolerated_errors)
         self.job_id = job_id
         self.patsnap_conn_id = patsnap_conn_id
         self.tolerated_errors = tolerated_errors

@@ -10,6 +10,7 @@ about PatSnap endpoints beyond the columns of the rows and the rejects they are 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -22,7 +23,12 @@ from airflow_provider_patsnap.ids import PatentIds
 
 REJECT_KEY = "reject_key"
 REJECT_COLUMNS = (
-    Column(REJECT_KEY, "VARCHAR(40)", "sha1 of the other columns but rejected_at; the primary key"),
+    Column(
+        REJECT_KEY,
+        "VARCHAR(40)",
+        "sha1 of the other columns but rejected_at (and the reject's number among identical ones of its "
+        "run, from the second); the primary key",
+    ),
     Column("endpoint", "VARCHAR(8)", "PatSnap API code, P026 for example"),
     Column("pn", "TEXT", "patent number, when the vendor gave one"),
     Column("patent_id", "TEXT", "PatSnap patent id, when the vendor gave one"),
@@ -78,12 +84,45 @@ class FreshPatents(NamedTuple):
 NOTHING_FRESH = FreshPatents(frozenset(), 0)
 
 
-def reject_row(reject: Reject, rejected_at: str) -> tuple[Any, ...]:
-    """A reject as a row in :data:`REJECT_COLUMNS` order; the same reject on a rerun gets the same key,
-    so it replaces, not repeats."""
-    text = "\x1f".join(str(value) for value in reject)
-    key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return (key, *reject, rejected_at)
+def _reject_text(reject: Reject) -> str:
+    return "\x1f".join(str(value) for value in reject)
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def reject_row(reject: Reject, rejected_at: str, occurrence: int = 1) -> tuple[Any, ...]:
+    """A reject as a row in :data:`REJECT_COLUMNS` order, keyed by the sha1 of its fields; the
+    ``occurrence``-th identical reject of a run (two identical vendor objects) adds its number from the
+    second on. The same rejects on a rerun get the same keys, so they replace, not repeat."""
+    text = _reject_text(reject)
+    return (_sha1(text if occurrence == 1 else f"{text}\x1f{occurrence}"), *reject, rejected_at)
+
+
+class RejectKeys:
+    """Numbers a run's identical rejects, so each is kept: one reject per object or record, never merged
+    (a table keyed on the plain sha1 kept one row for two identical objects while the summary counted
+    two). The first keeps the plain key, so rows written by earlier versions stay the same."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[str] = Counter()  # plain keys of the rejects kept so far
+
+    def rows(self, rejects: Sequence[Reject], rejected_at: str) -> tuple[list[tuple[Any, ...]], Counter[str]]:
+        """The rows of ``rejects``, and the counts they leave: pass those to :meth:`keep` once the rows
+        are written for good (a write that is rolled back and repeated numbers them again alike)."""
+        seen = Counter(self._seen)
+        rows = []
+        for reject in rejects:
+            text = _reject_text(reject)
+            plain = _sha1(text)
+            seen[plain] += 1
+            key = plain if seen[plain] == 1 else _sha1(f"{text}\x1f{seen[plain]}")
+            rows.append((key, *reject, rejected_at))
+        return rows, seen
+
+    def keep(self, seen: Counter[str]) -> None:
+        self._seen = seen
 
 
 class Sink(Protocol):

@@ -13,7 +13,8 @@ import msgspec
 
 from airflow_provider_patsnap._compat import ObjectStoragePath
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
-from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, reject_row
+from airflow_provider_patsnap.lineage import written_file_name
+from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, RejectKeys
 from airflow_provider_patsnap.sinks.names import rejects_file
 
 log = logging.getLogger(__name__)
@@ -100,22 +101,26 @@ class NdjsonSink(ClosingOnExit):
     def __init__(self, path: ObjectStoragePath, columns: Sequence[Column]) -> None:
         self.columns = tuple(columns)
         self.path = path
-        self.location = str(path)
+        # What the summary, the log and the lineage output call the files: no credential in the names.
+        self.location = written_file_name(str(path))
         self.rejects_path = rejects_file(path)
-        self.rejects_location = str(self.rejects_path)
+        self.rejects_location = written_file_name(str(self.rejects_path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Both files' leftovers go now: the rejects file is staged only if this run has rejects.
         for target in (path, self.rejects_path):
             _remove_stale_temporaries(target)
         self._rows = _StagedFile(path, NdjsonEncoder([column.name for column in self.columns]))
         self._rejects: _StagedFile | None = None
+        self._reject_keys = RejectKeys()
 
     def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         self._rows.write(rows)
         if rejects:
             if self._rejects is None:
                 self._rejects = _StagedFile(self.rejects_path, NdjsonEncoder(REJECT_NAMES))
-            self._rejects.write([reject_row(reject, fetched.fetched_at) for reject in rejects])
+            rows, seen = self._reject_keys.rows(rejects, fetched.fetched_at)
+            self._rejects.write(rows)
+            self._reject_keys.keep(seen)
         return list(rejects)
 
     def close(self, ok: bool) -> None:

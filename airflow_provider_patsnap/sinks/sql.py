@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import closing
 from datetime import datetime
@@ -27,9 +28,9 @@ from airflow_provider_patsnap.sinks.base import (
     ClosingOnExit,
     FetchedBatch,
     FreshPatents,
+    RejectKeys,
     WriteCounts,
     WriteMode,
-    reject_row,
 )
 from airflow_provider_patsnap.sinks.names import check_table_name, rejects_table_name
 from airflow_provider_patsnap.sinks.sql_bulk import CopyUpsert, can_copy
@@ -108,6 +109,8 @@ class SqlSink(ClosingOnExit):
         self.write_attempts = write_attempts
         self.write_retries = 0
         self.counts = WriteCounts()
+        self._reject_keys = RejectKeys()
+        self._rejects_seen: Counter[str] | None = None  # the write's reject counts, kept once committed
         self.cancellation = cancellation or Cancellation(SystemClock())
         hook = BaseHook.get_connection(conn_id).get_hook()
         if not isinstance(hook, DbApiHook):
@@ -171,9 +174,12 @@ class SqlSink(ClosingOnExit):
         attempt = 1
         while True:
             try:
+                self._rejects_seen = None
                 refused, counts = self._write(unique, rejects, fetched)
                 self._connection.commit()
                 self.counts.add(counts)
+                if self._rejects_seen is not None:
+                    self._reject_keys.keep(self._rejects_seen)
                 return [*rejects, *refused]
             except Exception as error:
                 self._connection.rollback()
@@ -330,8 +336,9 @@ class SqlSink(ClosingOnExit):
         return refused
 
     def _write_rejects(self, cursor: Any, rejects: list[Reject], rejected_at: str) -> None:
-        by_key = {row[0]: row for row in (reject_row(reject, rejected_at) for reject in rejects)}
-        cursor.executemany(self._reject_sql, [row for _, row in sorted(by_key.items())])
+        """Every reject its own row (identical ones numbered), in key order."""
+        rows, self._rejects_seen = self._reject_keys.rows(rejects, rejected_at)
+        cursor.executemany(self._reject_sql, sorted(rows, key=itemgetter(0)))
 
     def close(self, ok: bool) -> None:
         if self._connection is not None:

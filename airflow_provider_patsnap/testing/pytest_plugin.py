@@ -12,7 +12,8 @@ The module imports neither Airflow nor requests: pytest loads plugins before a c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -32,10 +33,33 @@ TEST_DEFAULTS: dict[str, Any] = {"port": 0, "latency": 0.0, "qps": 0.0, "slow_se
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "patsnap_sandbox(**config): SandboxConfig fields for this test's `patsnap_sandbox` "
+        "patsnap_sandbox(**config): SandboxConfig fields for this test's `patsnap_sandbox` as keywords "
         "(for example latency=1.0, fault_rate=0.1), and frozen_clock=True for a clock that only "
-        "advance() moves",
+        "advance() moves; any other argument fails the test",
     )
+
+
+#: What a marker or the factory takes besides the SandboxConfig fields.
+PLUGIN_SETTINGS = ("frozen_clock",)
+
+
+def sandbox_settings(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``kwargs`` when every one is a :class:`SandboxConfig` field or ``frozen_clock`` and there are no
+    positional ``args``; otherwise the test fails, naming what ``where`` did not understand (a marker's
+    argument used to be ignored: the test ran without the faults it asked for)."""
+    known = [field.name for field in dataclasses.fields(SandboxConfig)] + list(PLUGIN_SETTINGS)
+    problems = []
+    if args:
+        problems.append(
+            f"positional argument(s) {tuple(args)!r} are not understood: give settings as keywords "
+            "(fault_rate=0.2, seed=1), or unpack a dict (**{...})"
+        )
+    unknown = [name for name in kwargs if name not in known]
+    if unknown:
+        problems.append(f"unknown keyword(s): {', '.join(unknown)} (it takes {', '.join(known)})")
+    if problems:
+        pytest.fail(f"{where}: {'; '.join(problems)}", pytrace=False)
+    return dict(kwargs)
 
 
 def _reset_shared_client_state() -> None:
@@ -58,6 +82,7 @@ def patsnap_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
     started: list[Sandbox] = []
 
     def start(*, frozen_clock: bool = False, **config: Any) -> Sandbox:
+        sandbox_settings((), config, "patsnap_sandbox_factory")
         clock = SandboxClock.frozen() if frozen_clock else None
         sandbox = Sandbox(SandboxConfig(**{**TEST_DEFAULTS, **config}), clock=clock).start()
         started.append(sandbox)
@@ -72,9 +97,14 @@ def patsnap_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
 def patsnap_sandbox(
     patsnap_sandbox_factory: Callable[..., Sandbox], request: pytest.FixtureRequest
 ) -> Sandbox:
-    """A running sandbox; a ``@pytest.mark.patsnap_sandbox(...)`` marker sets its configuration."""
+    """A running sandbox; a ``@pytest.mark.patsnap_sandbox(...)`` marker sets its configuration (keywords
+    only: anything else fails the test, naming it)."""
     marker = request.node.get_closest_marker("patsnap_sandbox")
-    return patsnap_sandbox_factory(**(marker.kwargs if marker else {}))
+    if marker is None:
+        return patsnap_sandbox_factory()
+    return patsnap_sandbox_factory(
+        **sandbox_settings(marker.args, marker.kwargs, "@pytest.mark.patsnap_sandbox")
+    )
 
 
 @pytest.fixture

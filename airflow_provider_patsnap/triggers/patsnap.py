@@ -14,6 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_patsnap.arguments import seconds, whole_number
 from airflow_provider_patsnap.exceptions import PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.report import JobId, JobState, PollAction, TriggerStatus, decide, trigger_event
@@ -47,10 +48,10 @@ class PatsnapReportTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         self.job_id = JobId.parse(job_id)
-        self.end_time = float(end_time)
+        self.end_time = seconds("end_time", end_time)  # since the epoch; a past one means one last check
         self.patsnap_conn_id = patsnap_conn_id
-        self.poll_interval = float(poll_interval)
-        self.tolerated_errors = int(tolerated_errors)
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self.tolerated_errors = whole_number("tolerated_errors", tolerated_errors)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

@@ -91,3 +91,14 @@ def _empty(tmp_path: Path) -> Path:
     folder = tmp_path / "empty"
     folder.mkdir()
     return folder
+
+
+def test_a_file_source_is_named_without_the_credentials_of_its_url(tmp_path: Path) -> None:
+    files = FileIds("s3://key:PW-ids-3c1f@bucket/ids/", column="pn", shard=(0, 2))
+    assert files.describe() == "the files at s3://bucket/ids/ (shard 1/2)"
+    assert "PW-ids-3c1f" not in repr(files)
+    assert files.spec()["path"] == "s3://key:PW-ids-3c1f@bucket/ids/"  # what a reader needs is kept
+    (tmp_path / "ids.csv").write_text("pn\nCN1A\n", encoding="utf-8")
+    with pytest.raises(InvalidPatentIdsError) as raised:
+        list(FileIds(f"file://someone:PW-ids-3c1f@{tmp_path}/ids.csv", column="number").values())
+    assert str(raised.value).startswith(f"file://{tmp_path}/ids.csv has no column 'number'")

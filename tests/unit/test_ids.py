@@ -40,8 +40,9 @@ def test_rejected_input_names_the_bad_value(given: object, named: str) -> None:
 def test_batches_never_exceed_100() -> None:
     sizes = [len(batch) for batch in PatentIds.of([str(i) for i in range(250)]).batches()]
     assert sizes == [100, 100, 50]
-    with pytest.raises(ValueError, match="between 1 and 100"):
-        list(PatentIds.of(["a"]).batches(101))
+    for size in (101, 0, True, 2.5):  # refused when asked for, not when the first batch is taken
+        with pytest.raises(ValueError, match=r"batch_size must be a whole number >= 1 and <= 100"):
+            PatentIds.of(["a"]).batches(size)
 
 
 def test_each_id_travels_with_its_match_key() -> None:

@@ -5,6 +5,7 @@ Each test serves exact JSON bytes and lands them in real SQLite, the real Postgr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,3 +243,68 @@ def test_an_existing_table_that_cannot_take_the_rows_fails_before_any_paid_call(
     ):
         run(PatsnapAwardOperator, warehouse, "awards", patent_numbers=["CN1A"])
     assert canned.calls == 0
+
+
+def identical_rejects_payload() -> str:
+    """Two identical objects without a pn, and a patent with two identical records of a bad date: four
+    rejects, two by two alike."""
+    nameless = {"patent_customs_record_data": [{"record_number": "R0"}]}
+    bad = {"record_number": "R3", "start_date": "20211207000000000000"}
+    patent = {
+        "pn": "CN1A",
+        "patent_id": "p1",
+        "patent_customs_record_data": [bad, bad, {"record_number": "R1"}],
+    }
+    return json.dumps([nameless, nameless, patent])
+
+
+def documented_reject_key(row: dict[str, Any], occurrence: int) -> str:
+    """docs/destinations.md: sha1 of the other columns but rejected_at, joined by \\x1f (None as "None");
+    the second and later identical rejects of a run add their number."""
+    texts = [str(row[name]) for name in ("endpoint", "pn", "patent_id", "reason", "raw_value")]
+    text = "\x1f".join(texts) + (f"\x1f{occurrence}" if occurrence > 1 else "")
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def expected_keys(rows: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, int] = {}
+    keys = []
+    for row in rows:
+        plain = documented_reject_key(row, 1)
+        seen[plain] = seen.get(plain, 0) + 1
+        keys.append(documented_reject_key(row, seen[plain]))
+    return sorted(keys)
+
+
+def test_identical_rejects_are_each_kept_and_a_rerun_repeats_their_keys(
+    vendor: Callable[[str], CannedVendor], warehouse: str
+) -> None:
+    """One reject per object or record, never merged: the table, the summary and the docs agree."""
+    vendor(identical_rejects_payload())
+    columns = "reject_key, endpoint, pn, patent_id, reason, raw_value"
+    for _ in range(2):  # a rerun replaces the same four rows
+        summary = run(PatsnapCustomsRecordOperator, warehouse, "customs", patent_numbers=["CN1A"])
+        rows = [
+            dict(zip(columns.split(", "), row, strict=True))
+            for row in records(warehouse, f"SELECT {columns} FROM customs_rejects")
+        ]
+        assert summary["rejects"] == len(rows) == 4
+        assert sorted(row["reject_key"] for row in rows) == expected_keys(rows)
+        assert records(warehouse, "SELECT record_number FROM customs") == [("R1",)]
+
+
+def test_identical_rejects_each_get_their_own_key_in_the_rejects_file(
+    vendor: Callable[[str], CannedVendor], tmp_path: Path
+) -> None:
+    vendor(identical_rejects_payload())
+    output = tmp_path / "customs.jsonl"
+    keys = []
+    for _ in range(2):
+        summary = PatsnapCustomsRecordOperator(
+            task_id="t", patent_numbers=["CN1A"], output_path=str(output)
+        ).execute(context={})
+        rejects = [json.loads(line) for line in (tmp_path / "customs.rejects.jsonl").read_text().splitlines()]
+        assert summary["rejects"] == len(rejects) == len({row["reject_key"] for row in rejects}) == 4
+        assert sorted(row["reject_key"] for row in rejects) == expected_keys(rejects)
+        keys.append(sorted(row["reject_key"] for row in rejects))
+    assert keys[0] == keys[1]  # a rerun writes the same keys

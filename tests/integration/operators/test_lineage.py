@@ -350,3 +350,34 @@ def test_a_task_that_wrote_nothing_reports_no_datasets() -> None:
     pytest.importorskip("airflow.providers.openlineage")
     op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, sql_conn_id="x")
     assert extracted(op) == {"inputs": [], "outputs": []}
+
+
+@pytest.mark.parametrize(
+    ("output_path", "map_index", "written"),
+    [
+        ("{tmp}/out/", -1, "{tmp}/out/awards/manual__2026-01-10T09_00_00_00_00.jsonl"),
+        ("{tmp}/existing", -1, "{tmp}/existing/awards/manual__2026-01-10T09_00_00_00_00.jsonl"),
+        ("file://{tmp}/out/", 3, "{tmp}/out/awards/manual__2026-01-10T09_00_00_00_00_3.jsonl"),
+        ("{tmp}/awards.jsonl", 3, "{tmp}/awards_3.jsonl"),
+    ],
+    ids=["folder", "existing-folder", "folder-mapped", "file-mapped"],
+)
+def test_the_output_names_the_file_the_run_wrote(
+    patsnap: Sandbox, tmp_path: Path, output_path: str, map_index: int, written: str
+) -> None:
+    """A folder gets <task_id>/<run_id>.jsonl, a mapped task its own file: lineage names that file, as
+    the summary's destination does, not the folder or the path as given."""
+    pytest.importorskip("airflow.providers.openlineage")
+    (tmp_path / "existing").mkdir()
+    op = PatsnapAwardOperator(
+        task_id="awards", patent_numbers=IDS, output_path=output_path.format(tmp=tmp_path)
+    )
+    context = {"run_id": "manual__2026-01-10T09:00:00+00:00", "ti": SimpleNamespace(map_index=map_index)}
+
+    summary = op.execute(context=context)
+
+    path = written.format(tmp=tmp_path)
+    assert Path(path).read_text(encoding="utf-8").count("\n") == summary["rows"] > 0
+    [output] = extracted(op)["outputs"]
+    assert (output["namespace"], output["name"]) == ("file", path)
+    assert file_dataset(summary["destination"]) == file_dataset(path)  # one name: the sink's location

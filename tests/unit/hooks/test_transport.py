@@ -99,13 +99,22 @@ def test_token_is_refreshed_before_it_expires(vendor: requests_mock.Mocker, cloc
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ({"token": "a", "expires_in": 1799, "status": "approved"}, ("a", 1799.0)),
-        ({"access_token": "b", "expires_in": "600"}, ("b", 600.0)),
-        ({"data": {"token": "c"}}, ("c", 1800.0)),
-        ({"token": "d", "expires_in": "inf"}, ("d", 1800.0)),
+        ({"token": "a", "expires_in": 1799, "status": "approved"}, ("a", 1799.0, None)),
+        ({"access_token": "b", "expires_in": "600"}, ("b", 600.0, None)),
+        ({"data": {"token": "c"}}, ("c", 1800.0, None)),
+        ({"data": {"access_token": "c", "expires_in": "1799.5"}}, ("c", 1799.5, None)),
+        ({"token": "", "access_token": "e"}, ("e", 1800.0, None)),
+        ({"token": "d", "expires_in": "inf"}, ("d", 1800.0, "inf")),
+        ({"token": "d", "expires_in": True}, ("d", 1800.0, True)),  # not 1 s: a boolean is no duration
+        ({"token": "d", "expires_in": -1799}, ("d", 1800.0, -1799)),
+        ({"token": "d", "expires_in": 1799000}, ("d", 1800.0, 1799000)),  # milliseconds, most likely
+        ({"token": "d", "expires_in": "30m"}, ("d", 1800.0, "30m")),
+        ({"accessToken": "f"}, None),
+        ({"token": 12345}, None),
+        (["token", "a"], None),
     ],
 )
-def test_token_response_shapes(body: dict, expected: tuple[str, float]) -> None:
+def test_token_response_shapes(body: Any, expected: tuple[str, float, Any] | None) -> None:
     assert parse_token_response(body) == expected
 
 
@@ -370,3 +379,12 @@ def test_concurrency_extra_overrides_the_default(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps({**conn, "extra": {"concurrency": -1}}))
     with pytest.raises(PatsnapInputError, match="'concurrency' must be >= 1"):
         PatsnapHook().settings  # noqa: B018
+
+
+def test_settings_repr_shows_the_base_url_without_its_user_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    host = "https://gateway-user:url-pass@patsnap.test"
+    conn = {"conn_type": "patsnap", "host": host, "login": "the-client", "password": "the-secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_PATSNAP_DEFAULT", json.dumps(conn))
+    settings = PatsnapHook().settings
+    assert repr(settings).startswith("ConnectionSettings(base_url='https://patsnap.test', qps=5.0")
+    assert "url-pass" in settings.secrets and "gateway-user" not in repr(settings)

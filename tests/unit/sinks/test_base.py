@@ -9,6 +9,7 @@ from airflow_provider_patsnap.exceptions import RowLimitExceededError
 from airflow_provider_patsnap.sinks.base import (
     REJECT_NAMES,
     FetchedBatch,
+    RejectKeys,
     WriteCounts,
     XComSink,
     reject_row,
@@ -43,6 +44,26 @@ def test_a_reject_row_has_a_key_that_a_rerun_repeats_and_the_batch_time() -> Non
     assert len(row) == len(REJECT_NAMES)
     assert dict(zip(REJECT_NAMES, row, strict=True))["rejected_at"] == FETCHED.fetched_at
     assert reject_row(reject, "2027-01-01T00:00:00+00:00")[0] == row[0]  # same reject, same key
+
+
+def test_identical_rejects_of_a_run_are_numbered_the_first_keeping_its_key() -> None:
+    reject = Reject("P032", None, None, "P032 object without a usable pn", '{"award_name": "Gold"}')
+    other = reject._replace(raw_value='{"award_name": "Gilt"}')
+    keys = RejectKeys()
+    first, seen = keys.rows([reject, other, reject], FETCHED.fetched_at)
+    again, _ = keys.rows([reject, other, reject], FETCHED.fetched_at)  # a write repeated before keep()
+    assert first == again
+    keys.keep(seen)
+    later, _ = keys.rows([reject], FETCHED.fetched_at)  # the same object in a later write of the run
+    assert [row[0] for row in first] == [
+        reject_row(reject, FETCHED.fetched_at)[0],  # as before numbering: rows of earlier runs stay
+        reject_row(other, FETCHED.fetched_at)[0],
+        reject_row(reject, FETCHED.fetched_at, 2)[0],
+    ]
+    assert later[0][0] == reject_row(reject, FETCHED.fetched_at, 3)[0]
+    assert len({row[0] for row in [*first, *later]}) == 4
+    rerun, _ = RejectKeys().rows([reject, other, reject], "2027-01-01T00:00:00+00:00")
+    assert [row[0] for row in rerun] == [row[0] for row in first]
 
 
 def test_write_counts_add_up() -> None:
