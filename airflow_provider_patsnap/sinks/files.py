@@ -27,7 +27,7 @@ class NdjsonEncoder:
     """Rows (tuples in ``names`` order) as newline-delimited JSON objects, UTF-8.
 
     Each row becomes a msgspec struct of those fields, which msgspec writes as an object in field order,
-    several times faster than building a dict per row. A batch msgspec will not encode (a lone surrogate
+    without building a dict per row. A batch msgspec will not encode (a lone surrogate
     the mapping did not clean, say) is written by json with every non-ASCII character escaped, which any
     JSON reader takes.
     """

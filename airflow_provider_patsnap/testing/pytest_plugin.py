@@ -45,8 +45,8 @@ PLUGIN_SETTINGS = ("frozen_clock",)
 
 def sandbox_settings(args: Sequence[Any], kwargs: Mapping[str, Any], where: str) -> dict[str, Any]:
     """``kwargs`` when every one is a :class:`SandboxConfig` field or ``frozen_clock`` and there are no
-    positional ``args``; otherwise the test fails, naming what ``where`` did not understand (a marker's
-    argument used to be ignored: the test ran without the faults it asked for)."""
+    positional ``args``; otherwise the test fails, naming what ``where`` did not understand: an ignored
+    argument would run the test without the faults it asked for."""
     known = [field.name for field in dataclasses.fields(SandboxConfig)] + list(PLUGIN_SETTINGS)
     problems = []
     if args:
