@@ -1,4 +1,6 @@
-"""Newline-delimited JSON files on any object storage, with rejects in a file beside them."""
+"""Files on any object storage, staged under a temporary name and moved into place when the run succeeds,
+with rejects in a newline-delimited JSON file beside them: newline-delimited JSON here, Parquet in
+:mod:`airflow_provider_patsnap.sinks.parquet`."""
 
 from __future__ import annotations
 
@@ -57,25 +59,20 @@ def partial_file(path: ObjectStoragePath) -> ObjectStoragePath:
     return path.parent / f"{path.stem}.partial{path.suffix}"
 
 
-class _StagedFile:
-    """A file written under a temporary name and moved into place only when the run succeeds. A run that
-    fails after writing rows keeps them as :func:`partial_file` (they were paid for); a later run that
-    succeeds removes that leftover."""
+class StagedFile:
+    """A file written under a temporary name beside ``path`` and moved into place only when the run
+    succeeds. A run that fails after writing rows (its writer counts them in :attr:`rows`) keeps them as
+    :func:`partial_file` (they were paid for); a later run that succeeds removes that leftover. A failed
+    run never leaves a half file at ``path``: whatever ``path`` held before stays."""
 
-    def __init__(self, path: ObjectStoragePath, encode: NdjsonEncoder) -> None:
+    def __init__(self, path: ObjectStoragePath) -> None:
         self.path = path
-        self._encode = encode
         self._temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        self._file: Any = self._temp.open("wb")
+        self.file: Any = self._temp.open("wb")
         self.rows = 0
 
-    def write(self, rows: Sequence[Row]) -> None:
-        if rows:  # one write per batch
-            self._file.write(self._encode(rows))
-            self.rows += len(rows)
-
     def close(self, ok: bool) -> None:
-        self._file.close()
+        self.file.close()
         if ok:
             self._temp.rename(self.path)
             partial_file(self.path).unlink(missing_ok=True)
@@ -91,11 +88,23 @@ class _StagedFile:
             self._temp.unlink(missing_ok=True)
 
 
-class NdjsonSink(ClosingOnExit):
-    """Writes newline-delimited JSON (UTF-8) to ``path`` through a temporary file moved into place.
+class _NdjsonFile(StagedFile):
+    def __init__(self, path: ObjectStoragePath, encode: NdjsonEncoder) -> None:
+        super().__init__(path)
+        self._encode = encode
 
-    Rejects go to ``<name>.rejects.jsonl`` beside it, only when there are some. A rerun replaces both
-    files (a rerun without rejects removes the old rejects file); a failed run leaves them alone.
+    def write(self, rows: Sequence[Row]) -> None:
+        if rows:  # one write per batch
+            self.file.write(self._encode(rows))
+            self.rows += len(rows)
+
+
+class FileSink(ClosingOnExit):
+    """What every file destination shares: ``path`` and the rejects file beside it.
+
+    Rejects go to ``<name>.rejects.jsonl`` (newline-delimited JSON whatever the rows' format), only when
+    there are some. A rerun replaces both files (a rerun without rejects removes the old rejects file);
+    a failed run leaves them alone. Subclasses open their staged rows file and write rows to it.
     """
 
     def __init__(self, path: ObjectStoragePath, columns: Sequence[Column]) -> None:
@@ -109,23 +118,44 @@ class NdjsonSink(ClosingOnExit):
         # Both files' leftovers go now: the rejects file is staged only if this run has rejects.
         for target in (path, self.rejects_path):
             _remove_stale_temporaries(target)
-        self._rows = _StagedFile(path, NdjsonEncoder([column.name for column in self.columns]))
-        self._rejects: _StagedFile | None = None
+        self._rejects: _NdjsonFile | None = None
         self._reject_keys = RejectKeys()
 
+    def write_rows(self, rows: list[Row]) -> list[Reject]:
+        """Write ``rows``; return rejects for the rows the format refused (none by default)."""
+        raise NotImplementedError
+
+    def close_rows(self, ok: bool) -> None:
+        raise NotImplementedError
+
     def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
-        self._rows.write(rows)
-        if rejects:
+        kept = [*rejects, *self.write_rows(rows)]
+        if kept:
             if self._rejects is None:
-                self._rejects = _StagedFile(self.rejects_path, NdjsonEncoder(REJECT_NAMES))
-            rows, seen = self._reject_keys.rows(rejects, fetched.fetched_at)
-            self._rejects.write(rows)
+                self._rejects = _NdjsonFile(self.rejects_path, NdjsonEncoder(REJECT_NAMES))
+            reject_rows, seen = self._reject_keys.rows(kept, fetched.fetched_at)
+            self._rejects.write(reject_rows)
             self._reject_keys.keep(seen)
-        return list(rejects)
+        return kept
 
     def close(self, ok: bool) -> None:
-        self._rows.close(ok)
+        self.close_rows(ok)
         if self._rejects is not None:
             self._rejects.close(ok)
         elif ok:
             self.rejects_path.unlink(missing_ok=True)  # from an earlier run: no longer true
+
+
+class NdjsonSink(FileSink):
+    """Writes newline-delimited JSON (UTF-8) to ``path`` through a temporary file moved into place."""
+
+    def __init__(self, path: ObjectStoragePath, columns: Sequence[Column]) -> None:
+        super().__init__(path, columns)
+        self._rows = _NdjsonFile(path, NdjsonEncoder([column.name for column in self.columns]))
+
+    def write_rows(self, rows: list[Row]) -> list[Reject]:
+        self._rows.write(rows)
+        return []
+
+    def close_rows(self, ok: bool) -> None:
+        self._rows.close(ok)
