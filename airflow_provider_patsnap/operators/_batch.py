@@ -27,7 +27,7 @@ from airflow_provider_patsnap.sinks.base import (
     Sink,
     XComSink,
 )
-from airflow_provider_patsnap.sinks.names import check_table_name, output_file
+from airflow_provider_patsnap.sinks.names import check_table_name, file_format_of, output_file
 from airflow_provider_patsnap.sinks.state import FetchState
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
@@ -109,9 +109,13 @@ class PatsnapBatchOperator(BaseOperator):
         :class:`PatsnapBudgetError` before a call that could go past it, after writing what it fetched.
     :param estimate_only: Call nothing: return how many patents would be requested (after
         ``refresh_after``) and the most units that could cost.
-    :param output_path: An object storage path (``file://``, ``s3://``, ...) for newline-delimited JSON.
-        A path ending in ``/`` (or an existing directory) gets ``<task_id>/<run_id>.jsonl`` under it;
-        template a file name with ``{{ ds }}`` for one file per run. (templated)
+    :param output_path: An object storage path (``file://``, ``s3://``, ...) for one file per run: a
+        name ending in ``.parquet`` is written as Parquet (the ``parquet`` extra), any other as
+        newline-delimited JSON. A path ending in ``/`` (or an existing directory) gets
+        ``<task_id>/<run_id>.jsonl`` (``.parquet`` with ``file_format="parquet"``) under it; template a
+        file name with ``{{ ds }}`` for one file per run. (templated)
+    :param file_format: The format of the files of a folder ``output_path``: ``jsonl`` (the default)
+        or ``parquet``. A file name says its own format: a ``file_format`` it contradicts is refused.
     :param xcom_row_limit: Most rows returned to XCom when no destination is set.
     :param fail_on_missing: Fail, after every row is written, when some patents have no data.
     :param max_rejects: Most records allowed to be rejected (a value that cannot be stored, an object
@@ -153,6 +157,7 @@ class PatsnapBatchOperator(BaseOperator):
         max_billed_units: int | None = None,
         estimate_only: bool = False,
         output_path: str | None = None,
+        file_format: str | None = None,
         xcom_row_limit: int = 10_000,
         fail_on_missing: bool = False,
         max_rejects: int = 10,
@@ -174,6 +179,7 @@ class PatsnapBatchOperator(BaseOperator):
         self.max_billed_units = max_billed_units
         self.estimate_only = estimate_only
         self.output_path = output_path
+        self.file_format = file_format
         self.xcom_row_limit = xcom_row_limit
         self.fail_on_missing = fail_on_missing
         self.max_rejects = max_rejects
@@ -238,6 +244,7 @@ class PatsnapBatchOperator(BaseOperator):
         if self.table is not None and (is_literal(self.table) or not literal_only):
             check_table_name(self.table)
         self._validate_warehouse_options()
+        self._validate_file_options(literal_only)
         self.validate_params(literal_only)
         return Inputs(kind, ids, source)  # type: ignore[arg-type]
 
@@ -253,6 +260,12 @@ class PatsnapBatchOperator(BaseOperator):
             raise ValueError(
                 "refresh_after needs sql_conn_id: what was fetched when is kept in <table>_state"
             )
+
+    def _validate_file_options(self, literal_only: bool) -> None:
+        if self.file_format is not None and not self.output_path:
+            raise ValueError(f"file_format={self.file_format!r} needs output_path")
+        if self.output_path and (is_literal(self.output_path) or not literal_only):
+            file_format_of(self.output_path, self.file_format)
 
     def validate_params(self, literal_only: bool) -> None:
         """Check endpoint parameters such as P022's ``lang``; nothing to check by default."""
@@ -295,7 +308,12 @@ class PatsnapBatchOperator(BaseOperator):
                 self.task_id,
                 str(context.get("run_id") or "run"),
                 ti.map_index if ti is not None and ti.map_index is not None else -1,
+                self.file_format,
             )
+            if file_format_of(self.output_path, self.file_format) == "parquet":
+                from airflow_provider_patsnap.sinks.parquet import ParquetSink  # imports pyarrow, here only
+
+                return ParquetSink(path, self.endpoint.columns, endpoint=self.endpoint.code)
             from airflow_provider_patsnap.sinks.files import NdjsonSink
 
             return NdjsonSink(path, self.endpoint.columns)

@@ -64,22 +64,64 @@ def _path_segment(value: str, what: str) -> str:
     return value
 
 
-def output_file(output_path: str, task_id: str, run_id: str, map_index: int = -1) -> ObjectStoragePath:
-    """The file for a run: ``output_path`` itself, or ``<task_id>/<run_id>.jsonl`` under a directory.
+#: What ``file_format`` may say: the suffix the files of a folder ``output_path`` get.
+FILE_FORMATS = ("jsonl", "parquet")
+PARQUET_SUFFIX = ".parquet"
+
+
+def _last_name(output_path: str) -> str:
+    return output_path.rstrip("/").rpartition("/")[2] if not output_path.endswith("/") else ""
+
+
+def file_format_of(output_path: str, file_format: str | None = None) -> str:
+    """The format of the files ``output_path`` names: a file name's own (``.parquet``: Parquet, any other
+    name: newline-delimited JSON), ``file_format`` for a folder (``jsonl`` when not given).
+
+    Refused, naming both: a ``file_format`` other than :data:`FILE_FORMATS`, and one a file name
+    contradicts (``awards.jsonl`` with ``parquet``, ``awards.parquet`` with ``jsonl``). A name without a
+    suffix may be an existing folder: :func:`output_file` decides when the run opens it.
+    """
+    if file_format is not None and file_format not in FILE_FORMATS:
+        raise InvalidDestinationError(f"file_format must be one of {FILE_FORMATS}, got {file_format!r}")
+    name = _last_name(output_path)
+    suffix = name.rpartition(".")[2].lower() if "." in name.lstrip(".") else ""
+    named = "parquet" if suffix == "parquet" else "jsonl" if suffix else None
+    if named is not None and file_format is not None and file_format != named:
+        raise InvalidDestinationError(
+            f"output_path {output_path!r} names a .{suffix} file but file_format={file_format!r}: the "
+            f"file name decides the format (end it in {PARQUET_SUFFIX} for Parquet); file_format is for "
+            "a folder output_path (ending in '/')"
+        )
+    return named or file_format or "jsonl"
+
+
+def output_file(
+    output_path: str, task_id: str, run_id: str, map_index: int = -1, file_format: str | None = None
+) -> ObjectStoragePath:
+    """The file for a run: ``output_path`` itself, or ``<task_id>/<run_id>.<file_format>`` under a
+    directory (``.jsonl`` or ``.parquet``, :func:`file_format_of`).
 
     A path ending in ``/`` or naming an existing directory is a directory. A mapped task instance adds
     ``_<map_index>`` to the file name.
     """
+    fmt = file_format_of(output_path, file_format)
     path = ObjectStoragePath(output_path)
     if not (output_path.endswith("/") or path.is_dir()):
+        if fmt == "parquet" and not path.name.lower().endswith(PARQUET_SUFFIX):
+            raise InvalidDestinationError(
+                f"output_path {output_path!r} is neither a folder nor a file name ending in "
+                f"{PARQUET_SUFFIX}: file_format='parquet' needs one or the other"
+            )
         # Mapped shards given one file name would overwrite each other: each gets its own file.
         return path if map_index < 0 else path.parent / f"{path.stem}_{map_index}{path.suffix}"
     name = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
     if map_index >= 0:
         name = f"{name}_{map_index}"
-    return path / _path_segment(task_id, "task_id") / f"{name}.jsonl"
+    return path / _path_segment(task_id, "task_id") / f"{name}.{fmt}"
 
 
 def rejects_file(path: ObjectStoragePath) -> ObjectStoragePath:
-    """``awards.jsonl`` → ``awards.rejects.jsonl`` beside it."""
-    return path.parent / f"{path.stem}.rejects{path.suffix or '.jsonl'}"
+    """``awards.jsonl`` → ``awards.rejects.jsonl`` beside it; ``awards.parquet`` → ``awards.rejects.jsonl``
+    (rejects are newline-delimited JSON whatever the rows' format: their raw values have no one shape)."""
+    suffix = path.suffix if path.suffix and path.suffix.lower() != PARQUET_SUFFIX else ".jsonl"
+    return path.parent / f"{path.stem}.rejects{suffix}"

@@ -381,3 +381,24 @@ def test_the_output_names_the_file_the_run_wrote(
     [output] = extracted(op)["outputs"]
     assert (output["namespace"], output["name"]) == ("file", path)
     assert file_dataset(summary["destination"]) == file_dataset(path)  # one name: the sink's location
+
+
+def test_facets_of_a_parquet_file_name_the_file_as_for_ndjson(patsnap: Sandbox, tmp_path: Any) -> None:
+    pytest.importorskip("airflow.providers.openlineage")
+    op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, output_path=f"{tmp_path}/awards.parquet")
+    summary = op.execute(context={})
+
+    facets = extracted(op)
+    check_facets(facets, patsnap, "file", f"{tmp_path}/awards.parquet", summary["rows"])
+    assert as_documented(facets, "file", "/data/patsnap/awards.parquet", 1) == documented("parquet")
+    s3 = PatsnapAwardOperator(
+        task_id="c", patent_numbers=IDS, output_path="s3://aws_prod@bucket/patsnap/a.parquet", emit_asset=True
+    )
+    assert [outlet.uri for outlet in s3.outlets] == ["s3://bucket/patsnap/a.parquet"]
+
+    folder = PatsnapAwardOperator(
+        task_id="awards", patent_numbers=IDS, output_path=f"{tmp_path}/out/", file_format="parquet"
+    )
+    folder.execute(context={"run_id": "manual__1", "ti": SimpleNamespace(map_index=2)})
+    [output] = extracted(folder)["outputs"]
+    assert (output["namespace"], output["name"]) == ("file", f"{tmp_path}/out/awards/manual__1_2.parquet")
