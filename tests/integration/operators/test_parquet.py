@@ -364,3 +364,42 @@ def test_odd_values_are_cleaned_and_rejects_go_beside_the_file_as_ndjson(
     assert (summary["rows"], summary["rejects"]) == (2, 1)
     assert summary["rejects_destination"] == str(rejects_path)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["customs.parquet", "customs.rejects.jsonl"]
+
+
+@pytest.fixture
+def object_store() -> Iterator[Any]:
+    """A non-local filesystem through Airflow's object storage: fsspec's in-memory one, attached as the
+    connection ``mem`` (``memory://mem@bucket/...``). Its rename is a copy and a delete, as on S3."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    try:
+        from airflow.sdk.io import attach
+    except ImportError:  # Airflow 2.11
+        from airflow.io.store import attach  # type: ignore[no-redef]
+
+    fs = MemoryFileSystem()
+    attach("memory", conn_id="mem", fs=fs)
+    yield fs
+    fs.rm("/patsnap-test", recursive=True)
+
+
+def test_a_non_local_object_store_gets_the_same_file(patsnap: Sandbox, object_store: Any) -> None:
+    target = "memory://mem@patsnap-test/legal/{}.parquet"
+    summary = PatsnapLegalInformationOperator(
+        task_id="t", patent_numbers=IDS, output_path=target.format("2024-01-02")
+    ).execute({})
+    with object_store.open("/patsnap-test/legal/2024-01-02.parquet", "rb") as file:
+        rows = pq.read_table(file).to_pylist()
+    assert sorted_rows(rows) == expected(ENDPOINTS["P026"], IDS) and summary["rows"] == len(rows)
+    assert object_store.ls("/patsnap-test/legal", detail=False) == ["/patsnap-test/legal/2024-01-02.parquet"]
+
+    wrong_key = json.dumps(
+        {"conn_type": "patsnap", "host": patsnap.base_url, "password": "sk-wrong", "extra": {"qps": 0}}
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CONN_ENV, wrong_key)
+        with pytest.raises(PatsnapAuthError):
+            PatsnapLegalInformationOperator(
+                task_id="t", patent_numbers=IDS, output_path=target.format("2024-01-03")
+            ).execute({})
+    assert object_store.ls("/patsnap-test/legal", detail=False) == ["/patsnap-test/legal/2024-01-02.parquet"]
