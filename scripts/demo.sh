@@ -2,8 +2,9 @@
 # make demo: run the example DAG patsnap_enrichment against the local PatSnap sandbox, into a SQLite
 # warehouse, and print how many rows landed in each table and how many times the sandbox answered
 # "calling too fast" (67200002); then run patsnap_incremental_sync twice and print the units each run was
-# billed, and the DAG scheduled on its table. `make demo` puts the venv's bin on PATH (AIRFLOW=2 for
-# Airflow 2.11).
+# billed, and the DAG scheduled on its table; then write the list's legal events to a Parquet file
+# (scripts/demo_dags/patsnap_parquet_export.py) and read it with DuckDB. `make demo` puts the venv's bin
+# on PATH (AIRFLOW=2 for Airflow 2.11).
 #
 # Everything runs under `airflow dags test`, which ignores pools and runs a DAG's tasks one after another,
 # each at its per-task qps (the vendor QPS / the pool's slots): that alone keeps the demo within the QPS.
@@ -93,6 +94,24 @@ done
 echo "== airflow dags test patsnap_incremental_report (scheduled on the synced table's Asset)"
 run_dag patsnap_incremental_report "$(date -u +%Y-%m-%d)"
 
+# --- Parquet: the same operators write typed Parquet to object storage; DuckDB reads it --------------
+PARQUET_DIR="$AIRFLOW_HOME/parquet"
+PARQUET_DAY=$(date -u +%Y-%m-%d)
+echo "== airflow dags test patsnap_parquet_export $PARQUET_DAY (output_path=$PARQUET_DIR/legal/<ds>.parquet)"
+parquet_start=$SECONDS
+parquet_log="$AIRFLOW_HOME/dags-test-patsnap_parquet_export-$PARQUET_DAY.log"
+code=0  # the same Airflow settings, but this DAG's own folder (scripts/airflow_env.py sets them)
+PATSNAP_DEMO_OUTPUT="$PARQUET_DIR" "$PY" scripts/airflow_env.py "$AIRFLOW_HOME" \
+    --dags-folder "$REPO/scripts/demo_dags" -- airflow dags test patsnap_parquet_export "$PARQUET_DAY" \
+    >"$parquet_log" 2>&1 || code=$?
+if [[ $code -ne 0 ]]; then
+    tail -n 60 "$parquet_log" >&2
+    echo "demo: patsnap_parquet_export failed (exit $code); full log: $parquet_log" >&2
+    exit "$code"
+fi
+echo "   (the Parquet run took $((SECONDS - parquet_start)) s)"
+PARQUET_FILE="$PARQUET_DIR/legal/$PARQUET_DAY.parquet"
+
 # --- summary -----------------------------------------------------------------------------------------
 "$PY" - "$WAREHOUSE" "$BASE_URL" <<'EOF'
 import json
@@ -117,6 +136,26 @@ print(f"\nPatSnap calls: {stats['business_calls']}; rate-limit answers (67200002
 print(f"\nwarehouse: {path}\nopen it with: sqlite3 {path}")
 EOF
 echo "patsnap_incremental_sync billed units: first run ${INCREMENTAL_BILLED[0]}, second run ${INCREMENTAL_BILLED[1]} (patents fetched less than 7 days ago are skipped)"
+"$PY" - "$PARQUET_FILE" <<'EOF'
+import sys
+
+import duckdb
+import pyarrow.parquet as pq
+
+path = sys.argv[1]
+metadata = pq.ParquetFile(path).metadata
+print(f"\nParquet: {path} ({metadata.num_rows} rows, {metadata.num_row_groups} row group(s))")
+print(f"DuckDB> SELECT count(*), count(DISTINCT pn), min(event_date) FROM '{path}'")
+print(duckdb.sql(f"SELECT count(*) AS rows, count(DISTINCT pn) AS patents, min(event_date) AS earliest FROM '{path}'"))
+print(f"DuckDB> SELECT pn, source, event_date, event_code, event_desc FROM '{path}' ORDER BY pn, event_date LIMIT 5")
+print(duckdb.sql(
+    f"SELECT pn, source, event_date, event_code, event_desc FROM '{path}' ORDER BY pn, event_date LIMIT 5"
+))
+print(f"DuckDB> DESCRIBE SELECT event_date, event_desc FROM '{path}'")
+print(duckdb.sql(f"SELECT column_name, column_type FROM (DESCRIBE SELECT event_date, event_desc FROM '{path}')"))
+if duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0] != metadata.num_rows or not metadata.num_rows:
+    sys.exit("demo: DuckDB and pyarrow disagree on the Parquet file's rows, or it has none")
+EOF
 echo "DAG log: $AIRFLOW_HOME/dags-test.log"
 
 # --- what the demo promises --------------------------------------------------------------------------
