@@ -75,7 +75,7 @@ class ParquetSink(FileSink):
     """Writes a Parquet file to ``path`` through a temporary file moved into place on success.
 
     Each write is one row group, written out as it arrives: the run never holds more than one write's
-    rows. A row pyarrow cannot store in its column's type (a value the mapping let through) becomes a
+    rows. A record key appears once in the file (the last row of a key in a write wins, as in a table). A row pyarrow cannot store in its column's type (a value the mapping let through) becomes a
     reject, with the rest of its write landing. Rejects go to ``<name>.rejects.jsonl`` beside the file.
     """
 
@@ -95,6 +95,9 @@ class ParquetSink(FileSink):
     def write_rows(self, rows: list[Row]) -> list[Reject]:
         if not rows:
             return []
+        # One row per record_key in the file (a patent's records are all in one write): the last of a
+        # key wins, as a second upsert of it would, and a warehouse MERGE from the file matches one row.
+        rows = list({row[0]: row for row in rows}.values())
         refused: list[Reject] = []
         try:
             table = self._table(rows)

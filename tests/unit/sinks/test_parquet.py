@@ -137,3 +137,11 @@ def test_a_row_arrow_cannot_store_is_a_reject_and_the_rest_lands(tmp_path: Path)
     [line] = (tmp_path / "out.rejects.jsonl").read_text(encoding="utf-8").splitlines()
     written = json.loads(line)
     assert (written["pn"], written["rejected_at"]) == ("CN4A", FETCHED.fetched_at)
+
+
+def test_a_record_key_appears_once_in_the_file_the_last_row_winning(tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    again = (ROWS[0][0], "CN1A", "p1", 20220101, 4, 0)
+    with sink_at(target) as sink:
+        sink.write_batch([ROWS[0], ROWS[1], again], [], FETCHED)
+    assert [tuple(row.values()) for row in pq.read_table(target).to_pylist()] == [again, ROWS[1]]
