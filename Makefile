@@ -68,7 +68,7 @@ unexport AIRFLOW
 
 .PHONY: help venv venv-af2 test test-af2 test-fast lint lint-af2 ruff format mypy pytest package \
         package-check demo bench bench-full bench-scale soak sandbox e2e e2e-local e2e-celery constraints clean distclean ci docs \
-        smoke smoke-lines
+        smoke smoke-lines recipes
 
 help: ## list the targets
 	@echo "Usage: make <target> [AIRFLOW=2|3] [PYTEST_ARGS=...] [SOAK_ARGS=...]"
@@ -183,6 +183,20 @@ e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 
 	echo "== make e2e-celery: $$( ((rc == 0)) && echo passed || echo "FAILED (exit $$rc)") in $$((SECONDS - start)) s;" \
 	  "summary: .e2e-artifacts-celery/summary.txt"; exit $$rc
 
+# The cloud warehouse recipes (docs/recipes/*_dag.py) import the Snowflake, Google, Amazon and Databricks
+# providers, which the project venvs leave out (hundreds of MB): their own venv, pinned by
+# constraints-recipes.txt (constraints.txt's Airflow plus those providers and their dependencies).
+RECIPE_PROVIDERS := apache-airflow-providers-snowflake apache-airflow-providers-google \
+                    apache-airflow-providers-amazon apache-airflow-providers-databricks
+RECIPES_PY       := .venv-recipes/bin/python
+
+.venv-recipes/.installed: pyproject.toml constraints-recipes.txt $(BOOTSTRAP) $(VERSION_FILE)
+	bash $(BOOTSTRAP) venv .venv-recipes constraints-recipes.txt $(RECIPE_PROVIDERS)
+
+recipes: .venv-recipes/.installed ## the warehouse recipe DAGs parse (DagBag) with their providers (.venv-recipes)
+	PATSNAP_RECIPES=1 $(RECIPES_PY) scripts/airflow_env.py $(CURDIR)/.airflow-home/recipes -- \
+	  $(RECIPES_PY) -m pytest tests/repo/test_recipe_dags.py $(PYTEST_ARGS)
+
 # ---- documentation site ---------------------------------------------------------------------------
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh
 	bash scripts/docs.sh venv
@@ -198,6 +212,7 @@ constraints: ## re-resolve every constraints file from PyPI (then: make venv ven
 	bash $(BOOTSTRAP) resolve $(AIRFLOW31_VERSION) constraints-airflow3.1.txt $(AIRFLOW31_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW32_VERSION) constraints-airflow3.2.txt $(AIRFLOW32_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-celery.txt apache-airflow-providers-celery
+	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-recipes.txt $(RECIPE_PROVIDERS)
 
 ci: ## what CI runs (.ci/run)
 	bash .ci/run
@@ -208,4 +223,4 @@ clean: ## remove caches, build output, the e2e artifacts and the local AIRFLOW_H
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and remove the venvs too
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-e2e .venv-tools .venv-docs
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-celery .venv-recipes .venv-e2e .venv-tools .venv-docs
