@@ -75,7 +75,9 @@ class ParquetSink(FileSink):
     """Writes a Parquet file to ``path`` through a temporary file moved into place on success.
 
     Each write is one row group, written out as it arrives: the run never holds more than one write's
-    rows. A record key appears once in the file (the last row of a key in a write wins, as in a table). A row pyarrow cannot store in its column's type (a value the mapping let through) becomes a
+    rows. A record key appears once in the file (the last row of a key in a write wins, as in a table).
+    A run that fails after writing row groups keeps them, footer written, as ``<name>.partial.parquet``
+    beside the path (they were paid for), never at the path. A row pyarrow cannot store in its column's type (a value the mapping let through) becomes a
     reject, with the rest of its write landing. Rejects go to ``<name>.rejects.jsonl`` beside the file.
     """
 
@@ -106,6 +108,7 @@ class ParquetSink(FileSink):
         if table.num_rows:
             self._writer.write_table(table, row_group_size=table.num_rows)  # one row group per write
             self.row_groups += 1
+            self._rows.rows += table.num_rows
         return refused
 
     def _table(self, rows: Sequence[Row]) -> Any:
@@ -133,9 +136,11 @@ class ParquetSink(FileSink):
 
     def close_rows(self, ok: bool) -> None:
         try:
-            self._writer.close()  # the footer; on failure only to let go of the file
+            self._writer.close()  # the footer: a failed run's row groups are a whole Parquet file too
         except Exception:
+            self._rows.rows = 0  # no footer, no file worth keeping
+            self._rows.close(ok=False)
             if ok:
-                self._rows.close(ok=False)
                 raise
+            return
         self._rows.close(ok)

@@ -20,7 +20,7 @@ import pytest
 
 from airflow_provider_patsnap.endpoints import ENDPOINTS, Endpoint
 from airflow_provider_patsnap.exceptions import InvalidDestinationError, PatsnapAuthError
-from airflow_provider_patsnap.operators import _batch
+from airflow_provider_patsnap.operators import _run
 from airflow_provider_patsnap.operators.patsnap import (
     PatsnapAwardOperator,
     PatsnapBatchOperator,
@@ -155,7 +155,7 @@ def test_a_rerun_replaces_the_file(patsnap: Sandbox, tmp_path: Path) -> None:
     assert [path.name for path in target.parent.iterdir()] == ["awards.parquet"]
 
 
-def test_a_failed_run_leaves_no_file_and_an_earlier_file_alone(
+def test_a_failed_run_leaves_no_half_file_and_an_earlier_file_alone(
     patsnap: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "awards.parquet"
@@ -170,7 +170,8 @@ def test_a_failed_run_leaves_no_file_and_an_earlier_file_alone(
 
     PatsnapAwardOperator(task_id="t", patent_numbers=IDS, output_path=str(target)).execute({})
     before = target.read_bytes()
-    # Fails after its first row group went into the temporary file: nothing of it is published.
+    # Fails after its first row group went into the temporary file: nothing of it is at the path, and
+    # that row group (paid for) is kept beside it as a whole Parquet file.
     write_rows = ParquetSink.write_rows
     calls: list[int] = []
 
@@ -180,12 +181,18 @@ def test_a_failed_run_leaves_no_file_and_an_earlier_file_alone(
             raise OSError("disk full")
         return write_rows(self, rows)
 
-    monkeypatch.setattr(_batch, "WRITE_GROUP", 1)
+    monkeypatch.setattr(_run, "WRITE_GROUP", 1)
     monkeypatch.setattr(ParquetSink, "write_rows", fail_on_the_second_write)
     with pytest.raises(OSError, match="disk full"):
         PatsnapAwardOperator(task_id="t", patent_numbers=numbers(250), output_path=str(target)).execute({})
     assert len(calls) == 2 and calls[0] > 0
     assert target.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.parquet", "awards.partial.parquet"]
+    partial = tmp_path / "awards.partial.parquet"
+    assert len(duckdb_rows(partial)) == pq.ParquetFile(partial).metadata.num_rows == calls[0]
+
+    monkeypatch.setattr(ParquetSink, "write_rows", write_rows)  # the next successful run removes the leftover
+    PatsnapAwardOperator(task_id="t", patent_numbers=IDS, output_path=str(target)).execute({})
     assert [path.name for path in tmp_path.iterdir()] == ["awards.parquet"]
 
 
@@ -202,7 +209,7 @@ def test_one_row_group_per_write(patsnap: Sandbox, tmp_path: Path, monkeypatch: 
             assert self.row_groups == len(writes) - 1
         return write_rows(self, rows)
 
-    monkeypatch.setattr(_batch, "WRITE_GROUP", 1)  # one batch of <= 100 patents per write
+    monkeypatch.setattr(_run, "WRITE_GROUP", 1)  # one batch of <= 100 patents per write
     monkeypatch.setattr(ParquetSink, "write_rows", counting)
     ids = numbers(450, prefix="CN", start=110650000)
     summary = PatsnapLegalInformationOperator(

@@ -113,15 +113,24 @@ def test_a_run_without_rows_still_publishes_a_file_with_the_schema(tmp_path: Pat
     assert table.num_rows == 0 and table.schema.names == [column.name for column in COLUMNS]
 
 
-def test_a_failed_run_publishes_nothing_and_leaves_the_earlier_file(tmp_path: Path) -> None:
+def test_a_failed_run_leaves_the_earlier_file_and_keeps_what_it_wrote_beside_it(tmp_path: Path) -> None:
     target = tmp_path / "out.parquet"
     with sink_at(target) as sink:
         sink.write_batch(ROWS, [], FETCHED)
     before = target.read_bytes()
+    with pytest.raises(RuntimeError), sink_at(target):
+        raise RuntimeError("the task failed before any row")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.parquet"]
     with pytest.raises(RuntimeError), sink_at(target) as sink:
         sink.write_batch(ROWS[:1], [], FETCHED)
         raise RuntimeError("the task failed")
     assert target.read_bytes() == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.parquet", "out.partial.parquet"]
+    assert [tuple(row.values()) for row in pq.read_table(tmp_path / "out.partial.parquet").to_pylist()] == [
+        ROWS[0]
+    ]
+    with sink_at(target) as sink:  # a run that succeeds removes the leftover
+        sink.write_batch(ROWS, [], FETCHED)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out.parquet"]
 
 
