@@ -102,3 +102,15 @@ def test_a_file_source_is_named_without_the_credentials_of_its_url(tmp_path: Pat
     with pytest.raises(InvalidPatentIdsError) as raised:
         list(FileIds(f"file://someone:PW-ids-3c1f@{tmp_path}/ids.csv", column="number").values())
     assert str(raised.value).startswith(f"file://{tmp_path}/ids.csv has no column 'number'")
+
+
+def test_parquet_ids_come_from_the_named_column_or_the_first(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"pn": ["CN1A", "CN2A", None], "owner": ["a", "b", "c"]})
+    pq.write_table(table, tmp_path / "ids.parquet", row_group_size=2)
+    assert list(FileIds(str(tmp_path / "ids.parquet")).values()) == ["CN1A", "CN2A", None]
+    assert list(FileIds(str(tmp_path / "ids.parquet"), column="owner").values()) == ["a", "b", "c"]
+    with pytest.raises(InvalidPatentIdsError, match="has no column 'number'"):
+        list(FileIds(str(tmp_path / "ids.parquet"), column="number").values())
