@@ -1,4 +1,5 @@
-"""Fixtures for the data operators: the sandbox over loopback, a SQLite file and a throwaway PostgreSQL."""
+"""Fixtures for the data operators: the sandbox over loopback, a SQLite file, a throwaway PostgreSQL and
+MariaDB, and a DuckDB file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_patsnap.sandbox import Sandbox
+from tests.mariadb_server import INSTALL_HINT as MARIADB_INSTALL_HINT
+from tests.mariadb_server import MariaDBServer, mariadb_available
 from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
 
 
@@ -51,3 +54,29 @@ def fresh_postgres_conn(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setenv("AIRFLOW_CONN_PG_FRESH", fresh_postgres_database(postgres_server))
     return "pg_fresh"
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[str]:
+    """A throwaway MariaDB server on 127.0.0.1 (database and user ``patsnap``, utf8mb4); yields its
+    connection JSON."""
+    if not mariadb_available():
+        if os.environ.get("CI"):
+            pytest.fail(MARIADB_INSTALL_HINT)
+        pytest.skip(MARIADB_INSTALL_HINT)
+    with MariaDBServer() as server:
+        yield server.connection_json
+
+
+@pytest.fixture
+def mariadb_conn(mariadb_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_MARIADB_WAREHOUSE", mariadb_server)
+    return "mariadb_warehouse"
+
+
+@pytest.fixture
+def duckdb_conn(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A connection id ``duck_warehouse`` pointing at a fresh DuckDB file (the duckdb provider's hook)."""
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("AIRFLOW_CONN_DUCK_WAREHOUSE", f'{{"conn_type": "duckdb", "host": "{path}"}}')
+    return "duck_warehouse"
