@@ -70,6 +70,11 @@ class RowLimitExceededError(PatsnapInputError):
     """More rows than XCom should carry: the rows belong in a table or a file."""
 
 
+class UnsupportedDatabaseError(PatsnapInputError):
+    """A SQL destination on a database the SQL sink does not write to (it writes to SQLite, PostgreSQL,
+    MySQL/MariaDB and DuckDB); refused before any call, naming the database (docs/destinations.md)."""
+
+
 class PatsnapTransientError(PatsnapError):
     """Busy server, rate limit, 5xx, dropped connection or read timeout: retried with backoff."""
 
@@ -125,6 +130,12 @@ class PatsnapBudgetError(PatsnapFailFastError):
 
 class PatsnapCancelledError(PatsnapError):
     """The task is being stopped (``on_kill``): no further call is made."""
+
+
+class TableLockTimeoutError(PatsnapError):
+    """A table's write lock (MySQL/MariaDB ``GET_LOCK``) was not granted within the server's
+    ``lock_wait_timeout``: the write is repeated like a deadlock; after the last attempt the task fails
+    and its ``retries`` apply."""
 
 
 TRANSIENT_CODES = frozenset({67200100, 68300008})
