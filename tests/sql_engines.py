@@ -72,6 +72,17 @@ class Session:
             self.connection.close()
 
 
+def table_exists(conn_id: str, table: str) -> bool:
+    """Whether ``table`` (resolved as the SQL sink resolves it) exists in the database of ``conn_id``."""
+    session = Session(conn_id)
+    try:
+        identity = session.resolve(table)
+        with session.dialect.cursor(session.connection) as cursor:
+            return session.dialect.describe(cursor, identity) is not None
+    finally:
+        session.close()
+
+
 class Sessions:
     """Opens sessions on one connection id and closes them all at the end of a test."""
 

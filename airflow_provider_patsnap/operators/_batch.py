@@ -281,7 +281,7 @@ class PatsnapBatchOperator(BaseOperator):
         return self.table or self.endpoint.default_table
 
     def fetch_state(self, kind: IdKind) -> FetchState:
-        return FetchState(self.destination_table, self.endpoint.code, kind, self.query_params())
+        return FetchState(self.endpoint.code, kind, self.query_params())
 
     def open_table(self, kind: IdKind, hook: PatsnapHook) -> LastingDestination:
         """The SQL table of ``sql_conn_id``, created or checked now, before any paid call; ``on_kill``
@@ -424,8 +424,11 @@ class PatsnapBatchOperator(BaseOperator):
         """Which ids a run would skip, read from the table's state without creating anything."""
         if self.refresh_after is None or not self.sql_conn_id:
             return None
+        from airflow_provider_patsnap.sinks.sql_database import fresh_in  # run time only
+
         now, since = utc_now(), utc_now() - self.refresh_after
-        return partial(self.fetch_state(kind).fresh_in, self.sql_conn_id, since=since, now=now)
+        state = self.fetch_state(kind)
+        return partial(fresh_in, self.sql_conn_id, self.destination_table, state, since=since, now=now)
 
     def _estimate(self, stream: IdStream) -> dict[str, Any]:
         """What a run would request after the freshness filter, read without calling PatSnap."""

@@ -50,11 +50,6 @@ def check_table_name(table: str) -> str:
     return table
 
 
-def rejects_table_name(table: str) -> str:
-    """``awards`` → ``awards_rejects``; ``enrich.awards`` → ``enrich.awards_rejects``."""
-    return check_table_name(table) + REJECTS_SUFFIX
-
-
 def _path_segment(value: str, what: str) -> str:
     if not value or set(value) == {"."} or "/" in value or "\\" in value:
         raise InvalidDestinationError(

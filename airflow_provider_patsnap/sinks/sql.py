@@ -10,20 +10,18 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import closing
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import RECORD_KEY, Column, IdKind, Reject, Row, patent_field, raw_json
 from airflow_provider_patsnap.exceptions import InvalidDestinationError
 from airflow_provider_patsnap.hooks._shared import Cancellation, SystemClock
 from airflow_provider_patsnap.ids import PatentIds, match_key
 from airflow_provider_patsnap.sinks.base import (
+    NOTHING_FRESH,
     REJECT_COLUMNS,
     REJECT_KEY,
-    REJECT_NAMES,
     WRITE_MODES,
     ClosingOnExit,
     FetchedBatch,
@@ -32,27 +30,24 @@ from airflow_provider_patsnap.sinks.base import (
     WriteCounts,
     WriteMode,
 )
-from airflow_provider_patsnap.sinks.names import check_table_name, rejects_table_name
+from airflow_provider_patsnap.sinks.dialects import TableIdentity
+from airflow_provider_patsnap.sinks.names import REJECTS_SUFFIX
 from airflow_provider_patsnap.sinks.sql_bulk import CopyUpsert, can_copy
+from airflow_provider_patsnap.sinks.sql_database import SqlDatabase
 from airflow_provider_patsnap.sinks.sql_modes import (
     HISTORY_COLUMNS,
     VERSION_KEY,
     ModeWriter,
     Scope,
-    lock_table,
+    as_version,
     scope_of,
 )
-from airflow_provider_patsnap.sinks.sql_tables import (
-    TableKeeper,
-    ValueList,
-    first_line,
-    is_data_error,
-    is_retryable,
-)
+from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
 from airflow_provider_patsnap.sinks.state import (
     STATE_COLUMNS,
     STATE_KEY,
     STATE_NAMES,
+    STATE_SUFFIX,
     FetchState,
     patents_landed,
 )
@@ -67,19 +62,29 @@ class RefusedRow(NamedTuple):
     reason: str
 
 
+def first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
 class SqlSink(ClosingOnExit):
     """Writes rows into ``table`` through the common.sql hook of ``conn_id``, on one connection.
 
-    Before the first call to PatSnap the table is created (``PRIMARY KEY (record_key)``, or
-    ``(version_key)`` in ``history`` mode) or, if it exists, checked for every column and that unique
-    key. Each batch is one transaction: in ``sync`` and ``history`` the batch's patents locked (in one
-    order) and their vanished rows deleted or closed; rows de-duplicated and sorted by key (so
-    concurrent writes of overlapping patents lock rows in the same order and cannot deadlock) and
-    upserted; what each patent cost recorded in ``<table>_state`` when ``state`` is given; rejects
-    added to ``<table>_rejects``; committed. A deadlock or serialization failure repeats the write of
-    the same rows, never the fetch. A value the database refuses rejects that row alone. The wait
-    between write attempts ends at once when ``cancellation`` is cancelled (the operator passes its
-    hook's, which ``on_kill`` cancels): the write is abandoned, what was committed before stays.
+    When it opens, before the first call to PatSnap: the database's dialect is chosen from the hook
+    (:class:`~airflow_provider_patsnap.exceptions.UnsupportedDatabaseError` for a database it does not
+    write to), the connection prepared, and ``table`` resolved once to the identity the database uses
+    (:attr:`identity`: schema and case as the database names it); the lock, ``<table>_state``,
+    ``<table>_rejects``, the summary's destination and the lineage name are all keyed on it. The table
+    is created (``PRIMARY KEY (record_key)``, or ``(version_key)`` in ``history`` mode) or, if it
+    exists, checked for every column and that unique key. Each batch is one transaction: in ``sync``
+    and ``history`` the table locked and the batch's vanished rows deleted or closed; rows
+    de-duplicated and sorted by key (so concurrent writes of overlapping patents lock rows in the same
+    order and cannot deadlock) and upserted; what each patent cost recorded in ``<table>_state`` when
+    ``state`` is given; rejects added to ``<table>_rejects``; committed. A deadlock or serialization
+    failure repeats the write of the same rows, never the fetch. A value the database refuses rejects
+    that row alone. The wait between write attempts ends at once when ``cancellation`` is cancelled
+    (the operator passes its hook's, which ``on_kill`` cancels): the write is abandoned, what was
+    committed before stays.
     """
 
     def __init__(
@@ -95,14 +100,10 @@ class SqlSink(ClosingOnExit):
         write_attempts: int = 6,
         cancellation: Cancellation | None = None,
     ) -> None:
-        from airflow.providers.common.sql.hooks.sql import DbApiHook
-
         if write_mode not in WRITE_MODES:
             raise InvalidDestinationError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
         self.write_mode = write_mode
         self.state = state
-        self.table = check_table_name(table)
-        self.rejects_table = rejects_table_name(table)
         self.columns = (*columns, *HISTORY_COLUMNS) if write_mode == "history" else tuple(columns)
         self.key = VERSION_KEY if write_mode == "history" else RECORD_KEY
         self.endpoint = endpoint
@@ -112,61 +113,65 @@ class SqlSink(ClosingOnExit):
         self._reject_keys = RejectKeys()
         self._rejects_seen: Counter[str] | None = None  # the write's reject counts, kept once committed
         self.cancellation = cancellation or Cancellation(SystemClock())
-        hook = BaseHook.get_connection(conn_id).get_hook()
-        if not isinstance(hook, DbApiHook):
-            raise TypeError(
-                f"connection {conn_id!r} gives a {type(hook).__name__}, not a common.sql DbApiHook: "
-                "sql_conn_id must name a database connection (sqlite, postgres, ...)"
-            )
-        self.hook = hook
-        self.location = f"{conn_id}:{table}"
-        self.rejects_location = f"{conn_id}:{self.rejects_table}"
+        self._database: SqlDatabase | None = None
+        database = self._database = SqlDatabase(conn_id, table)  # before any paid call
+        dialect = self.dialect = database.dialect
+        self._connection: Any = database.connection
+        identity = self.identity = database.identity
+        self.rejects_identity = identity.with_suffix(REJECTS_SUFFIX)
+        self.state_identity: TableIdentity | None = (
+            identity.with_suffix(STATE_SUFFIX) if state is not None else None
+        )
+        self.location = f"{conn_id}:{identity.qualified}"
+        self.rejects_location = f"{conn_id}:{self.rejects_identity.qualified}"
         self._names = [column.name for column in columns]  # what a row holds: the table's first columns
-        table_names = self._table_names = [column.name for column in self.columns]
-        self._upsert_sql = self._replace_sql(self.table, table_names, self.key)
-        self._reject_sql = self._replace_sql(self.rejects_table, list(REJECT_NAMES), REJECT_KEY)
-        if state is not None:
-            self._state_sql = self._replace_sql(state.table, list(STATE_NAMES), STATE_KEY)
+        self._table_names = [column.name for column in self.columns]
+        self._upsert = dialect.upsert(identity, self.columns, self.key)
+        self._reject_upsert = dialect.upsert(self.rejects_identity, REJECT_COLUMNS, REJECT_KEY)
+        self._state_upsert = (
+            dialect.upsert(self.state_identity, STATE_COLUMNS, STATE_KEY)
+            if self.state_identity is not None
+            else None
+        )
         column = patent_field(id_kind)
         self._patent_at = self._names.index(column)
-        self._value_list = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
-        self._modes = ModeWriter(self.table, column, self._names, self._value_list)
-        self._postgres = hook.dialect_name == "postgresql"
-        self._sqlite = hook.dialect_name == "sqlite"
-        self._tables = TableKeeper(hook)
-        self._connection: Any = hook.get_conn()
+        self._value_list = dialect.value_list()
+        self._modes = ModeWriter(identity.qualified, column, self._names, self._value_list)
         # PostgreSQL through psycopg 3: rows and state are copied in and upserted, one statement each.
         self._copy_rows: CopyUpsert | None = None
         self._copy_state: CopyUpsert | None = None
         self._state_keys: dict[str, str] = {}  # the write's patents' state keys, computed once
         try:
-            self._tables.ensure(self._connection, self.table, self.columns, self.key)
+            tables = TableKeeper(dialect, self._connection)
+            tables.ensure(identity, self.columns, self.key)
             if write_mode != "merge":  # sync and history find a patent's rows by its id
-                self._tables.ensure_index(self._connection, self.table, column)
-            self._tables.ensure(self._connection, self.rejects_table, REJECT_COLUMNS, REJECT_KEY)
-            if state is not None:
-                self._tables.ensure(self._connection, state.table, STATE_COLUMNS, STATE_KEY)
-            if self._postgres and can_copy(self._connection):
+                tables.ensure_index(identity, next(c for c in self.columns if c.name == column))
+            tables.ensure(self.rejects_identity, REJECT_COLUMNS, REJECT_KEY)
+            if self.state_identity is not None:
+                tables.ensure(self.state_identity, STATE_COLUMNS, STATE_KEY)
+            if dialect.name == "postgresql" and can_copy(self._connection):
                 self._copy_rows = CopyUpsert(
-                    self._connection, self.table, table_names, self.key, "patsnap_stage"
+                    self._connection, identity.qualified, self._table_names, self.key, "patsnap_stage"
                 )
-                if state is not None:
+                if self.state_identity is not None:
                     self._copy_state = CopyUpsert(
-                        self._connection, state.table, STATE_NAMES, STATE_KEY, "patsnap_state_stage"
+                        self._connection,
+                        self.state_identity.qualified,
+                        STATE_NAMES,
+                        STATE_KEY,
+                        "patsnap_state_stage",
                     )
         except BaseException:
             self.close(ok=False)
             raise
 
-    def _replace_sql(self, table: str, names: list[str], key: str) -> str:
-        return str(self.hook.dialect.generate_replace_sql(table, names, names, replace_index=[key]))
-
     def fresh(self, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """Those of ``ids`` this table's ``<table>_state`` says were fetched after ``since`` (and not
         after ``now``); nothing is fresh without a state table."""
-        if self.state is None:
-            return FreshPatents(frozenset(), 0)
-        return self.state.fresh(self.hook, ids, since=since, now=now)
+        if self.state is None or self.state_identity is None or self._database is None:
+            return NOTHING_FRESH
+        table = self.state_identity.qualified
+        return self.state.fresh(self._database.read, table, self._value_list, ids, since=since, now=now)
 
     def write_batch(self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch) -> list[Reject]:
         # The last row of a key wins, as a second upsert of it would; sorted, locks come in one order.
@@ -176,21 +181,21 @@ class SqlSink(ClosingOnExit):
             try:
                 self._rejects_seen = None
                 refused, counts = self._write(unique, rejects, fetched)
-                self._connection.commit()
+                self.dialect.commit(self._connection)
                 self.counts.add(counts)
                 if self._rejects_seen is not None:
                     self._reject_keys.keep(self._rejects_seen)
                 return [*rejects, *refused]
             except Exception as error:
-                self._connection.rollback()
-                if not is_retryable(error) or attempt == self.write_attempts:
+                self.dialect.rollback(self._connection)
+                if not self.dialect.is_retryable(error) or attempt == self.write_attempts:
                     raise
                 self.write_retries += 1
                 pause = min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0)
                 log.warning(
                     "Writing %d rows to %s lost a race (%s); writing them again in %.2f s (attempt %d of %d)",
                     len(unique),
-                    self.table,
+                    self.identity.qualified,
                     first_line(error),
                     pause,
                     attempt + 1,
@@ -202,16 +207,23 @@ class SqlSink(ClosingOnExit):
     def _write(
         self, rows: list[Row], rejects: Sequence[Reject], fetched: FetchedBatch
     ) -> tuple[list[Reject], WriteCounts]:
-        with closing(self._connection.cursor()) as cursor:
+        with self.dialect.cursor(self._connection) as cursor:
             try:
-                return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=False)
+                return self._write_in_mode(cursor, rows, rejects, fetched)
             except Exception as error:
-                if not is_data_error(error):
+                if not self.dialect.is_data_error(error):
                     raise
             # The database refused a value. Undo the batch, the mode's deletes and closes too: they must
-            # not be done for a patent whose new data does not land. Then write it again row by row.
-            self._connection.rollback()
-            return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=True)
+            # not be done for a patent whose new data does not land. Then write it again around the
+            # refused rows: each row in a savepoint, or, without savepoints (DuckDB), each row tried
+            # alone first and the batch written once more without the refused ones.
+            self.dialect.rollback(self._connection)
+            if self.dialect.savepoints:
+                return self._write_in_mode(cursor, rows, rejects, fetched, row_by_row=True)
+            refused = self._refused_alone(rows, fetched)
+            left_out = {item.row[0] for item in refused}
+            kept = [row for row in rows if row[0] not in left_out]
+            return self._write_in_mode(cursor, kept, rejects, fetched, refused=refused)
 
     def _write_in_mode(
         self,
@@ -219,16 +231,22 @@ class SqlSink(ClosingOnExit):
         rows: list[Row],
         rejects: Sequence[Reject],
         fetched: FetchedBatch,
-        row_by_row: bool,
+        row_by_row: bool = False,
+        refused: Sequence[RefusedRow] = (),
     ) -> tuple[list[Reject], WriteCounts]:
         """One transaction: lock, apply the mode, upsert (``row_by_row``: around what the database
-        refuses), record state and rejects."""
+        refuses), record state and rejects. ``refused``: rows already known to be refused, left out of
+        ``rows``; their patents' other rows are kept."""
         scope, spellings = self._begin(cursor, fetched, row_by_row)
+        refused = list(refused)
+        if refused and scope is not None:
+            scope = scope.keeping({self._patent_key(scope, item.row) for item in refused})
         if row_by_row:
-            counts, refused = self._write_around_refusals(cursor, rows, scope, fetched)
+            counts, newly = self._write_around_refusals(cursor, rows, scope, fetched)
+            refused += newly
         else:
-            counts, refused = WriteCounts(), []
-            self._upsert(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
+            counts = WriteCounts()
+            self._upsert_rows(cursor, self._apply_mode(cursor, rows, scope, fetched, counts))
         if self.state is not None:
             # A patent is remembered as fetched only when every record of it landed: the next run (with
             # refresh_after too) asks again for one whose data was rejected or refused.
@@ -236,8 +254,8 @@ class SqlSink(ClosingOnExit):
             state_rows = self.state.rows(landed, spellings, self._state_keys)
             if self._copy_state is not None:
                 self._copy_state(cursor, state_rows)
-            else:
-                cursor.executemany(self._state_sql, state_rows)
+            elif self._state_upsert is not None:
+                self._state_upsert.many(cursor, state_rows)
         names = self._table_names  # a refused row is as the table would have held it (a version in history)
         refused_rejects = [
             Reject(
@@ -278,22 +296,31 @@ class SqlSink(ClosingOnExit):
             if scope is not None:
                 scope = scope.keeping({self._patent_key(scope, item.row) for item in newly})
 
+    def _refused_alone(self, rows: list[Row], fetched: FetchedBatch) -> list[RefusedRow]:
+        """Without savepoints: which rows the database refuses, each tried alone in a transaction rolled
+        back, as the table would hold it (in ``history`` a new version; its version columns are text
+        and 1, never refused)."""
+        if self.write_mode == "history":
+            rows = [as_version(row, self._modes.row_hash(row), fetched.fetched_at) for row in rows]
+        refusals = self.dialect.refused(self._connection, self._upsert, rows)
+        return [RefusedRow(rows[index], self._refusal(error)) for index, error in sorted(refusals.items())]
+
+    def _refusal(self, error: BaseException) -> str:
+        return f"{self.identity.qualified} refused the row: {first_line(error)}"
+
     def _begin(
         self, cursor: Any, fetched: FetchedBatch, row_by_row: bool
     ) -> tuple[Scope | None, dict[str, str]]:
-        """Start the batch's transaction: lock its patents for ``sync`` and ``history``; return their
-        scope (None for ``merge``) and how the state table spells them."""
+        """Start the batch's transaction: lock the table for ``sync`` and ``history``; return the
+        batch's scope (None for ``merge``) and how the state table spells its patents."""
         in_mode = self.write_mode != "merge" and bool(fetched.patents)
-        if self._sqlite and not self._connection.in_transaction and (in_mode or row_by_row):
-            # Read and write under one lock, no other writer between; and a transaction of our own, as
-            # sqlite3 would otherwise commit at the outermost RELEASE of a savepoint.
-            cursor.execute("BEGIN IMMEDIATE")
-        elif self._postgres and in_mode:
-            lock_table(cursor, self.table)
+        self.dialect.begin(self._connection, cursor, self.identity if in_mode else None, row_by_row)
         spellings: dict[str, str] = {}
-        if self.state is not None:
+        if self.state is not None and self.state_identity is not None:
             self._state_keys = self.state.keys(patent.key for patent in fetched.patents)
-            spellings = self.state.row_spellings(cursor, self._value_list, self._state_keys)
+            spellings = self.state.row_spellings(
+                cursor, self.state_identity.qualified, self._value_list, self._state_keys
+            )
         return (scope_of(fetched, spellings) if in_mode else None), spellings
 
     def _apply_mode(
@@ -312,13 +339,13 @@ class SqlSink(ClosingOnExit):
             return rows
         return self._modes.versions(cursor, rows, scope, fetched.fetched_at, counts)
 
-    def _upsert(self, cursor: Any, rows: list[Row]) -> None:
+    def _upsert_rows(self, cursor: Any, rows: list[Row]) -> None:
         if not rows:
             return
         if self._copy_rows is not None:
             self._copy_rows(cursor, rows)
         else:
-            cursor.executemany(self._upsert_sql, rows)
+            self._upsert.many(cursor, rows)
 
     def _write_one_by_one(self, cursor: Any, rows: list[Row]) -> list[RefusedRow]:
         """Write each row in a savepoint, so the others land; return the rows the database refused."""
@@ -326,24 +353,22 @@ class SqlSink(ClosingOnExit):
         for row in rows:
             cursor.execute("SAVEPOINT patsnap_row")
             try:
-                cursor.execute(self._upsert_sql, row)
+                self._upsert.one(cursor, row)
             except Exception as error:
-                if not is_data_error(error):
+                if not self.dialect.is_data_error(error):
                     raise
                 cursor.execute("ROLLBACK TO SAVEPOINT patsnap_row")
-                refused.append(RefusedRow(row, f"{self.table} refused the row: {first_line(error)}"))
+                refused.append(RefusedRow(row, self._refusal(error)))
             cursor.execute("RELEASE SAVEPOINT patsnap_row")
         return refused
 
     def _write_rejects(self, cursor: Any, rejects: list[Reject], rejected_at: str) -> None:
         """Every reject its own row (identical ones numbered), in key order."""
         rows, self._rejects_seen = self._reject_keys.rows(rejects, rejected_at)
-        cursor.executemany(self._reject_sql, sorted(rows, key=itemgetter(0)))
+        self._reject_upsert.many(cursor, sorted(rows, key=itemgetter(0)))
 
     def close(self, ok: bool) -> None:
-        if self._connection is not None:
-            if not ok:
-                self._connection.rollback()
-            self._connection.close()
-            self._connection = None
-        self._tables.dispose()
+        database, self._database = self._database, None
+        if database is not None:
+            database.close(ok)
+        self._connection = None

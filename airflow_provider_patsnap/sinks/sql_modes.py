@@ -2,8 +2,12 @@
 
 ``sync`` deletes the rows PatSnap no longer returns; ``history`` keeps every version of a record with
 ``valid_from`` / ``valid_to`` (slowly-changing dimension, type 2) and touches nothing that did not change.
-Both run inside the batch's transaction, after the table is locked (see :func:`lock_table`), so two
-shards fetching the same patent write one after the other and each sees what the other committed.
+Both run inside the batch's transaction, after the table is locked (the dialect's
+:meth:`~airflow_provider_patsnap.sinks.dialects.SqlDialect.begin`, keyed on the table's resolved
+identity, so ``t``, ``public.t`` and ``T`` are one lock on PostgreSQL), so two shards fetching the same
+patent write one after the other and each sees what the other committed. (One lock per table, not per
+patent: a write of 16 batches would take 1,600 locks, more than PostgreSQL's shared lock table holds
+for a few shards at once; one lock also means no two writers can wait for each other.)
 
 A patent's rows are found by every spelling the table may hold them under: as requested, as PatSnap
 echoed it now, and as the state table remembers PatSnap echoing it before (a patent with no data now
@@ -19,7 +23,7 @@ from typing import Any, NamedTuple
 
 from airflow_provider_patsnap.endpoints import RECORD_KEY, Column, Row
 from airflow_provider_patsnap.sinks.base import FetchedBatch, WriteCounts
-from airflow_provider_patsnap.sinks.sql_tables import ValueList
+from airflow_provider_patsnap.sinks.dialects.base import ValueList
 
 VERSION_KEY = "version_key"
 HISTORY_COLUMNS = (
@@ -72,19 +76,6 @@ def scope_of(batch: FetchedBatch, spellings: Mapping[str, str]) -> Scope:
     )
 
 
-def lock_table(cursor: Any, table: str) -> None:
-    """PostgreSQL: one transaction-scoped advisory lock for the ``sync`` and ``history`` writes of a table.
-
-    Two shards with overlapping patents then write one after the other, each seeing what the other
-    committed: no vanished row is left by a writer that did not yet see the other's rows, and with a
-    single lock no two writers can wait for each other. (One lock per patent would also let disjoint
-    writes overlap, but a write of many batches would take thousands of locks, more than PostgreSQL's
-    shared lock table holds for a few shards at once.)
-    """
-    digest = hashlib.sha1(f"airflow-provider-patsnap\x1f{table}".encode()).digest()
-    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest[:8], "big", signed=True),))
-
-
 class ModeWriter:
     """Selects the batch's patents' rows and works out what to delete, close and insert."""
 
@@ -105,12 +96,11 @@ class ModeWriter:
         return found
 
     def _for_each(self, cursor: Any, statement: str, key: str, keys: Sequence[str], *head: Any) -> None:
-        """``statement`` (ending in ``WHERE``) for every one of ``keys``: one statement with an array on
-        PostgreSQL, one execution a key elsewhere (``head``: parameters before the key's)."""
-        if self.values.arrays:
-            cursor.execute(f"{statement} {key} = ANY({self.placeholder})", [*head, list(keys)])
-        else:
-            cursor.executemany(f"{statement} {key} = {self.placeholder}", [(*head, value) for value in keys])
+        """``statement`` (ending in ``WHERE``) for every one of ``keys``: one statement a list of values
+        (an array on PostgreSQL and DuckDB, ``IN`` lists of 500 elsewhere; MySQL's drivers would send an
+        ``executemany`` of it as one round trip a key). ``head``: parameters before the keys'."""
+        for condition, parameters in self.values.chunks(key, keys):
+            cursor.execute(f"{statement} {condition}", [*head, *parameters])
 
     def remove_vanished(self, cursor: Any, rows: list[Row], scope: Scope, counts: WriteCounts) -> None:
         """``sync``: delete the scope's rows whose key is not among ``rows``, in key order."""
@@ -154,7 +144,7 @@ class ModeWriter:
         counts.versions_closed += len(closed)
         counts.versions_opened += len(new)
         counts.patents_emptied += len({patent for patent in closed.values() if patent} & scope.empty)
-        return [_version(row, row_hash, valid_at) for row, row_hash in new.values()]
+        return [as_version(row, row_hash, valid_at) for row, row_hash in new.values()]
 
     def _latest_change(self, cursor: Any, scope: Scope) -> str:
         """The latest ``valid_from`` or ``valid_to`` among the scope's versions ("" when none)."""
@@ -172,7 +162,7 @@ class ModeWriter:
         return hashlib.sha1(text.encode("ascii")).hexdigest()
 
 
-def _version(row: Row, row_hash: str, valid_at: str) -> Row:
+def as_version(row: Row, row_hash: str, valid_at: str) -> Row:
     """``row`` as a new current version: its values, then :data:`HISTORY_COLUMNS`'."""
     version_key = hashlib.sha1(f"{row[0]}\x1f{row_hash}\x1f{valid_at}".encode()).hexdigest()
     return (*row, version_key, row_hash, valid_at, None, 1)

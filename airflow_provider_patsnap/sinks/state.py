@@ -20,15 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from airflow_provider_patsnap.endpoints import Column, IdKind
 from airflow_provider_patsnap.ids import PatentIds
 from airflow_provider_patsnap.sinks.base import FetchedBatch, FreshPatents
-from airflow_provider_patsnap.sinks.names import check_table_name
-from airflow_provider_patsnap.sinks.sql_tables import ValueList
+from airflow_provider_patsnap.sinks.dialects.base import ValueList
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,8 @@ STATE_COLUMNS = (
     Column("fetched_at", "VARCHAR(32)", "UTC time of the fetch, ISO 8601"),
 )
 STATE_NAMES = tuple(column.name for column in STATE_COLUMNS)
-
-
-def state_table_name(table: str) -> str:
-    """``awards`` → ``awards_state``; ``enrich.awards`` → ``enrich.awards_state``."""
-    return check_table_name(table) + STATE_SUFFIX
+#: Runs a query and returns its rows: ``read(sql, parameters)``.
+Reader = Callable[[str, Sequence[Any]], Sequence[Sequence[Any]]]
 
 
 def _instant(text: Any) -> datetime | None:
@@ -66,10 +62,11 @@ def _instant(text: Any) -> datetime | None:
 
 
 class FetchState:
-    """Keys and rows of ``<table>_state`` for one endpoint, id kind and set of parameters."""
+    """Keys and rows of ``<table>_state`` for one endpoint, id kind and set of parameters. The table
+    itself is named by the SQL sink: its table's resolved identity with :data:`STATE_SUFFIX`, so every
+    spelling of one table (``t``, ``public.t``, ``T`` on PostgreSQL) shares one state table."""
 
-    def __init__(self, table: str, endpoint: str, id_kind: IdKind, params: Mapping[str, Any]) -> None:
-        self.table = state_table_name(table)
+    def __init__(self, endpoint: str, id_kind: IdKind, params: Mapping[str, Any]) -> None:
         self.endpoint = endpoint
         self.id_kind = id_kind
         self.params = json.dumps(dict(params), sort_keys=True, ensure_ascii=True)
@@ -85,12 +82,15 @@ class FetchState:
         """Match key → state key, each computed once per write."""
         return {patent_key: self.key(patent_key) for patent_key in patent_keys}
 
-    def row_spellings(self, cursor: Any, values: ValueList, keys: Mapping[str, str]) -> dict[str, str]:
+    def row_spellings(
+        self, cursor: Any, table: str, values: ValueList, keys: Mapping[str, str]
+    ) -> dict[str, str]:
         """How the table's rows spell the patents of ``keys`` (:meth:`keys`), as the last batch that
-        fetched each recorded it: match key → spelling, for the patents this table has state for."""
+        fetched each recorded it (read from the state table ``table``): match key → spelling, for the
+        patents this table has state for."""
         stored: dict[str, str] = {}
         for condition, parameters in values.chunks(STATE_KEY, sorted(set(keys.values()))):
-            cursor.execute(f"SELECT {STATE_KEY}, patent FROM {self.table} WHERE {condition}", parameters)
+            cursor.execute(f"SELECT {STATE_KEY}, patent FROM {table} WHERE {condition}", parameters)
             stored.update((str(key), str(spelling)) for key, spelling in cursor.fetchall())
         return {patent_key: stored[key] for patent_key, key in keys.items() if key in stored}
 
@@ -122,33 +122,25 @@ class FetchState:
         }
         return [row for _, row in sorted(by_key.items())]
 
-    def fresh_in(self, conn_id: str, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
-        """:meth:`fresh` through the database connection ``conn_id``, creating nothing: a table that
-        does not exist yet has nothing fresh."""
-        from airflow_provider_patsnap._compat import BaseHook
-        from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
-
-        hook = BaseHook.get_connection(conn_id).get_hook()
-        keeper = TableKeeper(hook)
-        try:
-            if not keeper.exists(self.table):
-                return FreshPatents(frozenset(), 0)
-            return self.fresh(hook, ids, since=since, now=now)
-        finally:
-            keeper.dispose()
-
-    def fresh(self, hook: Any, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
-        """The ``ids`` fetched after ``since`` and not after ``now``, read through ``hook``. A state row
-        that cannot be read, or says it was fetched in the future, makes its patent not fresh; the
-        rows ignored for that are counted in one warning."""
+    def fresh(
+        self,
+        read: Reader,
+        table: str,
+        values: ValueList,
+        ids: PatentIds,
+        *,
+        since: datetime,
+        now: datetime,
+    ) -> FreshPatents:
+        """The ``ids`` the state table ``table`` says were fetched after ``since`` and not after ``now``,
+        queried through ``read``. A state row that cannot be read, or says it was fetched in the future,
+        makes its patent not fresh; the rows ignored for that are counted in one warning."""
         wanted = dict(zip(self.keys(ids.keys).values(), ids.keys, strict=True))  # state key → match key
         fresh: dict[str, int] = {}
         unreadable = future = 0
-        values = ValueList(hook.placeholder, arrays=hook.dialect_name == "postgresql")
         for condition, parameters in values.chunks(STATE_KEY, list(wanted)):
-            records = hook.get_records(
-                f"SELECT {STATE_KEY}, found, fetched_at FROM {self.table} WHERE {condition}",
-                parameters=parameters,
+            records = read(
+                f"SELECT {STATE_KEY}, found, fetched_at FROM {table} WHERE {condition}", parameters
             )
             for key, found, fetched_at in records:
                 moment = _instant(fetched_at)
@@ -163,7 +155,7 @@ class FetchState:
                 "%s: %d state row(s) could not be read (a found that is not 0 or 1, or a fetched_at that is "
                 "not an ISO 8601 time) and %d say they were fetched after now (%s: a clock that was ahead); "
                 "their patents are fetched again",
-                self.table,
+                table,
                 unreadable,
                 future,
                 now.isoformat(timespec="seconds"),

@@ -14,7 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_patsnap.exceptions import TableLockTimeoutError, UnsupportedDatabaseError
-from airflow_provider_patsnap.sinks.dialects.base import SqlDialect, TableIdentity, TableShape, Upsert
+from airflow_provider_patsnap.sinks.dialects.base import (
+    SqlDialect,
+    TableIdentity,
+    TableShape,
+    Upsert,
+    ValueList,
+)
 from airflow_provider_patsnap.sinks.dialects.duckdb import DuckDBDialect
 from airflow_provider_patsnap.sinks.dialects.mysql import MySqlDialect
 from airflow_provider_patsnap.sinks.dialects.postgresql import PostgresDialect
@@ -33,6 +39,7 @@ __all__ = [
     "TableShape",
     "UnsupportedDatabaseError",
     "Upsert",
+    "ValueList",
     "database_name",
     "dialect_for",
 ]

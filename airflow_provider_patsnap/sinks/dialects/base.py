@@ -13,7 +13,6 @@ from typing import Any, ClassVar, NamedTuple
 
 from airflow_provider_patsnap.endpoints import Column
 from airflow_provider_patsnap.exceptions import TableLockTimeoutError
-from airflow_provider_patsnap.sinks.sql_tables import ValueList
 
 DOCS = "docs/destinations.md"
 _DATA_ERROR_CLASSES = frozenset({"DataError", "IntegrityError"})  # DB-API classes, whatever the driver
@@ -45,6 +44,33 @@ class TableIdentity(NamedTuple):
     def with_suffix(self, suffix: str) -> TableIdentity:
         """The table beside it: ``<name>_state``, ``<name>_rejects``."""
         return self._replace(name=self.name + suffix)
+
+
+class ValueList(NamedTuple):
+    """``column IN (...)``, in the form the database parses fastest.
+
+    PostgreSQL and DuckDB take the values as one array parameter (``= ANY(%s)``): psycopg parses a query
+    with thousands of placeholders in milliseconds, every time. Elsewhere, ``IN`` with one placeholder a
+    value, at most :data:`IN_LIST_CHUNK` at a time, far below any database's parameter limit (and at
+    most :data:`ARRAY_CHUNK` values an array).
+    """
+
+    placeholder: str
+    arrays: bool
+
+    def chunks(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """(condition, parameters) pairs that together cover ``values``."""
+        size = ARRAY_CHUNK if self.arrays else IN_LIST_CHUNK
+        for start in range(0, len(values), size):
+            chunk = list(values[start : start + size])
+            if self.arrays:
+                yield f"{column} = ANY({self.placeholder})", [chunk]
+            else:
+                yield f"{column} IN ({', '.join([self.placeholder] * len(chunk))})", chunk
+
+
+IN_LIST_CHUNK = 500
+ARRAY_CHUNK = 10_000
 
 
 class TableShape(NamedTuple):
@@ -199,6 +225,26 @@ class SqlDialect:
     def value_list(self) -> ValueList:
         """How a statement names many values of a column (``= ANY(?)`` or ``IN (?, ...)``)."""
         return ValueList(self.placeholder, arrays=self.arrays)
+
+    def refused(
+        self, connection: Any, upsert: Upsert, rows: Sequence[Sequence[Any]]
+    ) -> dict[int, BaseException]:
+        """Which of ``rows`` the database refuses (index → error), each tried alone in a transaction that
+        is rolled back: without savepoints, this is how a batch learns which rows to leave out before it
+        is written again in one transaction. Call it outside the batch's transaction."""
+        refusals: dict[int, BaseException] = {}
+        for index, values in enumerate(rows):
+            try:
+                with self.cursor(connection) as cursor:
+                    self.begin(connection, cursor, None)
+                    upsert.one(cursor, values)
+            except Exception as error:
+                if not self.is_data_error(error):
+                    self.rollback(connection)
+                    raise
+                refusals[index] = error
+            self.rollback(connection)
+        return refusals
 
     # ---- errors -------------------------------------------------------------------------------------
     def is_data_error(self, error: BaseException) -> bool:

@@ -9,7 +9,7 @@ What differs from the client-server databases, measured on DuckDB 2.0:
   ``connection.cursor()`` is another connection with its own transactions: the sink's statements run on
   the connection itself (:meth:`DuckDBDialect.cursor`);
 - no ``SAVEPOINT``; a failed statement aborts the transaction ("Current transaction is aborted"): a
-  refused row is found by :meth:`DuckDBDialect.refused`, each row tried in a transaction rolled back;
+  refused row is found by :meth:`SqlDialect.refused`, each row tried in a transaction rolled back;
 - ``VARCHAR(n)`` is not enforced (a longer value is stored whole);
 - ``executemany`` prepares and runs one statement a row (about 500 rows/s): :class:`UnnestUpsert` sends
   each column as one list instead (5,000 rows in 0.02 s).
@@ -145,25 +145,6 @@ class DuckDBDialect(SqlDialect):
 
     def upsert(self, identity: TableIdentity, columns: Sequence[Column], key: str) -> Upsert:
         return UnnestUpsert(super().upsert(identity, columns, key).sql, identity.qualified, columns, key)
-
-    def refused(
-        self, connection: Any, upsert: Upsert, rows: Sequence[Sequence[Any]]
-    ) -> dict[int, BaseException]:
-        """Which of ``rows`` the database refuses (index → error), each tried alone in a transaction that
-        is rolled back: without savepoints, this is how a batch learns which rows to leave out before it
-        is written again in one transaction. Call it outside the batch's transaction."""
-        refusals: dict[int, BaseException] = {}
-        for index, values in enumerate(rows):
-            connection.execute("BEGIN TRANSACTION")
-            try:
-                upsert.one(connection, values)
-            except Exception as error:
-                if not self.is_data_error(error):
-                    connection.rollback()
-                    raise
-                refusals[index] = error
-            connection.rollback()
-        return refusals
 
     def is_data_error(self, error: BaseException) -> bool:
         if super().is_data_error(error):  # Conversion/OutOfRange (DataError), Constraint (IntegrityError)

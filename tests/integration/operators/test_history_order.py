@@ -35,7 +35,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest
 
 
 def shard() -> SqlSink:
-    state = FetchState("patsnap_award", "P032", "patent_number", {})
+    state = FetchState("P032", "patent_number", {})
     return SqlSink("ho", "patsnap_award", AWARD.columns, endpoint="P032", write_mode="history", state=state)
 
 

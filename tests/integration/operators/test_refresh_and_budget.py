@@ -17,6 +17,7 @@ from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
 from tests.helpers import OperatorClock, business, fresh_postgres_database, numbers
+from tests.sql_engines import table_exists
 
 AWARD_PATH = "/advanced-patent-data/award-data"
 START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -147,12 +148,10 @@ def test_a_budget_never_lets_one_call_ask_for_more_patents_than_units_left(
 def test_estimate_only_calls_nothing_and_counts_what_a_run_would_request(
     patsnap: Sandbox, clock: OperatorClock, warehouse: str
 ) -> None:
-    from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
-
     ledger = Ledger(patsnap)
     before = awards(FIRST, refresh_after="1d", estimate_only=True).execute(context={})
     assert before["would_request"] == len(FIRST) and before["skipped_fresh"] == 0
-    assert not TableKeeper(BaseHook.get_connection("rb").get_hook()).exists("patsnap_award_state")
+    assert not table_exists("rb", "patsnap_award_state")
     awards(FIRST, refresh_after="1d").execute(context={})
     ledger.since()
     clock.now = START + timedelta(hours=1)

@@ -38,7 +38,7 @@ def table_rows(conn_id: str, table: str) -> list[dict[str, Any]]:
     return [dict(zip(names, record, strict=True)) for record in records]
 
 
-def run_twice_and_check(conn_id: str, table: str | None) -> None:
+def run_twice_and_check(conn_id: str, table: str | None, destination: str) -> None:
     op = PatsnapLegalInformationOperator(
         task_id="t", patent_numbers=NUMBERS, sql_conn_id=conn_id, table=table
     )
@@ -50,18 +50,18 @@ def run_twice_and_check(conn_id: str, table: str | None) -> None:
     expected = sorted(expected_rows(ENDPOINTS["P026"], NUMBERS), key=lambda row: row["record_key"])
     assert after_first == after_second == expected  # values, CJK and codes as text survive the database
     assert first["rows"] == second["rows"] == len(expected)
-    assert first["destination"] == f"{conn_id}:{table or 'patsnap_legal_information'}"
+    assert first["destination"] == f"{conn_id}:{destination}"  # the table as the database names it
     assert first["missing"] >= 1 and first["calls"] == 2
 
 
 def test_rerun_into_sqlite_leaves_the_same_rows(patsnap: Sandbox, sqlite_conn: str) -> None:
-    run_twice_and_check(sqlite_conn, None)
+    run_twice_and_check(sqlite_conn, None, "main.patsnap_legal_information")
 
 
 def test_rerun_into_postgres_leaves_the_same_rows(patsnap: Sandbox, postgres_conn: str) -> None:
     hook = BaseHook.get_connection(postgres_conn).get_hook()
     hook.run("CREATE SCHEMA IF NOT EXISTS enrich")
-    run_twice_and_check(postgres_conn, "enrich.legal_events")
+    run_twice_and_check(postgres_conn, "ENRICH.Legal_Events", "enrich.legal_events")
 
 
 def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, postgres_conn: str) -> None:

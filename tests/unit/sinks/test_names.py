@@ -13,7 +13,6 @@ from airflow_provider_patsnap.sinks.names import (
     file_format_of,
     output_file,
     rejects_file,
-    rejects_table_name,
 )
 
 
@@ -34,7 +33,6 @@ def test_a_reserved_word_rendered_from_a_template_fails_without_retry() -> None:
 
 def test_ordinary_names_and_their_rejects_tables() -> None:
     assert check_table_name("awards_order") == "awards_order"
-    assert rejects_table_name("enrich.awards") == "enrich.awards_rejects"
     with pytest.raises(ValueError, match="too long for its rejects table"):
         check_table_name("a" * 60)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from airflow_provider_patsnap.endpoints import AWARD
 from airflow_provider_patsnap.sinks.base import FetchedBatch, FetchedPatent
+from airflow_provider_patsnap.sinks.dialects import ValueList
 from airflow_provider_patsnap.sinks.sql_modes import ModeWriter, scope_of
-from airflow_provider_patsnap.sinks.sql_tables import ValueList
 
 FETCHED_AT = "2026-12-01T00:00:00+00:00"
 

@@ -7,7 +7,7 @@ from airflow_provider_patsnap.sinks.state import STATE_COLUMNS, FetchState
 
 
 def test_state_rows_hold_each_requested_patent_once_in_column_order() -> None:
-    state = FetchState("awards", "P022", "patent_number", {"lang": "en"})
+    state = FetchState("P022", "patent_number", {"lang": "en"})
     batch = FetchedBatch(
         [
             FetchedPatent("CN1A", "CN1A", "CN1A", 3, False),
@@ -34,7 +34,7 @@ def test_state_rows_hold_each_requested_patent_once_in_column_order() -> None:
 
 
 def test_a_patent_without_data_keeps_the_spelling_its_rows_were_written_in() -> None:
-    state = FetchState("awards", "P032", "patent_number", {})
+    state = FetchState("P032", "patent_number", {})
     batch = FetchedBatch(
         [FetchedPatent("cn1a", "CN1A", None, 0, False), FetchedPatent("cn2a", "CN2A", None, 0, False)],
         "2026-12-01T00:00:00+00:00",
