@@ -11,7 +11,14 @@ A table is named twice. When the DAG file is parsed (the asset URI), through com
 built after the run, through the connection's hook itself (``get_openlineage_database_info`` and the
 OpenLineage provider's ``SQLParser.create_namespace``), as that database's own SQL operators report it.
 The two agree wherever the hook names tables by host and port (PostgreSQL, MySQL, ...). SQLite has no
-OpenLineage support in its provider: ``sqlite://<file>`` is this provider's own convention.
+OpenLineage support in its provider: ``sqlite://<file>`` is this provider's own convention, and so is
+``duckdb://<file>``.
+
+A table has one name however it is spelled (:func:`table_parts`): at run time the SQL sink's resolved
+identity (schema from the connection's search path, case folded as the database folds unquoted names);
+when a DAG file is parsed, with no connection to ask, the same folding and the database's default schema
+(PostgreSQL ``public``, SQLite and DuckDB ``main``, MySQL the connection's database). ``PATSNAP_AWARD``
+and ``public.patsnap_award`` on PostgreSQL are both ``<database>.public.patsnap_award``.
 
 Every name goes through :func:`public_url` first: an OpenLineage event goes to a lineage backend, and an
 asset URI to the metadata database, where Airflow's log masker never looks, so no user info (a password,
@@ -37,8 +44,9 @@ log = logging.getLogger(__name__)
 
 # The default port each provider's get_openlineage_database_info gives get_openlineage_authority_part.
 _DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mssql": 1433}
-_DEFAULT_SCHEMAS = {"postgres": "public", "redshift": "public"}
-_SCHEMES = {"postgresql": "postgres"}
+_DEFAULT_SCHEMAS = {"postgres": "public", "redshift": "public", "sqlite": "main", "duckdb": "main"}
+_SCHEMES = {"postgresql": "postgres", "mariadb": "mysql"}
+_FILE_DATABASES = ("sqlite", "duckdb")  # one file, one database: the file is the authority
 
 
 class SqlTable(NamedTuple):
@@ -94,16 +102,37 @@ def endpoint_dataset(base_url: str, path: str) -> LineageDataset:
     return LineageDataset(namespace, path, f"{namespace}{path}")
 
 
+def table_parts(scheme: str, database: str | None, table: str) -> list[str]:
+    """The parts of a table's name, ``database.schema.table`` as the SQL providers join them, for the
+    identity rule: each part folded as the database folds unquoted names (lower case but on MySQL,
+    which compares table names as written on Linux), the database's default schema when ``table``
+    names none (a resolved identity always names one). SQLite's ``main`` is left out (the file is the
+    database); MySQL's schema is its database."""
+    from airflow_provider_patsnap.sinks.dialects import DIALECTS  # light: no driver is imported
+
+    schema, _, name = table.rpartition(".")
+    dialect = DIALECTS.get(scheme)
+    if dialect is not None:
+        folding = dialect()
+        schema, name = folding.fold(schema), folding.fold(name)
+    if scheme == "mysql":
+        return [part for part in (schema or database, name) if part]
+    schema = schema or _DEFAULT_SCHEMAS.get(scheme, "")
+    if scheme == "sqlite":
+        return [name] if schema == "main" else [schema, name]
+    if scheme == "duckdb":
+        return [schema, name]
+    return [part for part in (database, schema, name) if part]
+
+
 def table_dataset(connection: Any, table: str) -> LineageDataset:
     """``table`` in the database of ``connection`` (an Airflow Connection), named as the SQL providers
     name it: ``DbApiHook.get_openlineage_authority_part`` for the authority (host lower-cased, the
-    provider's default port), the connection's schema field for the database, the dialect's default
-    schema when ``table`` names none."""
+    provider's default port), the connection's schema field for the database, :func:`table_parts` for
+    the rest (one name for every spelling of the table)."""
     scheme = _SCHEMES.get(connection.conn_type, connection.conn_type)
-    schema, _, name = table.rpartition(".")
-    parts: list[str | None] = [schema, name]
-    if scheme == "sqlite":  # one file, one database: the file is the authority (our own convention)
-        namespace = public_url(f"sqlite://{connection.host}")  # SQLite's URI parameters left out
+    if scheme in _FILE_DATABASES:  # our own convention: the file is the authority
+        namespace = public_url(f"{scheme}://{connection.host}")  # the file's URI parameters left out
     else:
         # common.sql imports nothing of OpenLineage: safe while a DAG file is parsed.
         from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -112,8 +141,7 @@ def table_dataset(connection: Any, table: str) -> LineageDataset:
             connection, default_port=_DEFAULT_PORTS.get(scheme)
         )
         namespace = public_url(f"{scheme}://{authority}")
-        parts = [connection.schema, schema or _DEFAULT_SCHEMAS.get(scheme), name]
-    qualified = [part for part in parts if part]
+    qualified = table_parts(scheme, connection.schema, table)
     # Airflow stores an asset URI as urlunsplit(urlsplit(uri)) gives it: sqlite:///db → sqlite:/db.
     uri = urlunsplit(urlsplit(f"{namespace}/{'/'.join(qualified)}"))
     return LineageDataset(namespace, ".".join(qualified), uri)
@@ -156,7 +184,8 @@ def destination_dataset(
     sql_conn_id: str | None, table: str, output_path: str | None
 ) -> LineageDataset | None:
     """The dataset a task writes: ``table`` through ``sql_conn_id``, or the file ``output_path`` (after a
-    run, the file its sink wrote: ``sink.location``); None for XCom."""
+    run, the file its sink wrote: ``sink.location``); None for XCom. At run time ``table`` is the SQL
+    sink's resolved identity (``schema.name``), so every spelling of one table gets one name."""
     if sql_conn_id:
         from airflow_provider_patsnap._compat import BaseHook
 
@@ -205,11 +234,9 @@ def named_by_its_hook(dataset: LineageDataset) -> LineageDataset:
         return dataset
     if info is None:
         return dataset
-    schema, _, name = dataset.table.table.rpartition(".")
-    parts = [info.database or connection.schema, schema or _DEFAULT_SCHEMAS.get(info.scheme), name]
-    return dataset._replace(
-        namespace=public_url(SQLParser.create_namespace(info)), name=".".join(part for part in parts if part)
-    )
+    scheme = _SCHEMES.get(info.scheme, info.scheme)
+    parts = table_parts(scheme, info.database or connection.schema, dataset.table.table)
+    return dataset._replace(namespace=public_url(SQLParser.create_namespace(info)), name=".".join(parts))
 
 
 def operator_lineage(run: LineageRun | None) -> Any:

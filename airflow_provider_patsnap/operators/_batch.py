@@ -366,7 +366,7 @@ class PatsnapBatchOperator(BaseOperator):
             self.log.info(
                 "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
             )
-            self._remember_lineage(hook, sink, totals.rows)
+            self._remember_lineage(hook, sink, totals.rows, table)
             self._check_outcome(totals, plan.requested, sink, result)
         except Exception:
             if isinstance(sink, XComSink):
@@ -436,18 +436,32 @@ class PatsnapBatchOperator(BaseOperator):
         self.log.info("PatSnap %s estimate (nothing called): %s", self.endpoint.code, estimate)
         return estimate
 
-    def _remember_lineage(self, hook: PatsnapHook, sink: Sink, rows: int) -> None:
+    def _remember_lineage(
+        self, hook: PatsnapHook, sink: Sink, rows: int, table: LastingDestination | None
+    ) -> None:
+        """The run's lineage: a table under the identity the sink resolved (one name for ``t``,
+        ``public.t`` and ``T`` on PostgreSQL), a file where it really went."""
         from airflow_provider_patsnap.lineage import LineageRun, destination_dataset, endpoint_dataset
 
         # A file is named as its sink wrote it (``sink.location``): <folder>/<task_id>/<run_id>.jsonl for a
-        # folder, a mapped task's own file, a relative path made absolute. One rule, the sink's.
+        # folder, a mapped task's own file, a relative path made absolute. One rule, the sink's. A table
+        # as the sink resolved it.
         written = sink.location if self.output_path else None
+        table_name = table.identity.qualified if table is not None else self.destination_table
+        destination = destination_dataset(self.sql_conn_id, table_name, written)
         self._lineage_run = LineageRun(
-            endpoint_dataset(hook.settings.base_url, self.endpoint.path),
-            destination_dataset(self.sql_conn_id, self.destination_table, written),
-            sink.columns,
-            rows,
+            endpoint_dataset(hook.settings.base_url, self.endpoint.path), destination, sink.columns, rows
         )
+        declared = [getattr(outlet, "uri", None) for outlet in self.outlets or []]
+        if self.emit_asset and destination is not None and destination.uri not in declared:
+            # The outlet's URI was built when the DAG file was parsed, with the database's default
+            # schema; the connection resolved the table elsewhere (a search_path, for example).
+            self.log.warning(
+                "emit_asset: the table resolved to %s at run time, not to the outlet declared when the DAG "
+                "file was parsed (%s); declare outlets=[...] yourself to name the table where it is",
+                destination.uri,
+                ", ".join(str(uri) for uri in declared),
+            )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The PatSnap endpoint read, the table or file written (schema, row count): docs/lineage.md."""

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
 from airflow_provider_patsnap.exceptions import RowLimitExceededError
 from airflow_provider_patsnap.ids import PatentIds
+
+if TYPE_CHECKING:
+    from airflow_provider_patsnap.sinks.dialects import TableIdentity
 
 REJECT_KEY = "reject_key"
 REJECT_COLUMNS = (
@@ -155,6 +158,9 @@ class LastingDestination(Sink, Protocol):
     write_mode: WriteMode
     counts: WriteCounts
     write_retries: int  # writes repeated after losing a race (a deadlock, a busy file)
+    #: The table as its database names it, resolved once when the destination opened: what the lock,
+    #: the ``_state`` and ``_rejects`` tables, ``location`` and the lineage name are keyed on.
+    identity: TableIdentity
 
     def fresh(self, ids: PatentIds, *, since: datetime, now: datetime) -> FreshPatents:
         """Those of ``ids`` fetched after ``since`` and not after ``now``."""

@@ -22,6 +22,7 @@ from airflow_provider_patsnap.lineage import destination_dataset, file_dataset, 
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
 from tests.helpers import fresh_postgres_database, numbers
+from tests.mariadb_server import fresh_mariadb_database
 
 IDS = numbers(12, start=170000000)
 AWARD_PATH = "/advanced-patent-data/award-data"
@@ -253,6 +254,96 @@ def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
     assert outlet.uri == f"postgres://localhost:{port}/{database}/public/patsnap_award"
     converted = convert_asset_to_openlineage(outlet, None)
     assert (converted.namespace, converted.name) == (output["namespace"], output["name"])
+
+
+@pytest.mark.parametrize("table", ["PATSNAP_AWARD", "public.Patsnap_Award"])
+def test_a_postgres_table_has_one_name_however_it_is_spelled(
+    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    """PostgreSQL folds unquoted names to lower case: the asset URI built when the DAG file is parsed,
+    the summary's destination and the run's lineage all name public.patsnap_award."""
+    settings = json.loads(fresh_postgres_database(postgres_server))
+    monkeypatch.setenv("AIRFLOW_CONN_PG_SPELLED", json.dumps(settings))
+    port, database = settings["port"], settings["schema"]
+    op = PatsnapAwardOperator(
+        task_id="a", patent_numbers=IDS, sql_conn_id="pg_spelled", table=table, emit_asset=True
+    )
+    [outlet] = op.outlets
+    assert outlet.uri == f"postgres://127.0.0.1:{port}/{database}/public/patsnap_award"
+
+    summary = op.execute(context={})
+
+    assert summary["destination"] == "pg_spelled:public.patsnap_award"
+    assert op._lineage_run is not None and op._lineage_run.destination is not None
+    assert op._lineage_run.destination.uri == outlet.uri
+    assert op._lineage_run.destination.name == f"{database}.public.patsnap_award"
+    if importlib.util.find_spec("airflow.providers.openlineage") is not None:
+        [output] = extracted(op)["outputs"]
+        assert output["name"] == f"{database}.public.patsnap_award"
+
+
+def test_a_table_is_named_where_the_search_path_puts_it(
+    patsnap: Sandbox,
+    postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unqualified table goes where the connection's search_path puts it; the run names it there
+    and says that the outlet declared when the file was parsed (the default schema) differs."""
+    from tests.helpers import postgres_admin
+
+    settings = json.loads(fresh_postgres_database(postgres_server))
+    database = settings["schema"]
+    with postgres_admin(postgres_server) as admin:
+        admin.execute(f"ALTER DATABASE {database} SET search_path = enrich, public")
+    monkeypatch.setenv("AIRFLOW_CONN_PG_PATH", json.dumps(settings))
+    BaseHook.get_connection("pg_path").get_hook().run("CREATE SCHEMA enrich")
+    op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="pg_path", emit_asset=True)
+
+    summary = op.execute(context={})
+
+    assert summary["destination"] == "pg_path:enrich.patsnap_award"
+    assert op._lineage_run is not None and op._lineage_run.destination is not None
+    assert op._lineage_run.destination.name == f"{database}.enrich.patsnap_award"
+    logs = caplog.text + capsys.readouterr().out  # Airflow 3 logs through structlog to stdout
+    assert (
+        f"the table resolved to postgres://127.0.0.1:{settings['port']}/{database}/enrich/patsnap_award"
+        in logs
+    )
+
+
+@pytest.mark.parametrize("engine", ["mariadb", "duckdb"])
+def test_mariadb_and_duckdb_tables_are_named_by_their_identity(
+    patsnap: Sandbox, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """MySQL/MariaDB: ``mysql://host:port``, ``<database>.<table>`` (its schema is the database, names
+    kept as written), as the MySQL hook names it for OpenLineage; DuckDB: ``duckdb://<file>`` and
+    ``main.<table>``, this provider's own convention."""
+    if engine == "mariadb":
+        settings = json.loads(fresh_mariadb_database(request.getfixturevalue("mariadb_server")))
+        monkeypatch.setenv("AIRFLOW_CONN_NAMED", json.dumps(settings))
+        namespace = f"mysql://127.0.0.1:{settings['port']}"
+        name = f"{settings['schema']}.patsnap_award"
+        uri = f"{namespace}/{settings['schema']}/patsnap_award"
+    else:
+        path = request.getfixturevalue("tmp_path") / "named.duckdb"
+        monkeypatch.setenv("AIRFLOW_CONN_NAMED", json.dumps({"conn_type": "duckdb", "host": str(path)}))
+        namespace, name = f"duckdb://{path}", "main.patsnap_award"
+        uri = (
+            f"duckdb:{path}/main/patsnap_award"  # stored as Airflow stores sqlite:///path: no empty authority
+        )
+    op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="named", emit_asset=True)
+    assert [outlet.uri for outlet in op.outlets] == [uri]
+
+    op.execute(context={})
+
+    assert op._lineage_run is not None and op._lineage_run.destination is not None
+    destination = op._lineage_run.destination
+    assert (destination.namespace, destination.name, destination.uri) == (namespace, name, uri)
+    if importlib.util.find_spec("airflow.providers.openlineage") is not None:
+        [output] = extracted(op)["outputs"]
+        assert (output["namespace"], output["name"]) == (namespace, name)
 
 
 @pytest.mark.parametrize(("conn_type", "port"), [("mysql", 3306), ("mssql", 1433)])
