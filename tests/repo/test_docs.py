@@ -113,6 +113,19 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not broken, f"{page.relative_to(REPO)}: broken links: {broken}"
 
 
+DOCS_ANCHOR = re.compile(r"docs/([\w-]+\.md)#([\w-]+)")
+
+
+def test_docs_sections_the_package_names_exist() -> None:
+    """A message that sends users to ``docs/<page>.md#<section>`` names a heading that is there."""
+    missing = []
+    for source in sorted((REPO / "airflow_provider_patsnap").rglob("*.py")):
+        for page, anchor in DOCS_ANCHOR.findall(source.read_text(encoding="utf-8")):
+            if not (DOCS / page).exists() or anchor not in anchors(DOCS / page):
+                missing.append(f"{source.relative_to(REPO)}: docs/{page}#{anchor}")
+    assert not missing, f"no such section: {missing}"
+
+
 def error_table() -> dict[int, str]:
     """code -> exception class name, from the rows of docs/errors.md's error-code table as built."""
     rows = re.findall(r"^\|\s*(\d{8})\s*\|\s*`(\w+)`\s*\|", rendered(DOCS / "errors.md"), re.M)

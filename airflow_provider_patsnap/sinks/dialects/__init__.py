@@ -53,8 +53,8 @@ DIALECTS: dict[str, type[SqlDialect]] = {
     "mariadb": MySqlDialect,
     "duckdb": DuckDBDialect,
 }
-#: Where users of other warehouses are sent (the section lands with the sink's wiring).
-RECIPES = "docs/destinations.md, section 'Other warehouses' (Snowflake, BigQuery, Redshift, Databricks)"
+#: Where users of other warehouses are sent: the recipes to load the rows from files.
+RECIPES = "docs/destinations.md#cloud-warehouses-parquet-then-their-own-loaders (Snowflake, BigQuery, Redshift, Databricks)"
 
 
 def database_name(hook: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sqlite3
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import AWARD, ENDPOINTS
-from airflow_provider_patsnap.exceptions import PatsnapCancelledError
+from airflow_provider_patsnap.exceptions import PatsnapCancelledError, UnsupportedDatabaseError
 from airflow_provider_patsnap.hooks._shared import reset_shared_state
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.operators.patsnap import (
@@ -26,7 +27,7 @@ from airflow_provider_patsnap.operators.patsnap import (
 )
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sinks.base import FetchedBatch
-from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows
+from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows, free_port
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
 
@@ -62,6 +63,33 @@ def test_rerun_into_postgres_leaves_the_same_rows(patsnap: Sandbox, postgres_con
     hook = BaseHook.get_connection(postgres_conn).get_hook()
     hook.run("CREATE SCHEMA IF NOT EXISTS enrich")
     run_twice_and_check(postgres_conn, "ENRICH.Legal_Events", "enrich.legal_events")
+
+
+@pytest.mark.parametrize("estimate_only", [False, True], ids=["run", "estimate"])
+def test_a_database_the_sink_does_not_write_to_fails_before_any_call(
+    patsnap: Sandbox, monkeypatch: pytest.MonkeyPatch, estimate_only: bool
+) -> None:
+    """A Redshift connection (the postgres hook with "redshift": true) is refused when the task starts,
+    naming the database and where the recipes are; nothing connects to it (no server listens on its
+    port) and no call reaches PatSnap, not even for a token."""
+    redshift = {"conn_type": "postgres", "host": "127.0.0.1", "port": free_port(), "schema": "wh"}
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT_WH", json.dumps({**redshift, "extra": {"redshift": True}}))
+    op = PatsnapAwardOperator(
+        task_id="t",
+        patent_numbers=NUMBERS,
+        sql_conn_id="redshift_wh",
+        refresh_after="1d",
+        estimate_only=estimate_only,
+    )
+
+    with pytest.raises(UnsupportedDatabaseError) as raised:
+        op.execute(context={})
+
+    message = str(raised.value)
+    assert message.startswith("connection 'redshift_wh' is a redshift database (PostgresHook)")
+    recipes = "docs/destinations.md#cloud-warehouses-parquet-then-their-own-loaders"
+    assert f"{recipes} (Snowflake, BigQuery, Redshift, Databricks)" in message
+    assert patsnap.requests == []
 
 
 def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, postgres_conn: str) -> None:

@@ -235,7 +235,8 @@ def test_another_database_is_refused_before_any_call_naming_it_and_the_recipes(
     message = str(raised.value)
     assert f"connection 'warehouse' is a {named} database (FakeHook)" in message
     assert "SQLite, PostgreSQL, MySQL/MariaDB and DuckDB" in message
-    assert "docs/destinations.md" in message and "Snowflake, BigQuery, Redshift, Databricks" in message
+    recipes = "docs/destinations.md#cloud-warehouses-parquet-then-their-own-loaders"
+    assert f"{recipes} (Snowflake, BigQuery, Redshift, Databricks)" in message
     assert "REPLACE" not in message
     assert isinstance(raised.value, PatsnapInputError)  # fails the task at once, no retry
 
