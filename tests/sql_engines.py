@@ -6,11 +6,14 @@ Imported by test modules (never by a conftest); the servers come from the fixtur
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+
+import pytest
 
 from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import Column
@@ -79,6 +82,100 @@ def table_exists(conn_id: str, table: str) -> bool:
         identity = session.resolve(table)
         with session.dialect.cursor(session.connection) as cursor:
             return session.dialect.describe(cursor, identity) is not None
+    finally:
+        session.close()
+
+
+#: The engines the operators' SQL suites run on: MariaDB through both clients of the MySQL hook.
+ENGINES = ("sqlite", "postgres", "mariadb", "mariadb-connector", "duckdb")
+REFUSAL = "patsnap_test_refuse"  # the CHECK constraint (or, on SQLite, guard column) refuse() adds
+
+
+def engine_connection(engine: str, request: pytest.FixtureRequest, name: str) -> str:
+    """Airflow connection JSON for a fresh, empty database of ``engine`` (one of :data:`ENGINES`): a new
+    file, or a new database on the session's PostgreSQL or MariaDB server."""
+    from tests.helpers import fresh_postgres_database
+    from tests.mariadb_server import fresh_mariadb_database
+
+    if engine in ("sqlite", "duckdb"):
+        path = request.getfixturevalue("tmp_path") / f"{name}.{'db' if engine == 'sqlite' else 'duckdb'}"
+        return json.dumps({"conn_type": engine, "host": str(path)})
+    if engine == "postgres":
+        return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+    settings = json.loads(fresh_mariadb_database(request.getfixturevalue("mariadb_server")))
+    if engine == "mariadb-connector":
+        settings["extra"] = {"client": "mysql-connector-python"}
+    return json.dumps(settings)
+
+
+def refuse(conn_id: str, table: str, condition: str) -> None:
+    """Make the database refuse the rows of ``table`` for which ``condition`` is false, as a CHECK
+    constraint does: a value the database refuses, not the mapping. :func:`allow` undoes it."""
+    session = Session(conn_id)
+    try:
+        name = session.dialect.name
+        if name in ("postgresql", "mysql"):
+            session.ddl(f"ALTER TABLE {table} ADD CONSTRAINT {REFUSAL} CHECK ({condition})")
+        elif name == "sqlite":  # SQLite adds a CHECK only with a column
+            session.ddl(f"ALTER TABLE {table} ADD COLUMN {REFUSAL} INTEGER CHECK ({condition})")
+        else:  # DuckDB adds no CHECK to a table: the table is made again with it
+            rebuild(session, table, condition)
+    finally:
+        session.close()
+
+
+def allow(conn_id: str, table: str) -> None:
+    """Undo :func:`refuse`."""
+    session = Session(conn_id)
+    try:
+        name = session.dialect.name
+        if name in ("postgresql", "mysql"):
+            session.ddl(f"ALTER TABLE {table} DROP CONSTRAINT {REFUSAL}")
+        elif name == "sqlite":
+            session.ddl(f"ALTER TABLE {table} DROP COLUMN {REFUSAL}")
+        else:
+            rebuild(session, table, None)
+    finally:
+        session.close()
+
+
+def rebuild(session: Session, table: str, check: str | None) -> None:
+    """DuckDB: ``table`` made again with its columns, rows and primary key, and ``check`` (indexes go:
+    the sink makes the one it needs again)."""
+    identity = session.resolve(table)
+    where = "WHERE schema_name = ? AND table_name = ?"
+    columns = session.query(
+        f"SELECT column_name, data_type FROM duckdb_columns() {where} ORDER BY column_index",
+        [identity.schema, identity.name],
+    )
+    [(key,)] = session.query(
+        f"SELECT constraint_column_names FROM duckdb_constraints() {where} AND constraint_type = 'PRIMARY KEY'",
+        [identity.schema, identity.name],
+    )
+    body = ", ".join(f"{name} {sql_type}" for name, sql_type in columns) + f", PRIMARY KEY ({', '.join(key)})"
+    if check is not None:
+        body += f", CONSTRAINT {REFUSAL} CHECK ({check})"
+    session.ddl(f"CREATE TABLE {identity.qualified}_rebuilt ({body})")
+    session.ddl(f"INSERT INTO {identity.qualified}_rebuilt SELECT * FROM {identity.qualified}")
+    session.ddl(f"DROP TABLE {identity.qualified}")
+    session.ddl(f"ALTER TABLE {identity.qualified}_rebuilt RENAME TO {identity.name}")
+
+
+def records(conn_id: str, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (placeholders written ``%s``, turned into the database's), read through a
+    session prepared as the sink prepares its own (utf8mb4 on MariaDB)."""
+    session = Session(conn_id)
+    try:
+        return session.query(sql.replace("%s", session.dialect.placeholder), parameters)
+    finally:
+        session.close()
+
+
+def execute(conn_id: str, sql: str) -> None:
+    """One statement in its own committed transaction, on a session prepared as the sink's."""
+    session = Session(conn_id)
+    try:
+        session.run(sql)
     finally:
         session.close()
 

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from airflow_provider_patsnap.sinks.dialects import SqlDialect, TableIdentity, TableShape
 
 
+CREATE_ATTEMPTS = 5  # a CREATE TABLE that keeps losing a race this often is not a race
+
+
 class TableKeeper:
     """Creates a missing table, or checks an existing one, on one connection of ``dialect``'s database."""
 
@@ -37,23 +40,29 @@ class TableKeeper:
         return shape
 
     def _run(self, sql: str) -> None:
+        """A ``CREATE`` in a write's turn (DuckDB's writers of one process take turns)."""
         with self.dialect.cursor(self.connection) as cursor:
+            self.dialect.begin(self.connection, cursor, None)
             cursor.execute(sql)
         self.dialect.commit(self.connection)
 
     def ensure(self, identity: TableIdentity, columns: Sequence[Column], key: str) -> None:
         """Create the table if missing; a shard that loses the creation race uses the winner's table."""
         shape = self.describe(identity)
-        if shape is None:
+        attempt = 1
+        while shape is None:
             try:
                 self._run(self.dialect.create_table_sql(identity, columns, key))
-            except Exception:
+            except Exception as error:
                 # Two CREATE TABLE IF NOT EXISTS at once can both pass the check and one then fails
-                # (PostgreSQL on its catalog's pg_type, DuckDB with a catalog write-write conflict):
-                # benign if the table is there now.
+                # (PostgreSQL on its catalog's pg_type once the other committed): benign if the table is
+                # there now. DuckDB can refuse the loser ("write-write conflict") before the winner
+                # committed: a race lost, the statement is run again.
                 self.dialect.rollback(self.connection)
-                if self.describe(identity) is None:
+                lost_race = self.dialect.is_retryable(error) and attempt < CREATE_ATTEMPTS
+                if self.describe(identity) is None and not lost_race:
                     raise
+                attempt += 1
             shape = self.describe(identity)
         self.check(identity, shape, columns, key)
 
@@ -63,7 +72,7 @@ class TableKeeper:
         if shape is not None and (column.name,) in shape.indexes:
             return
         try:
-            self._run(self.dialect.create_index_sql(identity, column))
+            self._run(self.dialect.create_index_sql(identity, column, shape))
         except Exception:
             # Shards starting together race on the catalog as for CREATE TABLE; MySQL has no CREATE INDEX
             # IF NOT EXISTS. Either way, fine if the index is there now.

@@ -76,11 +76,13 @@ ARRAY_CHUNK = 10_000
 class TableShape(NamedTuple):
     """What an existing table has, as the sink checks it: column names and indexed column lists, all
     lower case; ``unique_keys`` are the primary key, unique constraints and unique indexes without a
-    ``WHERE`` (an upsert's conflict target must be one of them)."""
+    ``WHERE`` (an upsert's conflict target must be one of them); ``text_columns`` those an index can
+    hold only a prefix of (MySQL's TEXT and BLOB; empty elsewhere)."""
 
     columns: frozenset[str]
     unique_keys: frozenset[tuple[str, ...]]
     indexes: frozenset[tuple[str, ...]]
+    text_columns: frozenset[str] = frozenset()
 
 
 class Upsert:
@@ -202,7 +204,10 @@ class SqlDialect:
             return name
         return f"{name[: MAX_INDEX_NAME - 9]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
-    def create_index_sql(self, identity: TableIdentity, column: Column) -> str:
+    def create_index_sql(
+        self, identity: TableIdentity, column: Column, shape: TableShape | None = None
+    ) -> str:
+        """``CREATE INDEX`` on ``column`` of the table (``shape``: the table as it is, when it exists)."""
         return (
             f"CREATE INDEX IF NOT EXISTS {self.index_name(identity, column.name)} "
             f"ON {identity.qualified} ({column.name})"

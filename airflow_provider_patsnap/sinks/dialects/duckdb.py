@@ -3,8 +3,11 @@
 What differs from the client-server databases, measured on DuckDB 2.0:
 
 - one process at a time opens a file for writing (another gets "Could not set lock on file"); inside a
-  process, connections to one file share it and a conflicting write fails ("Conflict on update",
-  retried). A process-wide lock per table keeps ``sync`` and ``history`` writers of one process apart;
+  process, connections to one file share it, and two transactions writing one table conflict: "Conflict
+  on update", or a key both inserted refused as a duplicate (a ``ConstraintException``, which would pass
+  for a refused value). So every write of the process to a file, and every ``CREATE``, takes its turn
+  under one process-wide lock per file, held from ``BEGIN`` to the commit or rollback: in ``merge`` too,
+  not only for ``sync`` and ``history`` as elsewhere;
 - the DB-API connection commits every statement unless ``BEGIN`` opened a transaction, and
   ``connection.cursor()`` is another connection with its own transactions: the sink's statements run on
   the connection itself (:meth:`DuckDBDialect.cursor`);
@@ -75,15 +78,23 @@ class DuckDBDialect(SqlDialect):
         self._held: list[threading.Lock] = []
         self._database = ""  # the file, for the process-wide lock's key
 
+    def prepare(self, connection: Any) -> None:
+        """Which file this is, for the process-wide lock of its writers."""
+        self._database = self._file(connection)
+
+    @staticmethod
+    def _file(cursor: Any) -> str:
+        cursor.execute(
+            "SELECT coalesce(path, database_name) FROM duckdb_databases() WHERE database_name = current_database()"
+        )
+        return str(cursor.fetchone()[0])
+
     def resolve_table(self, cursor: Any, table: str) -> TableIdentity:
         """DuckDB compares names without case: lower case. The catalog is the database the connection
         uses (``current_database()``), the schema ``current_schema()`` unless the name gives one."""
-        cursor.execute(
-            "SELECT current_database(), current_schema(), "
-            "(SELECT path FROM duckdb_databases() WHERE database_name = current_database())"
-        )
-        catalog, current, path = cursor.fetchone()
-        self._database = str(path or catalog)
+        cursor.execute("SELECT current_database(), current_schema()")
+        catalog, current = cursor.fetchone()
+        self._database = self._database or self._file(cursor)
         written_schema, _, written_name = table.rpartition(".")
         return TableIdentity(str(catalog), self.fold(written_schema or str(current)), self.fold(written_name))
 
@@ -95,12 +106,15 @@ class DuckDBDialect(SqlDialect):
     def begin(
         self, connection: Any, cursor: Any, lock: TableIdentity | None, row_by_row: bool = False
     ) -> None:
-        if lock is not None:
-            self.lock_table(cursor, lock)  # before BEGIN: the snapshot then holds what the last writer did
+        """Every write takes the file's turn (``lock`` or not), before ``BEGIN``: its snapshot then holds
+        what the last writer committed."""
+        self.lock_table(cursor, lock)
         cursor.execute("BEGIN TRANSACTION")
 
-    def lock_table(self, cursor: Any, identity: TableIdentity) -> None:
-        lock = _process_lock(f"{self._database}\x1f{identity.key}")
+    def lock_table(self, cursor: Any, identity: TableIdentity | None) -> None:
+        """The process-wide lock of the file (one for every table of it: a write of one table also
+        writes its ``_state`` and ``_rejects`` tables)."""
+        lock = _process_lock(self._database or self._file(cursor))
         if lock not in self._held:
             lock.acquire()
             self._held.append(lock)
@@ -152,6 +166,13 @@ class DuckDBDialect(SqlDialect):
         return type(error).__name__ == "InvalidInputException" and "Conversion Failure" in str(error)
 
     def is_retryable(self, error: BaseException) -> bool:
+        """A transaction that lost to another of this process: "Conflict on update", a "write-write
+        conflict" on the catalog, or, at commit, a key the other transaction inserted first ("Failed to
+        commit: PRIMARY KEY or UNIQUE constraint violation"; a statement's own duplicate is a
+        ConstraintException instead)."""
         if super().is_retryable(error):
             return True
-        return type(error).__name__ == "TransactionException" and "Conflict" in str(error)
+        text = str(error)
+        return type(error).__name__ == "TransactionException" and (
+            "conflict" in text.lower() or "Failed to commit" in text
+        )

@@ -128,11 +128,16 @@ class MySqlDialect(SqlDialect):
             except Exception:  # a broken connection: the server releases the lock when the session ends
                 pass
 
-    def create_index_sql(self, identity: TableIdentity, column: Column) -> str:
+    def create_index_sql(
+        self, identity: TableIdentity, column: Column, shape: TableShape | None = None
+    ) -> str:
         """A TEXT column is indexed on its first :data:`INDEX_PREFIX` characters (MySQL and MariaDB index
-        no TEXT whole). MySQL has no ``CREATE INDEX IF NOT EXISTS``: there the sink's check of an
-        existing index (the statement fails, the index is found) does the same."""
-        width = f"({INDEX_PREFIX})" if column.sql_type.upper() == "TEXT" else ""
+        no TEXT whole); a column an existing table holds as VARCHAR (a table of release 0.1: ``pn
+        VARCHAR(64)``) whole, as a prefix longer than the column is refused (error 1089). MySQL has no
+        ``CREATE INDEX IF NOT EXISTS``: there the sink's check of an existing index (the statement fails,
+        the index is found) does the same."""
+        text = column.name in shape.text_columns if shape is not None else column.sql_type.upper() == "TEXT"
+        width = f"({INDEX_PREFIX})" if text else ""
         exists = "IF NOT EXISTS " if self.mariadb else ""
         index = self.index_name(identity, column.name)
         return f"CREATE INDEX {exists}{index} ON {identity.qualified} ({column.name}{width})"
@@ -140,10 +145,14 @@ class MySqlDialect(SqlDialect):
     def describe(self, cursor: Any, identity: TableIdentity) -> TableShape | None:
         where = "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
         cursor.execute(
-            f"SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS {where}", identity[1:]
+            f"SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS {where}", identity[1:]
         )
         # information_schema compares names without case: keep the table's own rows.
-        found = [str(column).lower() for table, column in cursor.fetchall() if self._same(table, identity)]
+        found = {
+            str(column).lower(): str(data_type).lower()
+            for table, column, data_type in cursor.fetchall()
+            if self._same(table, identity)
+        }
         if not found:
             return None
         cursor.execute(
@@ -163,6 +172,7 @@ class MySqlDialect(SqlDialect):
             frozenset(found),
             frozenset(indexes[name] for name in unique),
             frozenset(indexes.values()),
+            frozenset(column for column, data_type in found.items() if data_type.endswith(("text", "blob"))),
         )
 
     def _same(self, table: Any, identity: TableIdentity) -> bool:

@@ -51,7 +51,9 @@ class SqliteDialect(SqlDialect):
     def lock_table(self, cursor: Any, identity: TableIdentity) -> None:
         """The lock is the file's: :meth:`begin` takes it."""
 
-    def create_index_sql(self, identity: TableIdentity, column: Column) -> str:
+    def create_index_sql(
+        self, identity: TableIdentity, column: Column, shape: TableShape | None = None
+    ) -> str:
         """SQLite puts the schema on the index name, never on the table (``ON main.t`` is a syntax error)."""
         index = self.index_name(identity, column.name)
         return f"CREATE INDEX IF NOT EXISTS {identity.schema}.{index} ON {identity.name} ({column.name})"

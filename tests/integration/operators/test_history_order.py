@@ -1,7 +1,7 @@
 """History stays well-formed when shards commit batches in another order than they fetched them.
 
 Two sinks write one table, as two shards do; the test chooses each batch's fetch time and which sink
-commits first, on real SQLite and PostgreSQL.
+commits first, on every engine (SQLite, PostgreSQL, MariaDB through both MySQL clients, DuckDB).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.endpoints import AWARD, Row
 from airflow_provider_patsnap.sinks.base import FetchedBatch, FetchedPatent
 from airflow_provider_patsnap.sinks.sql import SqlSink
 from airflow_provider_patsnap.sinks.state import FetchState
-from tests.helpers import fresh_postgres_database
+from tests.sql_engines import ENGINES, engine_connection, records
 
 MIDNIGHT, NINE, TEN = "2026-01-01T00:00:00+00:00", "2026-01-01T09:00:00+00:00", "2026-01-01T10:00:00+00:00"
 MOMENTS = [
@@ -24,13 +23,9 @@ MOMENTS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        conn = f'{{"conn_type": "sqlite", "host": "{tmp_path / "ho.db"}"}}'
-    else:
-        conn = fresh_postgres_database(request.getfixturevalue("postgres_server"))
-    monkeypatch.setenv("AIRFLOW_CONN_HO", conn)
+@pytest.fixture(params=ENGINES)
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_HO", engine_connection(request.param, request, "ho"))
     return "ho"
 
 
@@ -60,7 +55,7 @@ def land(sink: SqlSink, fetched_at: str, referrer: str | None) -> None:
 
 def versions() -> list[tuple[Any, ...]]:
     sql = "SELECT record_key, award_referrer, valid_from, valid_to, is_current FROM patsnap_award"
-    return [tuple(row) for row in BaseHook.get_connection("ho").get_hook().get_records(sql)]
+    return records("ho", sql)
 
 
 @pytest.mark.parametrize("later_answer", ["changed", "no data"])

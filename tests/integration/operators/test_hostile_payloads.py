@@ -1,6 +1,7 @@
 """Odd vendor payloads from a loopback server: nothing is silently lost, one bad value never sinks a load.
 
-Each test serves exact JSON bytes and lands them in real SQLite, the real PostgreSQL fixture or a file.
+Each test serves exact JSON bytes and lands them in a file or in every engine: SQLite, PostgreSQL, MariaDB
+(through both MySQL clients) and DuckDB.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.exceptions import PatsnapRejectsError
 from airflow_provider_patsnap.operators.patsnap import (
     PatsnapAwardOperator,
@@ -22,7 +22,9 @@ from airflow_provider_patsnap.operators.patsnap import (
     PatsnapLegalInformationOperator,
 )
 from airflow_provider_patsnap.sinks.sql_tables import TableMismatchError
-from tests.helpers import CONN_ENV, CannedVendor, fresh_postgres_database
+from tests.helpers import CONN_ENV, CannedVendor
+from tests.sql_engines import ENGINES, engine_connection, execute
+from tests.sql_engines import records as engine_records
 
 LONG_PN = "CN" + "1" * 70 + "A"  # 73 characters: wider than the VARCHAR(64) of the first release
 
@@ -42,22 +44,15 @@ def vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], CannedVe
         canned.close()
 
 
-@pytest.fixture
-def fresh_postgres(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A connection id to an empty PostgreSQL database of its own."""
-    monkeypatch.setenv("AIRFLOW_CONN_PG_FRESH", fresh_postgres_database(postgres_server))
-    return "pg_fresh"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request: pytest.FixtureRequest) -> str:
-    """Each SQL test runs on a fresh SQLite file and on a fresh PostgreSQL database."""
-    conn_id: str = request.getfixturevalue("sqlite_conn" if request.param == "sqlite" else "fresh_postgres")
-    return conn_id
+@pytest.fixture(params=ENGINES)
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each SQL test runs on a fresh database of each engine."""
+    monkeypatch.setenv("AIRFLOW_CONN_HOSTILE", engine_connection(request.param, request, "hostile"))
+    return "hostile"
 
 
 def records(conn_id: str, sql: str) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in BaseHook.get_connection(conn_id).get_hook().get_records(sql)]
+    return engine_records(conn_id, sql)
 
 
 def run(operator: type[PatsnapBatchOperator], conn_id: str, table: str, **kwargs: Any) -> dict[str, Any]:
@@ -201,22 +196,28 @@ def test_odd_values_in_a_file_are_cleaned_and_rejects_go_beside_it(
     assert summary["rejects_destination"].endswith("customs.rejects.jsonl")
 
 
+@pytest.mark.parametrize("engine", ["postgres", "mariadb", "mariadb-connector"])
 def test_a_value_an_older_table_cannot_hold_rejects_that_row_only(
-    vendor: Callable[[str], CannedVendor], fresh_postgres: str
+    vendor: Callable[[str], CannedVendor],
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
 ) -> None:
-    postgres_conn = fresh_postgres
-    hook = BaseHook.get_connection(postgres_conn).get_hook()
+    """A table made by release 0.1 (pn VARCHAR(64)): the database refuses the long pn (PostgreSQL
+    "value too long", MariaDB's strict mode error 1406) in those rows only."""
+    monkeypatch.setenv("AIRFLOW_CONN_OLDER", engine_connection(engine, request, "older"))
     columns = ", ".join(
         f"{c.name} {'VARCHAR(64)' if c.name in ('pn', 'patent_id') else c.sql_type}"
         for c in PatsnapCustomsRecordOperator.endpoint.columns
     )
-    hook.run(f"CREATE TABLE old_customs ({columns}, PRIMARY KEY (record_key))")  # as release 0.1 made it
+    execute("older", f"CREATE TABLE old_customs ({columns}, PRIMARY KEY (record_key))")  # as 0.1 made it
     vendor(json.dumps([customs_patent(LONG_PN), customs_patent("CN2A")]))
-    summary = run(PatsnapCustomsRecordOperator, postgres_conn, "old_customs", patent_ids=["id-73", "id-4"])
+    summary = run(PatsnapCustomsRecordOperator, "older", "old_customs", patent_ids=["id-73", "id-4"])
     assert (summary["rows"], summary["rejects"]) == (2, 4)  # the long pn's 2 rows + the 2 bad dates
-    assert records(postgres_conn, "SELECT pn FROM old_customs") == [("CN2A",), ("CN2A",)]
-    refused = records(postgres_conn, "SELECT reason FROM old_customs_rejects WHERE reason LIKE '%refused%'")
-    assert len(refused) == 2 and all("value too long" in reason for (reason,) in refused)
+    assert records("older", "SELECT pn FROM old_customs") == [("CN2A",), ("CN2A",)]
+    refused = records("older", "SELECT reason FROM old_customs_rejects WHERE reason LIKE '%refused%'")
+    too_long = "value too long" if engine == "postgres" else "Data too long for column 'pn'"
+    assert len(refused) == 2 and all(too_long in reason for (reason,) in refused), refused
 
 
 @pytest.mark.parametrize(
@@ -225,7 +226,7 @@ def test_a_value_an_older_table_cannot_hold_rejects_that_row_only(
         ("CREATE TABLE {table} ({columns})", "no primary key or unique index on record_key"),
         (
             "CREATE TABLE {table} (record_key VARCHAR(40) PRIMARY KEY, pn TEXT)",
-            r"ALTER TABLE (main|public)\.awards ADD COLUMN",
+            r"ALTER TABLE \w+\.awards ADD COLUMN",
         ),
     ],
     ids=["no-unique-key", "missing-columns"],
@@ -234,12 +235,12 @@ def test_an_existing_table_that_cannot_take_the_rows_fails_before_any_paid_call(
     vendor: Callable[[str], CannedVendor], warehouse: str, create: str, words: str
 ) -> None:
     columns = ", ".join(f"{c.name} {c.sql_type}" for c in PatsnapAwardOperator.endpoint.columns)
-    BaseHook.get_connection(warehouse).get_hook().run(create.format(table="awards", columns=columns))
+    execute(warehouse, create.format(table="awards", columns=columns))
     canned = vendor(
         json.dumps([{"pn": "CN1A", "patent_id": "p1", "patent_award_data": [{"award_name": "A"}]}])
     )
     with pytest.raises(
-        TableMismatchError, match=rf"table (main|public)\.awards exists but cannot take these rows: .*{words}"
+        TableMismatchError, match=rf"table \w+\.awards exists but cannot take these rows: .*{words}"
     ):
         run(PatsnapAwardOperator, warehouse, "awards", patent_numbers=["CN1A"])
     assert canned.calls == 0

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.exceptions import PatsnapBudgetError
 from airflow_provider_patsnap.operators import _batch
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_object
-from tests.helpers import OperatorClock, business, fresh_postgres_database, numbers
-from tests.sql_engines import table_exists
+from tests.helpers import OperatorClock, business, numbers
+from tests.sql_engines import ENGINES, allow, engine_connection, execute, records, refuse, table_exists
 
 AWARD_PATH = "/advanced-patent-data/award-data"
 START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -37,13 +36,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> OperatorClock:
     return fake
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        conn = f'{{"conn_type": "sqlite", "host": "{tmp_path / "rb.db"}"}}'
-    else:
-        conn = fresh_postgres_database(request.getfixturevalue("postgres_server"))
-    monkeypatch.setenv("AIRFLOW_CONN_RB", conn)
+@pytest.fixture(params=ENGINES)
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_RB", engine_connection(request.param, request, "rb"))
     return "rb"
 
 
@@ -97,6 +92,32 @@ def test_refresh_after_pays_only_for_what_is_stale_or_new(
     assert billed == third["billed_units"] == with_data(FIRST) and third["skipped_fresh"] == 0
 
 
+def test_state_written_by_a_clock_that_was_ahead_or_unreadable_promises_nothing(
+    patsnap: Sandbox, clock: OperatorClock, warehouse: str
+) -> None:
+    """A run whose clock was a month ahead writes state rows "fetched" in the future; once the clock is
+    corrected they are not fresh (their patents are fetched again). The run after that skips everything
+    (its state is now), but a row whose fetched_at is not a time promises nothing either."""
+    ledger = Ledger(patsnap)
+    clock.now = START + timedelta(days=30)
+    awards(FIRST, refresh_after="7d").execute(context={})
+    ledger.since()
+    clock.now = START  # the clock corrected
+
+    corrected = awards(FIRST, refresh_after="7d").execute(context={})
+
+    billed, requested = ledger.since()
+    assert sorted(requested) == sorted(FIRST) and corrected["skipped_fresh"] == 0
+    assert billed == corrected["billed_units"] == with_data(FIRST)
+    clock.now = START + timedelta(hours=1)
+    after = awards(FIRST, refresh_after="7d").execute(context={})
+    assert ledger.since() == (0, []) and after["skipped_fresh"] == len(FIRST)
+    execute("rb", "UPDATE patsnap_award_state SET fetched_at = 'yesterday' WHERE patent = 'NODATA01'")
+    clock.now = START + timedelta(hours=2)
+    awards(FIRST, refresh_after="7d").execute(context={})
+    assert ledger.since() == (0, ["NODATA01"])  # asked again, and billed nothing: it has no data
+
+
 def test_budget_stops_before_a_call_that_could_pass_it_and_a_rerun_resumes(
     patsnap: Sandbox, clock: OperatorClock, warehouse: str
 ) -> None:
@@ -111,10 +132,9 @@ def test_budget_stops_before_a_call_that_could_pass_it_and_a_rerun_resumes(
     assert billed == partial["billed_units"] <= 120
     assert partial["not_fetched"] == len(FIRST) - len(requested) > 0
     # Everything fetched was written: the rows of every patent requested are in the table.
-    hook = BaseHook.get_connection("rb").get_hook()
-    [(rows,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award")
+    [(rows,)] = records("rb", "SELECT COUNT(*) FROM patsnap_award")
     assert rows == partial["rows"] > 0
-    [(remembered,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award_state")
+    [(remembered,)] = records("rb", "SELECT COUNT(*) FROM patsnap_award_state")
     assert remembered == len(requested)
 
     clock.now = START + timedelta(hours=1)
@@ -123,7 +143,7 @@ def test_budget_stops_before_a_call_that_could_pass_it_and_a_rerun_resumes(
     assert not set(requested_again) & set(requested)  # nothing paid twice
     assert billed_again == resumed["billed_units"]
     assert billed + billed_again == with_data(FIRST)
-    [(rows,)] = hook.get_records("SELECT COUNT(*) FROM patsnap_award")
+    [(rows,)] = records("rb", "SELECT COUNT(*) FROM patsnap_award")
     assert rows == partial["rows"] + resumed["rows"]
 
 
@@ -165,18 +185,12 @@ def test_estimate_only_calls_nothing_and_counts_what_a_run_would_request(
     assert estimate["billed_units_saved"] == with_data(FIRST)
 
 
-def refuse_rows_of(patent: str, refuse: bool) -> None:
+def refuse_rows_of(patent: str, refused: bool) -> None:
     """Make the database refuse (or take again) every row of ``patent``, as a CHECK constraint does."""
-    hook = BaseHook.get_connection("rb").get_hook()
-    postgres = hook.dialect_name == "postgresql"
-    if refuse and postgres:
-        hook.run(f"ALTER TABLE patsnap_award ADD CONSTRAINT refuse_one CHECK (pn <> '{patent}')")
-    elif refuse:  # SQLite adds a CHECK only with a column
-        hook.run(f"ALTER TABLE patsnap_award ADD COLUMN guard INTEGER CHECK (pn <> '{patent}')")
+    if refused:
+        refuse("rb", "patsnap_award", f"pn <> '{patent}'")
     else:
-        hook.run(
-            "ALTER TABLE patsnap_award " + ("DROP CONSTRAINT refuse_one" if postgres else "DROP COLUMN guard")
-        )
+        allow("rb", "patsnap_award")
 
 
 @pytest.mark.parametrize("mode", ["merge", "sync", "history"])
@@ -198,6 +212,5 @@ def test_a_patent_whose_rows_the_database_refused_is_not_remembered_as_fetched(
     billed, requested = ledger.since()
     assert requested == [refused] and billed == second["billed_units"] == 1  # paid again: it had not landed
     assert second["rejects"] == 0 and second["rows"] == first["rejects"]
-    hook = BaseHook.get_connection("rb").get_hook()
-    [(rows,)] = hook.get_records(f"SELECT COUNT(*) FROM patsnap_award WHERE pn = '{refused}'")
+    [(rows,)] = records("rb", f"SELECT COUNT(*) FROM patsnap_award WHERE pn = '{refused}'")
     assert rows == second["rows"]

@@ -1,4 +1,5 @@
-"""Rows upserted into real SQLite and PostgreSQL databases through their common.sql hooks."""
+"""Rows upserted into every engine (SQLite, PostgreSQL, MariaDB through both MySQL clients, DuckDB)
+through their common.sql hooks."""
 
 from __future__ import annotations
 
@@ -28,15 +29,15 @@ from airflow_provider_patsnap.operators.patsnap import (
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sinks.base import FetchedBatch
 from tests.helpers import CONN_ENV, KilledWhileWaiting, expected_rows, free_port
+from tests.sql_engines import ENGINES, engine_connection, execute, records
 
 NUMBERS = [f"CN{130000000 + i}A" for i in range(150)] + ["NODATA01"]
 
 
 def table_rows(conn_id: str, table: str) -> list[dict[str, Any]]:
-    hook = BaseHook.get_connection(conn_id).get_hook()
     names = [column.name for column in ENDPOINTS["P026"].columns if column.name != "fetched_at"]
-    records = hook.get_records(f"SELECT {', '.join(names)} FROM {table} ORDER BY record_key")
-    return [dict(zip(names, record, strict=True)) for record in records]
+    found = records(conn_id, f"SELECT {', '.join(names)} FROM {table} ORDER BY record_key")
+    return [dict(zip(names, record, strict=True)) for record in found]
 
 
 def run_twice_and_check(conn_id: str, table: str | None, destination: str) -> None:
@@ -55,14 +56,19 @@ def run_twice_and_check(conn_id: str, table: str | None, destination: str) -> No
     assert first["missing"] >= 1 and first["calls"] == 2
 
 
-def test_rerun_into_sqlite_leaves_the_same_rows(patsnap: Sandbox, sqlite_conn: str) -> None:
-    run_twice_and_check(sqlite_conn, None, "main.patsnap_legal_information")
-
-
-def test_rerun_into_postgres_leaves_the_same_rows(patsnap: Sandbox, postgres_conn: str) -> None:
-    hook = BaseHook.get_connection(postgres_conn).get_hook()
-    hook.run("CREATE SCHEMA IF NOT EXISTS enrich")
-    run_twice_and_check(postgres_conn, "ENRICH.Legal_Events", "enrich.legal_events")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_rerun_leaves_the_same_rows(
+    patsnap: Sandbox, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_RERUN", engine_connection(engine, request, "rerun"))
+    if engine == "postgres":  # a schema of its own, named in another case
+        execute("rerun", "CREATE SCHEMA enrich")
+        run_twice_and_check("rerun", "ENRICH.Legal_Events", "enrich.legal_events")
+    else:
+        schema = {"sqlite": "main", "duckdb": "main"}.get(engine) or json.loads(
+            os.environ["AIRFLOW_CONN_RERUN"]
+        )["schema"]
+        run_twice_and_check("rerun", None, f"{schema}.patsnap_legal_information")
 
 
 @pytest.mark.parametrize("estimate_only", [False, True], ids=["run", "estimate"])
@@ -92,14 +98,15 @@ def test_a_database_the_sink_does_not_write_to_fails_before_any_call(
     assert patsnap.requests == []
 
 
-def test_seic_rows_in_postgres_keep_chinese_and_code_text(patsnap: Sandbox, postgres_conn: str) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_seic_rows_keep_chinese_and_code_text(
+    patsnap: Sandbox, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SEIC", engine_connection(engine, request, "seic"))
     PatsnapSeicClassificationOperator(
-        task_id="t", patent_numbers=NUMBERS[:40], lang="cn", sql_conn_id=postgres_conn, table="seic_cn"
+        task_id="t", patent_numbers=NUMBERS[:40], lang="cn", sql_conn_id="seic", table="seic_cn"
     ).execute(context={})
-    hook = BaseHook.get_connection(postgres_conn).get_hook()
-    stored = {
-        tuple(row) for row in hook.get_records("SELECT record_key, seic_lv2_no, seic_lv2_desc FROM seic_cn")
-    }
+    stored = set(records("seic", "SELECT record_key, seic_lv2_no, seic_lv2_desc FROM seic_cn"))
     expected = {
         (row["record_key"], row["seic_lv2_no"], row["seic_lv2_desc"])
         for row in expected_rows(ENDPOINTS["P022"], NUMBERS[:40], lang="cn")

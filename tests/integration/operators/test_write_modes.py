@@ -1,4 +1,5 @@
-"""Write modes on real SQLite and PostgreSQL: sync makes the table true, history keeps every version.
+"""Write modes on every engine (SQLite, PostgreSQL, MariaDB through both MySQL clients, DuckDB): sync
+makes the table true, history keeps every version.
 
 The vendor is a loopback PatSnap whose data the test changes between runs: records change, vanish, and
 patents turn to no data. Time comes from a fake clock (the operators' ``utc_now``).
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import AIRFLOW_V_3, BaseHook
+from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.operators import _batch
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
-from tests.helpers import CONN_ENV, OperatorClock, ScriptedVendor, fresh_postgres_database
+from tests.helpers import CONN_ENV, OperatorClock, ScriptedVendor
 from tests.integration.operators.test_sql_concurrency import together
+from tests.sql_engines import ENGINES, engine_connection, records, refuse
 
 T1 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 T2 = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
@@ -59,14 +61,10 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> OperatorClock:
     return fake
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A connection id ``wm`` to an empty SQLite file or an empty PostgreSQL database."""
-    if request.param == "sqlite":
-        conn = f'{{"conn_type": "sqlite", "host": "{tmp_path / "wm.db"}"}}'
-    else:
-        conn = fresh_postgres_database(request.getfixturevalue("postgres_server"))
-    monkeypatch.setenv("AIRFLOW_CONN_WM", conn)
+@pytest.fixture(params=ENGINES)
+def warehouse(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A connection id ``wm`` to an empty database of each engine."""
+    monkeypatch.setenv("AIRFLOW_CONN_WM", engine_connection(request.param, request, "wm"))
     return "wm"
 
 
@@ -85,7 +83,8 @@ def run(mode: str, patents: list[str] = REQUESTED, **kwargs: Any) -> dict[str, A
 
 
 def query(sql: str, parameters: Any = None) -> list[tuple[Any, ...]]:
-    return [tuple(row) for row in BaseHook.get_connection("wm").get_hook().get_records(sql, parameters)]
+    """Rows of ``sql`` (placeholders ``%s``) in the warehouse."""
+    return records("wm", sql, parameters)
 
 
 def award_table(where: str = "", parameters: Any = None) -> set[tuple[Any, ...]]:
@@ -203,11 +202,7 @@ def test_a_patent_keeps_the_spelling_its_rows_hold_through_a_batch_that_could_no
 def refuse_long_referrers(warehouse: str) -> None:
     """Make the database refuse an award_referrer longer than 8 characters (a value refused by the
     database, not by the mapping)."""
-    hook = BaseHook.get_connection(warehouse).get_hook()
-    if hook.dialect_name == "postgresql":
-        hook.run("ALTER TABLE patsnap_award ALTER COLUMN award_referrer TYPE VARCHAR(8)")
-    else:  # SQLite cannot narrow a column; a CHECK on a new column refuses the same rows
-        hook.run("ALTER TABLE patsnap_award ADD COLUMN guard INTEGER CHECK (length(award_referrer) <= 8)")
+    refuse(warehouse, "patsnap_award", "length(award_referrer) <= 8")
 
 
 # CN1A's gold prize changes to a referrer the database refuses, and its design prize vanishes; CN2A's
@@ -303,10 +298,6 @@ def test_overlapping_merge_shards_write_every_row_exactly_once(
 # --- history ---------------------------------------------------------------------------------------
 
 
-def placeholder_sql(sql: str) -> str:
-    return sql.replace("%s", BaseHook.get_connection("wm").get_hook().placeholder)
-
-
 def test_history_answers_what_was_known_on_two_dates(
     vendor: ScriptedVendor, clock: OperatorClock, warehouse: str
 ) -> None:
@@ -318,8 +309,7 @@ def test_history_answers_what_was_known_on_two_dates(
 
     def known_on(moment: datetime) -> set[tuple[Any, ...]]:
         at = moment.isoformat(timespec="seconds")
-        sql = placeholder_sql("WHERE valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)")
-        return award_table(sql, (at, at))
+        return award_table("WHERE valid_from <= %s AND (valid_to IS NULL OR valid_to > %s)", (at, at))
 
     assert known_on(T1 + timedelta(days=1)) == rows_of(BEFORE)
     assert known_on(T2 + timedelta(days=1)) == rows_of(AFTER)
@@ -330,7 +320,7 @@ def test_history_answers_what_was_known_on_two_dates(
     assert second["versions_opened"] == 1 and second["versions_closed"] == 3
     assert second["patents_emptied"] == 1
     changed = query(
-        placeholder_sql("SELECT DISTINCT pn FROM patsnap_award WHERE valid_from > %s OR valid_to > %s"),
+        "SELECT DISTINCT pn FROM patsnap_award WHERE valid_from > %s OR valid_to > %s",
         (T1.isoformat(timespec="seconds"),) * 2,
     )
     assert sorted(pn for (pn,) in changed) == ["CN1A", "CN2A"]  # which patents changed since the last run

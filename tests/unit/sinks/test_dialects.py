@@ -399,19 +399,24 @@ def test_mysql_lock_not_granted_in_time_is_a_retryable_error() -> None:
         dialect.lock_table(RecordingCursor((None,)), PUBLIC_T)
 
 
-def test_duckdb_holds_a_process_wide_lock_per_table_until_commit_or_rollback() -> None:
+def test_duckdb_writes_of_one_file_take_turns_until_commit_or_rollback() -> None:
+    """One process-wide lock per file, for every write (``merge`` too): two transactions of one process
+    writing one table would conflict, or take a key both inserted for a refused value."""
     first, second = DuckDBDialect(), DuckDBDialect()
     first._database = second._database = "/data/w.duckdb"
-    lock = _process_lock(f"/data/w.duckdb\x1f{PUBLIC_T.key}")
+    lock = _process_lock("/data/w.duckdb")
     for end in ("commit", "rollback"):
-        cursor = RecordingCursor()
-        connection = RecordingConnection(cursor)
-        first.begin(connection, cursor, PUBLIC_T)
-        assert cursor.executed == [("BEGIN TRANSACTION", None)] and lock.locked()
-        assert not lock.acquire(blocking=False)  # what `second` would wait for
-        getattr(first, end)(connection)
-        assert not lock.locked()
-    second.begin(connection, RecordingCursor(), None)  # merge: no lock
+        for table in (PUBLIC_T, None):  # sync/history, merge
+            cursor = RecordingCursor()
+            connection = RecordingConnection(cursor)
+            first.begin(connection, cursor, table)
+            assert cursor.executed == [("BEGIN TRANSACTION", None)] and lock.locked()
+            assert not lock.acquire(blocking=False)  # what `second` would wait for
+            getattr(first, end)(connection)
+            assert not lock.locked()
+    second.begin(connection, RecordingCursor(), None)
+    assert lock.locked()
+    second.commit(connection)
     assert not lock.locked()
 
 
