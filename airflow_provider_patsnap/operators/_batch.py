@@ -95,8 +95,9 @@ class PatsnapBatchOperator(BaseOperator):
         a template, or an XComArg from an upstream task. (templated)
     :param patent_ids: PatSnap patent ids, in the same forms. (templated)
     :param patsnap_conn_id: The PatSnap connection. (templated)
-    :param sql_conn_id: A database connection (a common.sql hook; SQLite and PostgreSQL are tested, other
-        databases are listed in docs/compatibility.md) to write the rows into. (templated)
+    :param sql_conn_id: A database connection to write the rows into: SQLite, PostgreSQL, MySQL/MariaDB or
+        DuckDB (docs/compatibility.md); any other database is refused before the first paid call.
+        (templated)
     :param table: The table for ``sql_conn_id``, created if missing; defaults to the endpoint's table,
         for example ``patsnap_award``. (templated)
     :param write_mode: How rows land in ``table`` (docs/destinations.md): ``sync`` (the default: each
