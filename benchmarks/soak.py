@@ -19,13 +19,21 @@ SQLite (benchmarks/soak_sqlite.py):
 PostgreSQL, faults still on (benchmarks/soak_postgres.py):
 5. shards:    4 processes started together into one fresh table, each its slice of the list plus a
               quarter of its neighbour's slice, at a quarter of the QPS each.
+   spellings: 2 processes started together into one table spelled soak_spelled_<mode> and
+              public.SOAK_SPELLED_<MODE>, in sync and in history, overlapping on a fifth of the list,
+              the table holding rows (versions) the answers no longer hold (benchmarks/soak_identity.py).
+   clock:     a fifth of the list in history with refresh_after, the operators' clock a month ahead,
+              then corrected, then an hour later (benchmarks/soak_clock.py).
 6. SIGTERM:   at about 40 % of the calls, then 7. a rerun into the same table.
 Report (benchmarks/soak_report.py), faults off:
 8. a create whose answer the sandbox drops, and a retry with the same task-state store; then a normal
    report and a retry of it.
 
 Checks, one line each, exit status 1 if any fails: runs 2, 4, 5 and 7 hold exactly the reference's rows
-(same ``record_key`` set, same values in every column except ``fetched_at``, no key twice); the
+(same ``record_key`` set, same values in every column except ``fetched_at``, no key twice), so do the
+spellings' tables (history: their current versions, one per record) and the clock's; the spellings
+report one destination and count each removal, closed and opened version once; state written by the
+clock ahead is not fresh once it is corrected; the
 summaries' counts equal the reference's; faults were injected and retried; the token expiry was
 survived; the shards ran at once; SIGTERM ended the run within 5 s, no request reached the sandbox
 after it, and the rows written stayed; the lost answer failed both tries with no second create (1 job
@@ -46,6 +54,8 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/postgres_cluster.py
 
+import soak_clock
+import soak_identity
 import soak_postgres
 import soak_report
 import soak_sqlite
@@ -154,6 +164,8 @@ def run_stages(soak: Soak) -> list[str]:
         with cluster:
             soak_postgres.load_reference(soak, cluster.connection)
             soak_postgres.shards(soak, cluster.connection)
+            soak_identity.spelled_shards(soak, cluster.connection)
+            soak_clock.clock_ahead_then_corrected(soak, cluster.connection)
             soak_postgres.sigterm_and_rerun(soak, cluster.connection)
     return soak_report.report_flow(soak)
 

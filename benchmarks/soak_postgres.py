@@ -65,7 +65,10 @@ def pg_run(
     ranges: list[tuple[int, int]],
     qps: float,
     gate: str = "",
+    **options: Any,
 ) -> Run:
+    """A data task into ``table`` of the cluster; ``options``: more of its TaskSpec (``write_mode``,
+    ``refresh_after``, ``clock_offset``)."""
     return Run(
         soak,
         name,
@@ -77,6 +80,7 @@ def pg_run(
         sql_conn_id=PG_ID,
         table=table,
         gate=gate,
+        **options,
     )
 
 

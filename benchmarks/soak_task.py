@@ -8,6 +8,10 @@ appended to ``spec.tokens`` for the driver's leak scan; the outcome goes to ``sp
 A SIGTERM calls ``op.on_kill()``, as Airflow's task runner does (``_on_term``), and the moment it
 returned is written to ``spec.stopped``. Exit status 0 when ``execute`` returned, 1 when it raised.
 
+``spec.clock_offset`` puts the operators' clock (``operators._batch.utc_now``: row times, history validity,
+freshness) that many seconds ahead of the host's, as on a worker whose clock is wrong. This wrapper
+moves it, not the package.
+
 Imports of the provider stay inside functions: the driver imports :class:`TaskSpec` without Airflow.
 """
 
@@ -20,6 +24,7 @@ import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,9 @@ class TaskSpec:
     id_ranges: list[tuple[int, int]] = field(default_factory=list)  # (first patent index, count)
     sql_conn_id: str = ""
     table: str = ""
+    write_mode: str = ""  # "" : the operator's default (sync)
+    refresh_after: str = ""  # "" : none
+    clock_offset: float = 0.0  # seconds the operators' clock is ahead of the host's
     # report runs
     patent_number: str = ""
     state_path: str = ""  # the task-state store, kept in a file so the next try (process) sees it
@@ -138,13 +146,25 @@ def data_operator(spec: TaskSpec) -> Any:
     from common import operator_class, patent_numbers
 
     ids = [number for start, count in spec.id_ranges for number in patent_numbers(count, start=start)]
+    options: dict[str, Any] = {"write_mode": spec.write_mode or None}
+    if spec.refresh_after:
+        options["refresh_after"] = spec.refresh_after
     return operator_class(spec.endpoint)(
         task_id="soak",
         patent_numbers=ids,
         patsnap_conn_id=CONN_ID,
         sql_conn_id=spec.sql_conn_id,
         table=spec.table,
+        **options,
     )
+
+
+def shift_the_operators_clock(seconds: float) -> None:
+    """The operators' clock ``seconds`` ahead of the host's (behind when negative)."""
+    from airflow_provider_patsnap.operators import _batch
+
+    host_clock = _batch.utc_now
+    _batch.utc_now = lambda: host_clock() + timedelta(seconds=seconds)
 
 
 def report_operator(spec: TaskSpec) -> Any:
@@ -163,6 +183,8 @@ def report_operator(spec: TaskSpec) -> Any:
 
 def run(spec: TaskSpec) -> int:
     record_issued_tokens(spec.tokens)
+    if spec.clock_offset:
+        shift_the_operators_clock(spec.clock_offset)
     operator = data_operator(spec) if spec.kind == "data" else report_operator(spec)
     log_everything(spec.log)  # after Airflow is imported: Airflow 2 replaces the root's handlers then
     stop_on_sigterm(operator, spec.stopped)
