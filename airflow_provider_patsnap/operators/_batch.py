@@ -28,6 +28,7 @@ from airflow_provider_patsnap.sinks.base import (
     XComSink,
 )
 from airflow_provider_patsnap.sinks.names import check_table_name, file_format_of, output_file
+from airflow_provider_patsnap.sinks.runs import RunCounts, RunRecord, TaskTry
 from airflow_provider_patsnap.sinks.state import FetchState
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
@@ -336,9 +337,11 @@ class PatsnapBatchOperator(BaseOperator):
         hook.metrics = Metrics(dag_id=self.dag_id, task_id=self.task_id)
         self._check_qps_sharing(hook)
         totals = RunTotals(meter=meter)
+        started_at = utc_now()
         # Opened (and a table checked) before any paid call.
         table = self.open_table(kind, hook) if self.sql_conn_id else None
         sink = table if table is not None else self.open_run_sink(context)
+        failure: Exception | None = None
         try:
             with sink:
                 fresh_filter = None
@@ -350,25 +353,41 @@ class PatsnapBatchOperator(BaseOperator):
                 # What map_index_template="{{ patsnap_ids }}" shows for a mapped task: shard and size.
                 shard = f"{source.shard.label()}: " if source is not None and source.shard else ""
                 cast(dict, context)[MAP_INDEX_KEY] = f"{shard}{plan.requested:,} ids"
+                record = RunRecord(
+                    TaskTry.of(context, self.dag_id, self.task_id),
+                    self.endpoint.code,
+                    sink.location,
+                    table.write_mode if table is not None else None,
+                    started_at,
+                    RunCounts(),
+                )
                 run = DataRun(
                     self.endpoint,
                     hook,
                     sink,
                     stream,
                     totals,
+                    record,
                     params=self.query_params(),
                     now=utc_now,
                     log=self.log,
                     progress_interval=self.progress_interval,
                 )
-                with long_lived_objects_frozen():
-                    run.run(plan.requested, plan.fresh)
-            result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
+                try:
+                    with long_lived_objects_frozen():
+                        run.run(plan.requested, plan.fresh)
+                except BaseException as error:
+                    sink.finish_run(run.record(error))
+                    raise
+                result = summary(self.endpoint.code, plan.requested, totals, sink, table, hook)
+                failure = self._outcome_failure(totals, plan.requested, sink, result)
+                sink.finish_run(run.record(failure))
             self.log.info(
                 "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
             )
             self._remember_lineage(hook, sink, totals.rows, table)
-            self._check_outcome(totals, plan.requested, sink, result)
+            if failure is not None:
+                raise failure
         except Exception:
             if isinstance(sink, XComSink):
                 keep_paid_rows(context, sink, self.log)
@@ -475,17 +494,21 @@ class PatsnapBatchOperator(BaseOperator):
         if self._hook is not None:
             self._hook.cancel()
 
-    def _check_outcome(self, totals: RunTotals, requested: int, sink: Sink, result: dict[str, Any]) -> None:
+    def _outcome_failure(
+        self, totals: RunTotals, requested: int, sink: Sink, result: dict[str, Any]
+    ) -> Exception | None:
+        """The error a run that landed its rows still fails with, or None: the rows are kept first (the
+        file published, the run recorded), then the task fails."""
         totals.log_findings(self.log, self.endpoint, sink)
         if totals.shape_rejects:  # whatever max_rejects says: the mapping must learn this shape
-            raise totals.unknown_shape_error(self.endpoint, sink)
+            return totals.unknown_shape_error(self.endpoint, sink)
         if totals.not_fetched:
             resume = (
                 "a rerun skips what was fetched (refresh_after)"
                 if self.refresh_after
                 else "set refresh_after so a rerun skips what was fetched"
             )
-            raise PatsnapBudgetError(
+            return PatsnapBudgetError(
                 f"max_billed_units={self.max_billed_units} reached: {totals.billed} unit(s) billed"
                 f"{_lost_answers(totals.meter.unknown)}; the next call could go past it, so "
                 f"{totals.not_fetched} of {requested} patent(s) were not requested. "
@@ -494,13 +517,14 @@ class PatsnapBatchOperator(BaseOperator):
                 summary=result,
             )
         if totals.rejects > self.max_rejects:
-            raise totals.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
+            return totals.too_many_rejects_error(self.endpoint, sink, self.max_rejects)
         if totals.missing and self.fail_on_missing:
-            raise PatsnapInputError(
+            return PatsnapInputError(
                 f"{totals.missing} of {requested} patent(s) had no {self.endpoint.code} data "
                 f"(fail_on_missing=True); rows for the others were written to {sink.location}. "
                 f"First missing: {totals.missing_shown}"
             )
+        return None
 
 
 #: The XCom key of the rows a failed task fetched before it failed, when its destination is XCom.

@@ -24,6 +24,7 @@ from airflow_provider_patsnap.operators._id_stream import IdStream
 from airflow_provider_patsnap.operators._mapping import map_batch
 from airflow_provider_patsnap.operators._outcome import RunTotals
 from airflow_provider_patsnap.sinks.base import FetchedBatch, FetchedPatent, Sink
+from airflow_provider_patsnap.sinks.runs import RunCounts, RunRecord
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
@@ -43,6 +44,7 @@ class DataRun:
         sink: Sink,
         stream: IdStream,
         totals: RunTotals,
+        record: RunRecord,
         *,
         params: dict[str, Any],
         now: Callable[[], datetime],
@@ -54,6 +56,7 @@ class DataRun:
         self.sink = sink
         self.stream = stream
         self.totals = totals
+        self._record = record
         self.params = params
         self.now = now
         self.log = log
@@ -113,18 +116,42 @@ class DataRun:
             rows += mapped.rows
             rejects += mapped.rejects
             patents += mapped.patents
-        kept = self.sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
-        written = len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
         billed = sum(len(result.patents) for result in results)
-        totals.count_rejects(kept)
-        totals.rows += written
-        totals.billed += billed
+        totals.billed += billed  # billed whatever happens to the write
         totals.batches += len(results)
         totals.asked += sum(len(result.requested) for result in results)
+        self.sink.record_run(self._counted(pending_rows=len(rows), pending_rejects=len(rejects)))
+        kept = self.sink.write_batch(rows, rejects, FetchedBatch(patents, fetched_at))
+        written = len(rows) - (len(kept) - len(rejects))  # less rows the destination refused
+        totals.count_rejects(kept)
+        totals.rows += written
         self.metrics.incr(BILLED_UNITS, billed)
         self.metrics.incr(ROWS_WRITTEN, written)
         self.metrics.incr(REJECTS, len(kept))
         self.progress.update(self.snapshot())
+
+    def _counted(self, pending_rows: int = 0, pending_rejects: int = 0) -> RunRecord:
+        """The run record with the counts so far, and the rows and rejects of a write about to land."""
+        totals, stats, stream = self.totals, self.hook.stats, self.stream
+        return self._record._replace(
+            counts=RunCounts(
+                requested=stream.requested,
+                skipped_fresh=stream.skipped_fresh,
+                found=totals.asked - totals.missing,
+                rows_written=totals.rows + pending_rows,
+                rows_removed=0,
+                rejects=totals.rejects + pending_rejects,
+                billed_units=totals.billed,
+                billed_units_unknown=totals.meter.unknown,
+                calls=stats.calls,
+                retries=stats.retries,
+            )
+        )
+
+    def record(self, error: BaseException | None) -> RunRecord:
+        """The try's final record: ended now, a success unless ``error`` (a table adds its removals)."""
+        counted = self._counted()
+        return counted.finished(counted.counts, self.now(), error)
 
     def snapshot(self) -> Progress:
         totals, stats = self.totals, self.hook.stats

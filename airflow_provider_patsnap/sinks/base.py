@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from airflow_provider_patsnap.endpoints import Column, Reject, Row
 from airflow_provider_patsnap.exceptions import RowLimitExceededError
 from airflow_provider_patsnap.ids import PatentIds
+from airflow_provider_patsnap.sinks.runs import RunRecord
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.sinks.dialects import TableIdentity
@@ -144,6 +145,17 @@ class Sink(Protocol):
         """Finish: publish what was written when ``ok``, discard what can be discarded otherwise."""
         ...
 
+    def record_run(self, record: RunRecord) -> None:
+        """The run's record as it will stand once the next write lands (a table writes it in that
+        write's transaction)."""
+        ...
+
+    def finish_run(self, record: RunRecord) -> None:
+        """The try ended: keep its final record where this destination keeps records (a table's
+        ``patsnap_runs``, a file's ``<name>.run.json``). Never raises: it must not hide the run's own
+        error, nor fail a run whose rows landed."""
+        ...
+
     def __enter__(self) -> Sink: ...
 
     def __exit__(
@@ -210,3 +222,9 @@ class XComSink(ClosingOnExit):
 
     def close(self, ok: bool) -> None:
         """Nothing to publish: the operator returns :attr:`rows`."""
+
+    def record_run(self, record: RunRecord) -> None:
+        """XCom keeps no run record: the task's summary is its return value."""
+
+    def finish_run(self, record: RunRecord) -> None:
+        """XCom keeps no run record: the task's summary is its return value."""

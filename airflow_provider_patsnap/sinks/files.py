@@ -18,6 +18,7 @@ from airflow_provider_patsnap.endpoints import Column, Reject, Row
 from airflow_provider_patsnap.lineage import written_file_name
 from airflow_provider_patsnap.sinks.base import REJECT_NAMES, ClosingOnExit, FetchedBatch, RejectKeys
 from airflow_provider_patsnap.sinks.names import rejects_file
+from airflow_provider_patsnap.sinks.runs import RunRecord, manifest_file
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class FileSink(ClosingOnExit):
             _remove_stale_temporaries(target)
         self._rejects: _NdjsonFile | None = None
         self._reject_keys = RejectKeys()
+        self.manifest_path = manifest_file(path)
 
     def write_rows(self, rows: list[Row]) -> list[Reject]:
         """Write ``rows``; return rejects for the rows the format refused (none by default)."""
@@ -144,6 +146,19 @@ class FileSink(ClosingOnExit):
             self._rejects.close(ok)
         elif ok:
             self.rejects_path.unlink(missing_ok=True)  # from an earlier run: no longer true
+
+    def record_run(self, record: RunRecord) -> None:
+        """A file's record is written once, when the try ends."""
+
+    def finish_run(self, record: RunRecord) -> None:
+        """``<name>.run.json`` beside the file: this try's record, the last try's after a retry."""
+        try:
+            with self.manifest_path.open("wb") as manifest:
+                manifest.write(record.as_json().encode("utf-8"))
+        except Exception as error:  # never hides the run's own error, never fails landed rows
+            log.warning(
+                "Writing the run record %s failed: %s", written_file_name(str(self.manifest_path)), error
+            )
 
 
 class NdjsonSink(FileSink):

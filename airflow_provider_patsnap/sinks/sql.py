@@ -32,6 +32,7 @@ from airflow_provider_patsnap.sinks.base import (
 )
 from airflow_provider_patsnap.sinks.dialects import TableIdentity
 from airflow_provider_patsnap.sinks.names import REJECTS_SUFFIX
+from airflow_provider_patsnap.sinks.runs import RUN_COLUMNS, RUN_KEY, RUNS_TABLE, RunRecord
 from airflow_provider_patsnap.sinks.sql_bulk import CopyUpsert, can_copy
 from airflow_provider_patsnap.sinks.sql_database import SqlDatabase
 from airflow_provider_patsnap.sinks.sql_modes import (
@@ -133,6 +134,10 @@ class SqlSink(ClosingOnExit):
             if self.state_identity is not None
             else None
         )
+        # One run record a task try, beside every PatSnap table of the schema (sinks/runs.py).
+        self.runs_identity = identity._replace(name=RUNS_TABLE)
+        self._run_upsert = dialect.upsert(self.runs_identity, RUN_COLUMNS, RUN_KEY)
+        self._run: RunRecord | None = None
         column = patent_field(id_kind)
         self._patent_at = self._names.index(column)
         self._value_list = dialect.value_list()
@@ -149,6 +154,7 @@ class SqlSink(ClosingOnExit):
             tables.ensure(self.rejects_identity, REJECT_COLUMNS, REJECT_KEY)
             if self.state_identity is not None:
                 tables.ensure(self.state_identity, STATE_COLUMNS, STATE_KEY)
+            tables.ensure(self.runs_identity, RUN_COLUMNS, RUN_KEY)
             if dialect.name == "postgresql" and can_copy(self._connection):
                 self._copy_rows = CopyUpsert(
                     self._connection, identity.qualified, self._table_names, self.key, "patsnap_stage"
@@ -269,7 +275,42 @@ class SqlSink(ClosingOnExit):
         ]
         if rejects or refused_rejects:
             self._write_rejects(cursor, [*rejects, *refused_rejects], fetched.fetched_at)
+        if self._run is not None:
+            # The record as this transaction makes it true: less the rows the database refused.
+            expected = self._run.counts
+            record = self._run._replace(
+                counts=expected._replace(
+                    rows_written=expected.rows_written - len(refused),
+                    rejects=expected.rejects + len(refused),
+                    rows_removed=expected.rows_removed + counts.rows_removed,
+                )
+            )
+            self._run_upsert.many(cursor, [record.row()])
         return refused_rejects, counts
+
+    def record_run(self, record: RunRecord) -> None:
+        """The run's record as it stands once the next write lands (counting all its rows and rejects,
+        and this sink's removals so far): that write's transaction makes it true, less what the database
+        refused."""
+        self._run = record._replace(counts=record.counts._replace(rows_removed=self.counts.rows_removed))
+
+    def finish_run(self, record: RunRecord) -> None:
+        """The try's final record, in a transaction of its own; a failure is logged, never raised."""
+        if self._connection is None:
+            return
+        record = record._replace(counts=record.counts._replace(rows_removed=self.counts.rows_removed))
+        try:
+            with self.dialect.cursor(self._connection) as cursor:
+                self._run_upsert.many(cursor, [record.row()])
+            self.dialect.commit(self._connection)
+        except Exception as error:  # never hides the run's own error, never fails landed rows
+            log.warning(
+                "Writing the run record to %s failed: %s", self.runs_identity.qualified, first_line(error)
+            )
+            try:
+                self.dialect.rollback(self._connection)
+            except Exception:  # the connection is gone: nothing to undo
+                pass
 
     def _patent_key(self, scope: Scope | None, row: Row) -> str:
         """The match key of the patent a row belongs to (known to the scope in sync and history)."""

@@ -152,7 +152,8 @@ def test_ndjson_file_is_utf8_and_a_rerun_replaces_it(patsnap: Sandbox, tmp_path:
     )
     assert "\\u" not in raw and any("\u4e00" <= ch <= "\u9fff" for ch in raw)
     assert second["destination"].endswith("seic.jsonl")
-    assert [path.name for path in target.parent.iterdir()] == ["seic.jsonl"]  # no temp file left behind
+    # No temp file left behind: the file, and its run record beside it.
+    assert sorted(path.name for path in target.parent.iterdir()) == ["seic.jsonl", "seic.run.json"]
 
 
 def test_a_directory_gets_one_file_per_task_and_run(patsnap: Sandbox, tmp_path: Any) -> None:
@@ -237,7 +238,9 @@ def test_a_failed_run_leaves_the_previous_file_alone(
     with pytest.raises(PatsnapAuthError):
         op.execute(context={})
     assert target.read_bytes() == before
-    assert [path.name for path in tmp_path.iterdir()] == ["award.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["award.jsonl", "award.run.json"]
+    record = json.loads((tmp_path / "award.run.json").read_text(encoding="utf-8"))
+    assert (record["outcome"], record["error_class"]) == ("failed", "PatsnapAuthError")  # the last try's
 
 
 def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(patsnap: Sandbox, tmp_path: Any) -> None:
@@ -248,7 +251,7 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(patsnap: Sand
         (tmp_path / stale).write_text('{"half": "a row"', encoding="utf-8")
     PatsnapAwardOperator(task_id="t", patent_numbers=NUMBERS, output_path=str(target)).execute({})
     assert target.exists()
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.jsonl", "awards.run.json"]
 
 
 def test_one_patent_written_in_two_cases_is_asked_for_once(patsnap: Sandbox) -> None:

@@ -82,7 +82,8 @@ def test_rows_read_back_by_pyarrow_and_duckdb_are_the_vendors(
     assert sorted_rows(by_duckdb) == want
     assert [name for name in by_duckdb[0]] == list(operator.endpoint.column_names)  # column order kept
     assert summary["destination"] == str(target) and summary["write_mode"] is None
-    assert sorted(path.name for path in tmp_path.iterdir()) == [target.name]  # no temp file, no rejects
+    # No temp file, no rejects: the file and its run record.
+    assert sorted(path.name for path in tmp_path.iterdir()) == [target.name, f"{target.stem}.run.json"]
 
 
 @pytest.mark.parametrize("operator", OPERATORS, ids=lambda op: op.endpoint.code)
@@ -152,7 +153,7 @@ def test_a_rerun_replaces_the_file(patsnap: Sandbox, tmp_path: Path) -> None:
     assert sorted_rows(duckdb_rows(target)) == expected(ENDPOINTS["P032"], first_ids)
     PatsnapAwardOperator(task_id="t", patent_numbers=second_ids, output_path=f"file://{target}").execute({})
     assert sorted_rows(duckdb_rows(target)) == expected(ENDPOINTS["P032"], second_ids)
-    assert [path.name for path in target.parent.iterdir()] == ["awards.parquet"]
+    assert sorted(path.name for path in target.parent.iterdir()) == ["awards.parquet", "awards.run.json"]
 
 
 def test_a_failed_run_leaves_no_half_file_and_an_earlier_file_alone(
@@ -166,7 +167,7 @@ def test_a_failed_run_leaves_no_half_file_and_an_earlier_file_alone(
         patch.setenv(CONN_ENV, wrong_key)
         with pytest.raises(PatsnapAuthError):
             PatsnapAwardOperator(task_id="t", patent_numbers=IDS, output_path=str(target)).execute({})
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] == ["awards.run.json"]  # only the failed try's record
 
     PatsnapAwardOperator(task_id="t", patent_numbers=IDS, output_path=str(target)).execute({})
     before = target.read_bytes()
@@ -187,13 +188,17 @@ def test_a_failed_run_leaves_no_half_file_and_an_earlier_file_alone(
         PatsnapAwardOperator(task_id="t", patent_numbers=numbers(250), output_path=str(target)).execute({})
     assert len(calls) == 2 and calls[0] > 0
     assert target.read_bytes() == before
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.parquet", "awards.partial.parquet"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "awards.parquet",
+        "awards.partial.parquet",
+        "awards.run.json",
+    ]
     partial = tmp_path / "awards.partial.parquet"
     assert len(duckdb_rows(partial)) == pq.ParquetFile(partial).metadata.num_rows == calls[0]
 
     monkeypatch.setattr(ParquetSink, "write_rows", write_rows)  # the next successful run removes the leftover
     PatsnapAwardOperator(task_id="t", patent_numbers=IDS, output_path=str(target)).execute({})
-    assert [path.name for path in tmp_path.iterdir()] == ["awards.parquet"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["awards.parquet", "awards.run.json"]
 
 
 def test_one_row_group_per_write(patsnap: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,14 +245,19 @@ def test_mapped_shards_and_folders_get_their_own_files(patsnap: Sandbox, tmp_pat
 
     assert sorted(path.name for path in (tmp_path / "one").iterdir()) == [
         "awards_0.parquet",
+        "awards_0.run.json",
         "awards_1.parquet",
+        "awards_1.run.json",
     ]
     folder = tmp_path / "folder" / "awards"
     stem = "scheduled__2024-01-02T00_00_00_00_00"
     assert sorted(path.name for path in folder.iterdir()) == [
         f"{stem}.parquet",
+        f"{stem}.run.json",
         f"{stem}_0.parquet",
+        f"{stem}_0.run.json",
         f"{stem}_1.parquet",
+        f"{stem}_1.run.json",
     ]
     for index, ids in enumerate(shards):
         want = expected(ENDPOINTS["P032"], ids)
@@ -370,7 +380,11 @@ def test_odd_values_are_cleaned_and_rejects_go_beside_the_file_as_ndjson(
     assert "start_date" in reject["reason"] and json.loads(reject["raw_value"])["record_number"] == "R3"
     assert (summary["rows"], summary["rejects"]) == (2, 1)
     assert summary["rejects_destination"] == str(rejects_path)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["customs.parquet", "customs.rejects.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "customs.parquet",
+        "customs.rejects.jsonl",
+        "customs.run.json",
+    ]
 
 
 @pytest.fixture
@@ -398,7 +412,8 @@ def test_a_non_local_object_store_gets_the_same_file(patsnap: Sandbox, object_st
     with object_store.open("/patsnap-test/legal/2024-01-02.parquet", "rb") as file:
         rows = pq.read_table(file).to_pylist()
     assert sorted_rows(rows) == expected(ENDPOINTS["P026"], IDS) and summary["rows"] == len(rows)
-    assert object_store.ls("/patsnap-test/legal", detail=False) == ["/patsnap-test/legal/2024-01-02.parquet"]
+    written = ["/patsnap-test/legal/2024-01-02.parquet", "/patsnap-test/legal/2024-01-02.run.json"]
+    assert sorted(object_store.ls("/patsnap-test/legal", detail=False)) == written
 
     wrong_key = json.dumps(
         {"conn_type": "patsnap", "host": patsnap.base_url, "password": "sk-wrong", "extra": {"qps": 0}}
@@ -409,4 +424,6 @@ def test_a_non_local_object_store_gets_the_same_file(patsnap: Sandbox, object_st
             PatsnapLegalInformationOperator(
                 task_id="t", patent_numbers=IDS, output_path=target.format("2024-01-03")
             ).execute({})
-    assert object_store.ls("/patsnap-test/legal", detail=False) == ["/patsnap-test/legal/2024-01-02.parquet"]
+    # No file for the failed run; its try's record says it failed.
+    failed = "/patsnap-test/legal/2024-01-03.run.json"
+    assert sorted(object_store.ls("/patsnap-test/legal", detail=False)) == sorted([*written, failed])
