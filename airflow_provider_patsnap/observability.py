@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from functools import cache
 from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ METRIC_NAMES = (
 )
 
 
+@cache
 def _stats() -> Any:
     """Airflow's ``Stats``: ``airflow.sdk.observability`` on Airflow 3, ``airflow.stats`` before."""
     try:
@@ -74,7 +76,7 @@ class Metrics:
 
     def _send(self, method: str, name: str, value: Any, tags: Mapping[str, str]) -> None:
         try:
-            getattr(_stats(), method)(name, value, tags={**self.tags, **tags})
+            getattr(_stats(), method)(name, value, tags={**self.tags, **tags} if tags else self.tags)
         except Exception as error:  # a metrics backend must never fail a paid run
             if not self._failed:
                 self._failed = True

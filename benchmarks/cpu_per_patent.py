@@ -20,11 +20,12 @@ import logging
 import os
 import pstats
 import resource
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,57 @@ def measure(
     return result
 
 
+#: Metrics and progress lines may cost a data task at most this share of its CPU (issue "observability").
+OBSERVABILITY_BUDGET = 1.03
+
+
+@contextmanager
+def observability_off() -> Iterator[None]:
+    """Metrics and progress lines turned into no-ops, for the side-by-side pass."""
+    from airflow_provider_patsnap import observability
+
+    saved = (observability.Metrics._send, observability.RunProgress.update)
+    observability.Metrics._send = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    observability.RunProgress.update = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        observability.Metrics._send, observability.RunProgress.update = saved  # type: ignore[method-assign]
+
+
+def observability_overhead(
+    name: str,
+    run: Callable[[list[str], Path, str | None], Any],
+    numbers: list[str],
+    workdir: Path,
+    repeat: int,
+) -> dict[str, Any]:
+    """CPU per patent with metrics (to a StatsD socket) and progress lines on, and off, in alternating
+    passes over the same numbers: the lowest of each is compared."""
+    passes: dict[str, list[float]] = {"on": [], "off": []}
+    for _ in range(repeat):
+        for mode in ("on", "off"):
+            with observability_off() if mode == "off" else nullcontext():
+                cpu0 = cpu_seconds()
+                run(numbers, workdir, None)
+                passes[mode].append(cpu_seconds() - cpu0)
+    on, off = (min(passes[mode]) / len(numbers) * 1e6 for mode in ("on", "off"))
+    ratio = on / off
+    result = {
+        "on_us": round(on, 1),
+        "off_us": round(off, 1),
+        "ratio": round(ratio, 3),
+        "ok": ratio <= OBSERVABILITY_BUDGET,
+    }
+    print_check(
+        f"metrics and progress, {name}",
+        result["ok"],
+        f"{on:.1f} µs/patent with them, {off:.1f} without ({ratio:.3f}x, lowest of {repeat} alternating "
+        f"passes each); budget <= {OBSERVABILITY_BUDGET}x",
+    )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,6 +235,14 @@ def main() -> int:
         }
         if postgres:
             connections["cpu_pg"] = postgres
+        # Airflow's StatsD client on, sending to a socket nobody reads: what a deployment with metrics pays.
+        statsd = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+        statsd.bind(("127.0.0.1", 0))
+        os.environ.update(
+            AIRFLOW__METRICS__STATSD_ON="True",
+            AIRFLOW__METRICS__STATSD_HOST="127.0.0.1",
+            AIRFLOW__METRICS__STATSD_PORT=str(statsd.getsockname()[1]),
+        )
         airflow_env(workdir, connections=connections, log_level="ERROR")
         logging.disable(logging.INFO)
         numbers = patent_numbers(args.patents)
@@ -198,7 +258,9 @@ def main() -> int:
             results[name] = measure(
                 name, run, numbers, profile_numbers, workdir, sql_conn, args.repeat, sandbox
             )
-    ok = all(results[name]["ok"] for name, _, _ in plan)
+        ndjson = next(run for name, run, _ in plan if name == "ndjson")
+        results["observability"] = observability_overhead("ndjson", ndjson, numbers, workdir, args.repeat)
+    ok = all(results[name]["ok"] for name, _, _ in plan) and results["observability"]["ok"]
     results["ok"] = ok
     if args.json:
         dump_json(args.json, results)

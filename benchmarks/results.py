@@ -143,6 +143,20 @@ def cpu_section(data: dict[str, Any]) -> tuple[list[str], list[Check]]:
                 figures["ok"],
             )
         )
+    overhead = data.get("observability")
+    if overhead:
+        lines.append(
+            f"- **metrics and progress lines** (NDJSON, Airflow's StatsD client on): {overhead['on_us']} µs/patent "
+            f"with them, {overhead['off_us']} without, side by side: {overhead['ratio']}x"
+        )
+        checks.append(
+            (
+                "metrics and progress lines, NDJSON",
+                f"**{overhead['ratio']}x** ({overhead['on_us']} vs {overhead['off_us']} µs/patent)",
+                "<= 1.03x",
+                overhead["ok"],
+            )
+        )
     return [*lines, ""], checks
 
 

@@ -378,6 +378,7 @@ class Transport:
         self.settings = settings
         self.log = logger or log
         self.metrics = metrics or Metrics()
+        self._metrics_by_endpoint: dict[str, Metrics] = {}
         self.scrubber = Scrubber(settings.secrets, (settings.client_id or "", settings.client_secret or ""))
         self.stats = CallStats()
         self.clock = current_clock()
@@ -510,6 +511,13 @@ class Transport:
             )
         return self._exchange(exchange, slot_taken=False, may_renew_token=False)
 
+    def _metrics(self, endpoint: str) -> Metrics:
+        """The metrics tagged with ``endpoint``, made once per endpoint."""
+        found = self._metrics_by_endpoint.get(endpoint)
+        if found is None:
+            found = self._metrics_by_endpoint[endpoint] = self.metrics.tagged(endpoint=endpoint)
+        return found
+
     def _failed(self, exchange: _Exchange, error: PatsnapError, sent: bool) -> None:
         """Count a failed exchange (a call that was sent) and tell whom the exchange tells."""
         if sent:
@@ -531,7 +539,8 @@ class Transport:
                 exchange.before_send()
             sent = True
             self.stats.add("calls")
-            self.metrics.incr(CALLS, endpoint=exchange.endpoint)
+            metrics = self._metrics(exchange.endpoint)
+            metrics.incr(CALLS)
             started = time.perf_counter()
             try:
                 response = self.send(
@@ -542,7 +551,7 @@ class Transport:
                     **exchange.kwargs,
                 )
             finally:
-                self.metrics.timing(CALL_DURATION, time.perf_counter() - started, endpoint=exchange.endpoint)
+                metrics.timing(CALL_DURATION, time.perf_counter() - started)
             body = parse_body(response.content)
             envelope = body.value if isinstance(body.value, Mapping) else None
             if envelope is not None and envelope.get("status") is True and response.ok:
