@@ -15,6 +15,7 @@ AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 
 if TYPE_CHECKING or AIRFLOW_V_3:
     from airflow.sdk import Asset as Dataset
+    from airflow.sdk import AssetAlias as DatasetAlias
     from airflow.sdk import (
         BaseOperator,
         BaseOperatorLink,
@@ -33,7 +34,7 @@ if TYPE_CHECKING or AIRFLOW_V_3:
     except ImportError:  # Airflow 3.0-3.2 kept it in core
         from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef]
 else:  # pragma: no cover - exercised by the Airflow 2.11 CI leg
-    from airflow.datasets import Dataset
+    from airflow.datasets import Dataset, DatasetAlias
     from airflow.exceptions import AirflowSensorTimeout
     from airflow.hooks.base import BaseHook
     from airflow.io.path import ObjectStoragePath
@@ -57,6 +58,27 @@ def mask_secret(value: str | None) -> None:
     except ImportError:
         from airflow.utils.log.secrets_masker import mask_secret as _mask  # type: ignore[no-redef]
     _mask(value)
+
+
+def asset_alias_known(name: str) -> bool:
+    """Whether an outlet alias can take an asset event. Airflow 3 registers whatever it needs; Airflow
+    2.11 fails the task's whole dataset registration (``FlushError``, after the task succeeded) for an
+    alias its metadata DB does not know, which happens only when the DAG was never parsed into it:
+    ``airflow dags test`` before any scheduler or ``dags reserialize`` saw the file."""
+    if AIRFLOW_V_3:
+        return True
+    try:
+        from airflow.models.dataset import DatasetAliasModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            found = session.scalar(
+                select(DatasetAliasModel.id).where(DatasetAliasModel.name == name).limit(1)
+            )
+    except Exception:  # no database access from here (2.11's database isolation): let Airflow decide
+        return True
+    return found is not None
 
 
 def conf_getboolean(section: str, key: str, fallback: bool) -> bool:
@@ -130,8 +152,10 @@ __all__ = [
     "BaseSensorOperator",
     "Context",
     "Dataset",
+    "DatasetAlias",
     "ObjectStoragePath",
     "VariableTaskState",
+    "asset_alias_known",
     "conf_getboolean",
     "mask_secret",
     "pool_slots",

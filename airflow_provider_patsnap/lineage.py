@@ -6,19 +6,21 @@ file: a table is named as the SQL providers name it (PostgreSQL: namespace ``pos
 provider's own form), a file by its object-storage URI (no connection id in it). The PatSnap endpoint is
 the input: namespace the connection's base URL, name the endpoint's path.
 
-A table is named twice. When the DAG file is parsed (the asset URI), through common.sql's
-``DbApiHook.get_openlineage_authority_part``, which imports nothing of OpenLineage; when the facets are
-built after the run, through the connection's hook itself (``get_openlineage_database_info`` and the
-OpenLineage provider's ``SQLParser.create_namespace``), as that database's own SQL operators report it.
-The two agree wherever the hook names tables by host and port (PostgreSQL, MySQL, ...). SQLite has no
-OpenLineage support in its provider: ``sqlite://<file>`` is this provider's own convention, and so is
-``duckdb://<file>``.
+Nothing here reads a connection while a DAG file is parsed. An ``emit_asset=True`` task declares an
+asset *alias* (:func:`alias_name`: its DAG, its task and its destination as written) and, once its rows
+landed, attaches the concrete asset to it. A table is named twice, both times at run time: the asset
+URI through common.sql's ``DbApiHook.get_openlineage_authority_part``, which imports nothing of
+OpenLineage; the OpenLineage facets through the connection's hook itself
+(``get_openlineage_database_info`` and the OpenLineage provider's ``SQLParser.create_namespace``), as that
+database's own SQL operators report it. The two agree wherever the hook names tables by host and port
+(PostgreSQL, MySQL, ...). SQLite has no OpenLineage support in its provider: ``sqlite://<file>`` is this
+provider's own convention, and so is ``duckdb://<file>``.
 
-A table has one name however it is spelled (:func:`table_parts`): at run time the SQL sink's resolved
-identity (schema from the connection's search path, case folded as the database folds unquoted names);
-when a DAG file is parsed, with no connection to ask, the same folding and the database's default schema
-(PostgreSQL ``public``, SQLite and DuckDB ``main``, MySQL the connection's database). ``PATSNAP_AWARD``
-and ``public.patsnap_award`` on PostgreSQL are both ``<database>.public.patsnap_award``.
+A table has one name however it is spelled (:func:`table_parts`): the SQL sink's resolved identity
+(schema from the connection's search path, case folded as the database folds unquoted names); before a
+run (``destination_asset()`` of an operator that has not run), the same folding and the database's
+default schema (PostgreSQL ``public``, SQLite and DuckDB ``main``, MySQL the connection's database).
+``PATSNAP_AWARD`` and ``public.patsnap_award`` on PostgreSQL are both ``<database>.public.patsnap_award``.
 
 Every name goes through :func:`public_url` first: an OpenLineage event goes to a lineage backend, and an
 asset URI to the metadata database, where Airflow's log masker never looks, so no user info (a password,
@@ -30,12 +32,14 @@ by the OpenLineage listener after a task ran, never while a DAG file is parsed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import string
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.endpoints import Column
@@ -47,6 +51,9 @@ _DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306, "mssql": 1433}
 _DEFAULT_SCHEMAS = {"postgres": "public", "redshift": "public", "sqlite": "main", "duckdb": "main"}
 _SCHEMES = {"postgresql": "postgres", "mariadb": "mysql"}
 _FILE_DATABASES = ("sqlite", "duckdb")  # one file, one database: the file is the authority
+# Alias names: kept as written but for "%", whitespace other than a space, and anything outside ASCII.
+_PRINTABLE_ASCII = "".join(c for c in string.printable if c not in "%\t\n\r\x0b\x0c")
+_MAX_ALIAS = 1000
 
 
 class SqlTable(NamedTuple):
@@ -169,50 +176,36 @@ def file_dataset(path: str) -> LineageDataset:
     )
 
 
-class DestinationConnectionError(ValueError):
-    """The connection a table is named from could not be read (``reason`` says what Airflow answered)."""
-
-    def __init__(self, conn_id: str, table: str, reason: str) -> None:
-        super().__init__(
-            f"connection {conn_id!r} is needed to name table {table!r} as its database names it "
-            f"(host, port, database): {reason}"
-        )
-        self.conn_id, self.table, self.reason = conn_id, table, reason
-
-
 def destination_dataset(
     sql_conn_id: str | None, table: str, output_path: str | None
 ) -> LineageDataset | None:
     """The dataset a task writes: ``table`` through ``sql_conn_id``, or the file ``output_path`` (after a
     run, the file its sink wrote: ``sink.location``); None for XCom. At run time ``table`` is the SQL
-    sink's resolved identity (``schema.name``), so every spelling of one table gets one name."""
+    sink's resolved identity (``schema.name``), so every spelling of one table gets one name. Run time
+    only: a table's connection is read now."""
     if sql_conn_id:
         from airflow_provider_patsnap._compat import BaseHook
 
-        try:
-            connection = BaseHook.get_connection(sql_conn_id)
-        except Exception as error:  # each Airflow line raises its own "not found"
-            raise DestinationConnectionError(sql_conn_id, table, str(error)) from None
+        connection = BaseHook.get_connection(sql_conn_id)
         return table_dataset(connection, table)._replace(table=SqlTable(sql_conn_id, table))
     return file_dataset(output_path) if output_path else None
 
 
-def outlet_uri(sql_conn_id: str | None, table: str, output_path: str | None) -> str:
-    """The URI an ``emit_asset=True`` outlet declares: the lineage output's, read when the DAG file is
-    parsed (a table's connection then must exist wherever DAG files are parsed)."""
-    try:
-        dataset = destination_dataset(sql_conn_id, table, output_path)
-    except DestinationConnectionError as error:
-        raise ValueError(
-            f"emit_asset=True: connection {error.conn_id!r} must exist where DAG files are parsed "
-            "(the dag-processor, or the scheduler on Airflow 2.11 without one; and each worker, which "
-            "parses the file again before a task runs): the asset URI of table "
-            f"{error.table!r} is built from its host, port and database when the file is parsed. "
-            f"Define it there (AIRFLOW_CONN_{error.conn_id.upper()}, a secrets backend, or the "
-            "metadata database), or drop emit_asset and declare outlets=[...] yourself. "
-            f"Airflow said: {error.reason}"
-        ) from None
-    return dataset.uri if dataset else ""
+def alias_name(
+    dag_id: str | None, task_id: str, sql_conn_id: str | None, table: str, output_path: str | None
+) -> str:
+    """The asset alias an ``emit_asset=True`` task declares, built from what the DAG file says and
+    nothing else (no connection is read): ``patsnap:<dag_id>.<task_id>:<sql_conn_id>/<table>``, or
+    ``patsnap:<dag_id>.<task_id>:<output_path>`` (``patsnap:<task_id>:...`` for a task made outside a
+    DAG), the path through :func:`public_url` (the name is kept in the metadata database). Characters
+    outside printable ASCII are percent-encoded (MySQL metadata databases store alias names as ASCII); a
+    name past 1,000 characters is cut and ends with the sha1 of the whole one."""
+    destination = f"{sql_conn_id}/{table}" if sql_conn_id else public_url(str(output_path))
+    owner = f"{dag_id}.{task_id}" if dag_id else task_id
+    name = quote(f"patsnap:{owner}:{destination}", safe=_PRINTABLE_ASCII)
+    if len(name) > _MAX_ALIAS:
+        name = f"{name[: _MAX_ALIAS - 41]}~{hashlib.sha1(name.encode()).hexdigest()}"
+    return name
 
 
 def named_by_its_hook(dataset: LineageDataset) -> LineageDataset:

@@ -25,14 +25,16 @@ def airflow_env(
     *,
     dags_folder: str | os.PathLike[str] = EXAMPLE_DAGS,
     metadata_db: str | None = None,
+    load_examples: bool = False,
 ) -> dict[str, str]:
     """Airflow settings for ``home`` (made absolute; the directory is not created). The metadata DB is
-    a SQLite file in ``home`` unless ``metadata_db`` (a SQLAlchemy URL) names another one."""
+    a SQLite file in ``home`` unless ``metadata_db`` (a SQLAlchemy URL) names another one.
+    ``load_examples`` turns on Airflow's example DAGs (and, from 3.3, every provider's)."""
     home_path = Path(home).resolve()
     return {
         "AIRFLOW_HOME": str(home_path),
         # Airflow's own example DAGs would be parsed into every run; the default is True.
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": str(load_examples),
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(dags_folder).resolve()),
         # A file, not in-memory SQLite: `airflow dags test` and dag.test() break on `sqlite://`.
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db or f"sqlite:///{home_path / 'airflow.db'}",

@@ -119,6 +119,22 @@ class FakeTaskInstance:
         return self.xcom.get(key)
 
 
+class OutletEvents:
+    """Airflow's ``context["outlet_events"]``, recording what a task attaches to which alias."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[Any, Any, dict[str, Any]]] = []
+
+    def __getitem__(self, alias: Any) -> Any:
+        events = self
+
+        class Accessor:
+            def add(self, asset: Any, extra: dict[str, Any] | None = None) -> None:
+                events.added.append((alias, asset, dict(extra or {})))
+
+        return Accessor()
+
+
 class FakeTaskStateStore:
     """Airflow 3.3's task_state_store: survives retries (unlike XCom, cleared at each new try)."""
 

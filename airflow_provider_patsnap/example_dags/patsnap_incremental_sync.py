@@ -14,18 +14,21 @@ what PatSnap returns now (events PatSnap dropped are deleted, a patent with no d
 rows); ``refresh_after="7d"`` skips patents fetched less than a week ago, with data or without. The first
 run fetches the whole list, so every patent goes stale on the same day: about once a week a run pays for
 the whole list again, and the runs in between pay only for patents new to the list. ``max_billed_units``
-stops a run before it could be billed more than that (a rerun resumes). Its table is declared as an
-Asset under the URI its OpenLineage output has (docs/lineage.md), and ``patsnap_incremental_report``
-is scheduled on that Asset: it runs after every successful sync, and after any other producer of the
-same table.
+stops a run before it could be billed more than that (a rerun resumes).
 
-The Asset URI is built when this file is parsed, from the ``patsnap_warehouse`` connection (for example
-``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``). That connection must exist where DAG
-files are parsed (the dag-processor, or the scheduler on Airflow 2.11 without one, and the workers)
-before this file is first parsed: without it the file does not load, and the import error names the
-connection (docs/lineage.md, "The table's connection must exist where DAG files are parsed"). Also needs
-``patsnap_default`` (PatSnap, or the sandbox). ``make demo`` runs the sync twice to show the second run
-paying for nothing it already has.
+``emit_asset=True`` declares an asset alias,
+``patsnap:patsnap_incremental_sync.legal_events:patsnap_warehouse/patsnap_legal_daily``, and each
+successful run attaches the table to it as an Asset under the URI its OpenLineage output has
+(docs/lineage.md): ``patsnap_incremental_report`` is scheduled on that alias and runs after every
+successful sync. A DAG elsewhere can be scheduled on the table's URI
+itself (``sqlite:/abs/path/warehouse.db/patsnap_legal_daily`` here; for PostgreSQL the postgres
+provider's ``postgres://host:5432/database/public/patsnap_legal_daily``) and then also follows any other
+producer of the same table.
+
+Nothing here reads a connection when the file is parsed: it loads in a deployment that has none. The
+sync needs ``patsnap_warehouse`` (for example ``{"conn_type": "sqlite", "host": "/abs/path/warehouse.db"}``)
+and ``patsnap_default`` (PatSnap, or the sandbox) when it runs. ``make demo`` runs the sync twice to show
+the second run paying for nothing it already has.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ with DAG(
         write_mode="sync",  # the default for SQL, spelled out
         refresh_after="7d",  # a patent is paid for at most once a week
         max_billed_units=1000,  # never more than this per run; a rerun resumes
-        emit_asset=True,  # the table, as an Asset other DAGs can be scheduled on
+        emit_asset=True,  # an alias to schedule on; the table's Asset is attached to it when it ran
         pool=POOL,
         qps=VENDOR_QPS / POOL_SLOTS,
     )
@@ -86,7 +89,7 @@ with DAG(
 
 with DAG(
     dag_id="patsnap_incremental_report",
-    schedule=legal_events.outlets,  # runs whenever the table is updated
+    schedule=legal_events.outlets,  # the alias: runs whenever a sync updated the table
     start_date=datetime(2024, 1, 1),
     catchup=False,
     tags=["patsnap", "example"],

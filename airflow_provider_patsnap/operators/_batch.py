@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
 
-from airflow_provider_patsnap._compat import BaseOperator, BaseOperatorLink, Context, Dataset, pool_slots
+from airflow_provider_patsnap._compat import (
+    BaseOperator,
+    BaseOperatorLink,
+    Context,
+    Dataset,
+    DatasetAlias,
+    asset_alias_known,
+    pool_slots,
+)
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.arguments import number, seconds, whole_number
 from airflow_provider_patsnap.connection import DEFAULT_CONN_ID, NUMERIC_EXTRAS
@@ -33,7 +41,7 @@ from airflow_provider_patsnap.sinks.state import FetchState
 
 if TYPE_CHECKING:  # the hook, and the HTTP stack under it, load when a task runs, not on DAG parse
     from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-    from airflow_provider_patsnap.lineage import LineageRun
+    from airflow_provider_patsnap.lineage import LineageDataset, LineageRun
 
 
 class Inputs(NamedTuple):
@@ -128,10 +136,11 @@ class PatsnapBatchOperator(BaseOperator):
         share of the vendor's QPS per mapped shard).
     :param progress_interval: Seconds between progress lines in the task log at most (a line also comes at
         every tenth of the batches); docs/observability.md.
-    :param emit_asset: Declare the table or the file as an outlet Asset (Dataset on Airflow 2), under
-        the URI its OpenLineage output has (docs/lineage.md). Needs a literal, untemplated destination;
-        a table's ``sql_conn_id`` is read when the DAG file is parsed, so that connection must exist
-        wherever DAG files are parsed (the dag-processor and the workers).
+    :param emit_asset: Declare an outlet AssetAlias (DatasetAlias on Airflow 2.11) named after the DAG,
+        the task and the destination as written, and, once the rows landed, attach to it the table (as
+        its database resolved it) or the file the run wrote as an Asset under the URI its OpenLineage
+        output has (docs/lineage.md). No connection is read when the DAG file is parsed. Needs a
+        literal, untemplated destination.
     """
 
     endpoint: ClassVar[Endpoint]
@@ -168,8 +177,6 @@ class PatsnapBatchOperator(BaseOperator):
         progress_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        if emit_asset:
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), self._asset(sql_conn_id, table, output_path)]
         super().__init__(**kwargs)
         self.patent_numbers = patent_numbers
         self.patent_ids = patent_ids
@@ -188,6 +195,10 @@ class PatsnapBatchOperator(BaseOperator):
         self.qps = qps
         self.emit_asset = emit_asset
         self.progress_interval = progress_interval
+        #: The outlet alias of ``emit_asset``: the concrete asset is attached to it at run time.
+        self.asset_alias = self._alias(sql_conn_id, table, output_path) if emit_asset else None
+        if self.asset_alias is not None:  # a new list: the caller's own outlets list stays as it was
+            self.outlets = [*self.outlets, self.asset_alias]  # type: ignore[has-type]
         self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
         self._lineage_run: LineageRun | None = None  # set by execute for the OpenLineage listener
         # Counts are ints >= 0: 2.5, nan, "5" or True would fail mid-run, or never trigger (nan).
@@ -202,10 +213,10 @@ class PatsnapBatchOperator(BaseOperator):
 
     # --- validation ----------------------------------------------------------------------------------
 
-    def _asset(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> Dataset:
-        """The destination under the URI its OpenLineage output has (read when the DAG file is parsed:
-        the scheduler matches asset-scheduled DAGs on it)."""
-        from airflow_provider_patsnap.lineage import outlet_uri
+    def _alias(self, sql_conn_id: str | None, table: str | None, output_path: str | None) -> DatasetAlias:
+        """The outlet alias of ``emit_asset``, named from the DAG file alone (docs/lineage.md): no
+        connection is read while the file is parsed; the asset is attached when the task has run."""
+        from airflow_provider_patsnap.lineage import alias_name, file_dataset
 
         given = [value for value in (sql_conn_id, table, output_path) if value is not None]
         if not (sql_conn_id or output_path) or not all(is_literal(value) for value in given):
@@ -213,7 +224,12 @@ class PatsnapBatchOperator(BaseOperator):
                 "emit_asset=True needs a literal sql_conn_id (and table) or output_path; for a templated "
                 f"destination declare outlets=[...] yourself (got {[_shown(value) for value in given]!r})"
             )
-        return Dataset(outlet_uri(sql_conn_id, table or self.endpoint.default_table, output_path))
+        if output_path:
+            file_dataset(output_path)  # a relative path names no one file: refused now, not at run time
+        dag_id = self.dag.dag_id if self.has_dag() else None
+        return DatasetAlias(
+            alias_name(dag_id, self.task_id, sql_conn_id, table or self.endpoint.default_table, output_path)
+        )
 
     def validate(self, literal_only: bool = False) -> Inputs:
         """Check every input; return the id kind and the ids (None when not known yet, or when they come
@@ -386,6 +402,7 @@ class PatsnapBatchOperator(BaseOperator):
                 "%s", summary_block(f"PatSnap {self.endpoint.code} {self.endpoint.title}: summary", result)
             )
             self._remember_lineage(hook, sink, totals.rows, table)
+            self._attach_asset(context, totals.rows)
             if failure is not None:
                 raise failure
         except Exception:
@@ -472,16 +489,40 @@ class PatsnapBatchOperator(BaseOperator):
         self._lineage_run = LineageRun(
             endpoint_dataset(hook.settings.base_url, self.endpoint.path), destination, sink.columns, rows
         )
-        declared = [getattr(outlet, "uri", None) for outlet in self.outlets or []]
-        if self.emit_asset and destination is not None and destination.uri not in declared:
-            # The outlet's URI was built when the DAG file was parsed, with the database's default
-            # schema; the connection resolved the table elsewhere (a search_path, for example).
+
+    def destination_asset(self) -> Dataset | None:
+        """The asset ``emit_asset`` attaches to the alias: after a run, what the run wrote (the table as
+        its database resolved it, a folder ``output_path``'s file of that run); before one, the table or
+        the file as given (the table with the database's default schema). None for XCom. A table's
+        connection is read now: call it at run time, never in a DAG file."""
+        destination = self._lineage_run.destination if self._lineage_run is not None else self._destination()
+        return Dataset(destination.uri) if destination is not None else None
+
+    def _destination(self) -> LineageDataset | None:
+        from airflow_provider_patsnap.lineage import destination_dataset, written_file_name
+
+        written = written_file_name(self.output_path) if self.output_path else None
+        return destination_dataset(self.sql_conn_id, self.destination_table, written)
+
+    def _attach_asset(self, context: Context, rows: int) -> None:
+        """Tell Airflow which asset the alias stands for this time: the rows are in, the asset event
+        follows when the task succeeds (nothing is attached when it fails)."""
+        events = context.get("outlet_events")
+        destination = self._lineage_run.destination if self._lineage_run is not None else None
+        if self.asset_alias is None or destination is None or events is None:
+            return  # no emit_asset, or not run by Airflow's task runner (a direct execute())
+        if not asset_alias_known(self.asset_alias.name):
             self.log.warning(
-                "emit_asset: the table resolved to %s at run time, not to the outlet declared when the DAG "
-                "file was parsed (%s); declare outlets=[...] yourself to name the table where it is",
+                "Asset alias %s is not in Airflow's metadata database (this DAG was never parsed into it, "
+                "as under `airflow dags test` before `airflow dags reserialize`): no asset event for %s",
+                self.asset_alias.name,
                 destination.uri,
-                ", ".join(str(uri) for uri in declared),
             )
+            return
+        # Plain values only: Airflow 2.11 hashes every value of an event's extra.
+        extra: dict[str, Any] = {"endpoint": self.endpoint.code, "rows": rows}
+        events[self.asset_alias].add(Dataset(destination.uri), extra=extra)
+        self.log.info("Asset alias %s: attached %s", self.asset_alias.name, destination.uri)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The PatSnap endpoint read, the table or file written (schema, row count): docs/lineage.md."""

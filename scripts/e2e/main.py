@@ -117,8 +117,8 @@ class EndToEnd(ConnectionChecks):
         migrate = self.airflow("db", "migrate")
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed: {migrate.stderr[-2000:]}")
-        # The dag-processor starts last: patsnap_incremental_sync reads patsnap_warehouse when its file is
-        # parsed (emit_asset), so the connections must exist before the first parse (docs/lineage.md).
+        # The dag-processor starts last, once the connections exist: no example DAG reads a connection when
+        # it is parsed (emit_asset declares an alias: docs/lineage.md), but their runs need them.
         self.step("starting api-server, scheduler (LocalExecutor), triggerer")
         for command in ("api-server", "scheduler", "triggerer"):
             self.deployment.start(command, command)

@@ -142,7 +142,6 @@ def _defined_exception_classes(path: Path) -> set[str]:
 #: Error classes that never leave their module pair: each is caught and turned into something public.
 INTERNAL_ERRORS = {
     "PayloadShapeError": "payloads.py -> endpoints.py: a payload of an unknown shape becomes a ShapeReject",
-    "DestinationConnectionError": "lineage.py: becomes the ValueError that emit_asset raises at parse time",
 }
 
 

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,8 +22,13 @@ from airflow_provider_patsnap._compat import BaseHook
 from airflow_provider_patsnap.lineage import destination_dataset, file_dataset, named_by_its_hook
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import fresh_postgres_database, numbers
+from tests.helpers import OutletEvents, fresh_postgres_database, numbers
 from tests.mariadb_server import fresh_mariadb_database
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow import DAG  # type: ignore[assignment]
 
 IDS = numbers(12, start=170000000)
 AWARD_PATH = "/advanced-patent-data/award-data"
@@ -34,6 +40,17 @@ DOC_BASE_URL = "http://127.0.0.1:33709"  # the docs' sandbox address, for the te
 
 def pg_settings(postgres_conn: str) -> Any:
     return BaseHook.get_connection(postgres_conn)
+
+
+def asset_uri(op: PatsnapAwardOperator) -> str:
+    """The URI of the asset ``op`` attaches to its alias when it runs (its connection is read now)."""
+    asset = op.destination_asset()
+    assert asset is not None
+    return str(asset.uri)
+
+
+def output_rows(output: dict[str, Any]) -> int:
+    return int(output["outputFacets"]["outputStatistics"]["rowCount"])
 
 
 def test_a_postgres_table_asset_is_the_postgres_providers_own_uri(postgres_conn: str) -> None:
@@ -52,10 +69,8 @@ def test_a_postgres_table_asset_is_the_postgres_providers_own_uri(postgres_conn:
         schema="public",
         table="patsnap_award",
     )
-    assert [outlet.uri for outlet in op.outlets] == [expected.uri]
-    assert [outlet.uri for outlet in schema_op.outlets] == [
-        f"postgres://127.0.0.1:{connection.port}/{connection.schema}/enrich/awards"
-    ]
+    assert asset_uri(op) == expected.uri
+    assert asset_uri(schema_op) == f"postgres://127.0.0.1:{connection.port}/{connection.schema}/enrich/awards"
 
 
 def test_sqlite_and_file_assets_name_the_database_file_and_the_path(sqlite_conn: str, tmp_path: Any) -> None:
@@ -68,40 +83,38 @@ def test_sqlite_and_file_assets_name_the_database_file_and_the_path(sqlite_conn:
     )
 
     # Airflow drops the empty authority of sqlite:///path when it stores an asset URI.
-    assert [outlet.uri for outlet in table_op.outlets] == [f"sqlite:{tmp_path}/warehouse.db/patsnap_award"]
-    assert [outlet.uri for outlet in file_op.outlets] == [f"file://{tmp_path}/a.jsonl"]
-    assert [outlet.uri for outlet in s3_op.outlets] == ["s3://bucket/patsnap/a.jsonl"]  # no connection id
+    assert asset_uri(table_op) == f"sqlite:{tmp_path}/warehouse.db/patsnap_award"
+    assert asset_uri(file_op) == f"file://{tmp_path}/a.jsonl"
+    assert asset_uri(s3_op) == "s3://bucket/patsnap/a.jsonl"  # no connection id
 
 
 def test_assets_that_would_name_nothing_stable_are_refused() -> None:
     with pytest.raises(ValueError, match="relative"):
         PatsnapAwardOperator(task_id="a", patent_numbers=IDS, output_path="data/a.jsonl", emit_asset=True)
-    with pytest.raises(ValueError, match="emit_asset=True: connection 'nowhere' must exist"):
-        PatsnapAwardOperator(task_id="b", patent_numbers=IDS, sql_conn_id="nowhere", emit_asset=True)
     with pytest.raises(ValueError, match="literal"):
         PatsnapAwardOperator(
             task_id="c", patent_numbers=IDS, sql_conn_id="x", table="{{ params.t }}", emit_asset=True
         )
 
 
-def test_a_missing_table_connection_is_named_with_where_it_must_exist() -> None:
-    """The URI is built when the DAG file is parsed: the error says which connection, and where."""
-    with pytest.raises(ValueError) as raised:
-        PatsnapAwardOperator(
-            task_id="a", patent_numbers=IDS, sql_conn_id="warehouse_nowhere", table="awards", emit_asset=True
+def test_declaring_the_outlet_reads_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alias is named from the DAG file alone: a connection that exists nowhere is no error, and
+    nothing asks Airflow (or a secrets backend) for one while the file is parsed."""
+    asked: list[str] = []
+
+    def get_connection(conn_id: str) -> Any:
+        asked.append(conn_id)
+        raise AssertionError("a connection was read while the DAG was built")
+
+    monkeypatch.setattr(BaseHook, "get_connection", get_connection)
+    with DAG("warehouse_sync", schedule=None, start_date=datetime(2024, 1, 1)):
+        op = PatsnapAwardOperator(
+            task_id="awards", patent_numbers=IDS, sql_conn_id="warehouse_nowhere", emit_asset=True
         )
 
-    message = str(raised.value)
-    assert message.startswith("emit_asset=True: connection 'warehouse_nowhere' must exist where DAG files")
-    for part in (
-        "where DAG files are parsed (the dag-processor",
-        "table 'awards'",
-        "AIRFLOW_CONN_WAREHOUSE_NOWHERE",
-        "declare outlets=[...] yourself",
-        "Airflow said: ",
-    ):
-        assert part in message
-    assert message.rsplit("Airflow said: ", 1)[1].strip()  # Airflow's own "not found", whatever its words
+    assert asked == []
+    assert op.asset_alias is not None and op.outlets == [op.asset_alias]
+    assert op.asset_alias.name == "patsnap:warehouse_sync.awards:warehouse_nowhere/patsnap_award"
 
 
 def test_a_file_asset_converts_to_the_same_openlineage_dataset_as_common_io_gives() -> None:
@@ -231,7 +244,7 @@ def test_facets_of_a_sqlite_table_and_an_ndjson_file(
 
 
 def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
-    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch
+    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch, outlet_events: OutletEvents
 ) -> None:
     pytest.importorskip("airflow.providers.openlineage")
     from airflow.providers.openlineage.sqlparser import SQLParser
@@ -241,7 +254,8 @@ def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
     settings = {**fresh, "host": "LocalHost"}  # resolves to the server's 127.0.0.1
     monkeypatch.setenv("AIRFLOW_CONN_PG_MIXED", json.dumps(settings))
     op = PatsnapAwardOperator(task_id="awards", patent_numbers=IDS, sql_conn_id="pg_mixed", emit_asset=True)
-    op.execute(context={})
+    events = outlet_events
+    op.execute(context={"outlet_events": events})
 
     [output] = extracted(op)["outputs"]
     port, database = settings["port"], settings["schema"]
@@ -249,8 +263,9 @@ def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
     info = connection.get_hook().get_openlineage_database_info(connection)
     assert output["namespace"] == SQLParser.create_namespace(info) == f"postgres://localhost:{port}"
     assert output["name"] == f"{database}.public.patsnap_award"
-    # The asset is the same table to the postgres provider's asset-to-OpenLineage conversion.
-    [outlet] = op.outlets
+    # The asset attached to the alias is the same table to the postgres provider's conversion.
+    [(alias, outlet, extra)] = events.added
+    assert alias == op.asset_alias and extra == {"endpoint": "P032", "rows": output_rows(output)}
     assert outlet.uri == f"postgres://localhost:{port}/{database}/public/patsnap_award"
     converted = convert_asset_to_openlineage(outlet, None)
     assert (converted.namespace, converted.name) == (output["namespace"], output["name"])
@@ -258,24 +273,29 @@ def test_a_mixed_case_postgres_host_is_named_as_the_postgres_provider_names_it(
 
 @pytest.mark.parametrize("table", ["PATSNAP_AWARD", "public.Patsnap_Award"])
 def test_a_postgres_table_has_one_name_however_it_is_spelled(
-    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch, table: str
+    patsnap: Sandbox,
+    postgres_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    table: str,
+    outlet_events: OutletEvents,
 ) -> None:
-    """PostgreSQL folds unquoted names to lower case: the asset URI built when the DAG file is parsed,
-    the summary's destination and the run's lineage all name public.patsnap_award."""
+    """PostgreSQL folds unquoted names to lower case: the asset URI named before a run, the summary's
+    destination, the run's lineage and the asset it attaches all name public.patsnap_award."""
     settings = json.loads(fresh_postgres_database(postgres_server))
     monkeypatch.setenv("AIRFLOW_CONN_PG_SPELLED", json.dumps(settings))
     port, database = settings["port"], settings["schema"]
     op = PatsnapAwardOperator(
         task_id="a", patent_numbers=IDS, sql_conn_id="pg_spelled", table=table, emit_asset=True
     )
-    [outlet] = op.outlets
-    assert outlet.uri == f"postgres://127.0.0.1:{port}/{database}/public/patsnap_award"
+    uri = f"postgres://127.0.0.1:{port}/{database}/public/patsnap_award"
+    assert asset_uri(op) == uri
 
-    summary = op.execute(context={})
+    summary = op.execute(context={"outlet_events": outlet_events})
 
     assert summary["destination"] == "pg_spelled:public.patsnap_award"
     assert op._lineage_run is not None and op._lineage_run.destination is not None
-    assert op._lineage_run.destination.uri == outlet.uri
+    assert op._lineage_run.destination.uri == uri
+    assert [asset.uri for _, asset, _ in outlet_events.added] == [uri]
     assert op._lineage_run.destination.name == f"{database}.public.patsnap_award"
     if importlib.util.find_spec("airflow.providers.openlineage") is not None:
         [output] = extracted(op)["outputs"]
@@ -283,14 +303,10 @@ def test_a_postgres_table_has_one_name_however_it_is_spelled(
 
 
 def test_a_table_is_named_where_the_search_path_puts_it(
-    patsnap: Sandbox,
-    postgres_server: str,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+    patsnap: Sandbox, postgres_server: str, monkeypatch: pytest.MonkeyPatch, outlet_events: OutletEvents
 ) -> None:
-    """An unqualified table goes where the connection's search_path puts it; the run names it there
-    and says that the outlet declared when the file was parsed (the default schema) differs."""
+    """An unqualified table goes where the connection's search_path puts it; the run names it there,
+    in its lineage and in the asset it attaches to its alias (named at run time, nothing to differ)."""
     from tests.helpers import postgres_admin
 
     settings = json.loads(fresh_postgres_database(postgres_server))
@@ -301,16 +317,13 @@ def test_a_table_is_named_where_the_search_path_puts_it(
     BaseHook.get_connection("pg_path").get_hook().run("CREATE SCHEMA enrich")
     op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="pg_path", emit_asset=True)
 
-    summary = op.execute(context={})
+    summary = op.execute(context={"outlet_events": outlet_events})
 
     assert summary["destination"] == "pg_path:enrich.patsnap_award"
     assert op._lineage_run is not None and op._lineage_run.destination is not None
     assert op._lineage_run.destination.name == f"{database}.enrich.patsnap_award"
-    logs = caplog.text + capsys.readouterr().out  # Airflow 3 logs through structlog to stdout
-    assert (
-        f"the table resolved to postgres://127.0.0.1:{settings['port']}/{database}/enrich/patsnap_award"
-        in logs
-    )
+    uri = f"postgres://127.0.0.1:{settings['port']}/{database}/enrich/patsnap_award"
+    assert [asset.uri for _, asset, _ in outlet_events.added] == [uri]
 
 
 @pytest.mark.parametrize("engine", ["mariadb", "duckdb"])
@@ -334,7 +347,7 @@ def test_mariadb_and_duckdb_tables_are_named_by_their_identity(
             f"duckdb:{path}/main/patsnap_award"  # stored as Airflow stores sqlite:///path: no empty authority
         )
     op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="named", emit_asset=True)
-    assert [outlet.uri for outlet in op.outlets] == [uri]
+    assert asset_uri(op) == uri
 
     op.execute(context={})
 
@@ -354,7 +367,7 @@ def test_a_table_asset_gets_the_providers_default_port_and_a_lower_case_host(
     connection = {"conn_type": conn_type, "host": "DB.Example.COM", "schema": "wh"}
     monkeypatch.setenv("AIRFLOW_CONN_DB", json.dumps(connection))
     op = PatsnapAwardOperator(task_id="a", patent_numbers=IDS, sql_conn_id="db", emit_asset=True)
-    assert [outlet.uri for outlet in op.outlets] == [f"{conn_type}://db.example.com:{port}/wh/patsnap_award"]
+    assert asset_uri(op) == f"{conn_type}://db.example.com:{port}/wh/patsnap_award"
 
 
 def test_a_table_its_hook_cannot_name_keeps_the_rule_and_says_why(
@@ -410,24 +423,20 @@ PARSE_PROBE = """
 import json, sys
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 for task_id, destination in (
-    ("postgres", {"sql_conn_id": "pg_parse"}),
+    ("postgres", {"sql_conn_id": "pg_parse"}),  # defined nowhere: never read while parsing
     ("sqlite", {"sql_conn_id": "warehouse"}),
     ("file", {"output_path": "/data/awards.jsonl"}),
 ):
-    assert PatsnapAwardOperator(task_id=task_id, patent_numbers=["CN1A"], emit_asset=True, **destination).outlets
+    op = PatsnapAwardOperator(task_id=task_id, patent_numbers=["CN1A"], emit_asset=True, **destination)
+    assert op.outlets == [op.asset_alias]
 discovery = {"airflow.providers.openlineage", "airflow.providers.openlineage.get_provider_info"}
 print("OPENLINEAGE", json.dumps(sorted(m for m in sys.modules if "openlineage" in m and m not in discovery)))
 """
 
 
-def test_building_operators_with_assets_imports_nothing_of_openlineage(
-    sqlite_conn: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_building_operators_with_assets_imports_nothing_of_openlineage() -> None:
     """What a DAG file does when it is parsed, in a fresh interpreter (where the provider is installed)."""
     pytest.importorskip("airflow.providers.openlineage")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PG_PARSE", '{"conn_type": "postgres", "host": "PG.Example.COM", "schema": "wh"}'
-    )
 
     result = subprocess.run(
         [sys.executable, "-c", PARSE_PROBE], capture_output=True, text=True, timeout=120, check=True
@@ -485,7 +494,8 @@ def test_facets_of_a_parquet_file_name_the_file_as_for_ndjson(patsnap: Sandbox, 
     s3 = PatsnapAwardOperator(
         task_id="c", patent_numbers=IDS, output_path="s3://aws_prod@bucket/patsnap/a.parquet", emit_asset=True
     )
-    assert [outlet.uri for outlet in s3.outlets] == ["s3://bucket/patsnap/a.parquet"]
+    assert [outlet.name for outlet in s3.outlets] == ["patsnap:c:s3://bucket/patsnap/a.parquet"]
+    assert asset_uri(s3) == "s3://bucket/patsnap/a.parquet"
 
     folder = PatsnapAwardOperator(
         task_id="awards", patent_numbers=IDS, output_path=f"{tmp_path}/out/", file_format="parquet"

@@ -21,7 +21,7 @@ import pytest
 
 from airflow_provider_patsnap.operators.patsnap import PatsnapAwardOperator
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.helpers import CONN_ENV, fresh_postgres_database, numbers
+from tests.helpers import CONN_ENV, OutletEvents, fresh_postgres_database, numbers
 
 IDS = numbers(12, start=170000000)
 PATSNAP_PASSWORD = "PW-patsnap-host-51c3"
@@ -77,8 +77,10 @@ def lineage_json(op: PatsnapAwardOperator) -> dict[str, Any]:
 def emitted(
     op: PatsnapAwardOperator, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> dict[str, Any]:
-    """Run ``op``; everything it emitted: lineage, outlets, summary and the log."""
-    summary = op.execute(context={"run_id": "manual__2026-01-10"})
+    """Run ``op``; everything it emitted: lineage, outlets (the alias it declares and the asset it
+    attaches), summary and the log."""
+    events = OutletEvents()  # what the task attaches to its asset alias (emit_asset)
+    summary = op.execute(context={"run_id": "manual__2026-01-10", "outlet_events": events})
     printed = capsys.readouterr()  # Airflow 3 logs a task through structlog, to stdout
     log = (
         [record.getMessage() for record in caplog.records]
@@ -88,7 +90,7 @@ def emitted(
     assert any("PatSnap P032 Award: " in line for line in log)  # the task's own log was captured
     return {
         "lineage": lineage_json(op),
-        "outlets": [outlet.uri for outlet in op.outlets],
+        "outlets": [outlet.name for outlet in op.outlets] + [str(asset.uri) for _, asset, _ in events.added],
         "summary": summary,
         "log": log,
     }
@@ -98,6 +100,12 @@ def assert_no_secret(everything: dict[str, Any]) -> None:
     text = json.dumps(everything, ensure_ascii=False, default=str)
     assert [secret for secret in SECRETS if secret in text] == [], text
     assert "gateway-user" not in text and "AKIAKEY" not in text  # nor the user names
+
+
+@pytest.fixture(autouse=True)
+def _aliases_known(outlet_events: OutletEvents) -> None:
+    """Each task's asset alias counts as known to Airflow's metadata DB (see the ``outlet_events``
+    fixture), so the asset it attaches is searched too."""
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +152,7 @@ def test_a_sqlite_path_with_a_query_string(
     assert_no_secret(everything)
     [output] = everything["lineage"]["outputs"]
     assert (output["namespace"], output["name"]) == (f"sqlite://{database}", "patsnap_award")
-    assert everything["outlets"] == [f"sqlite:{database}/patsnap_award"]
+    assert everything["outlets"] == ["patsnap:a:lite/patsnap_award", f"sqlite:{database}/patsnap_award"]
     assert everything["summary"]["rows"] > 0
 
 
@@ -173,7 +181,7 @@ def test_object_storage_with_credentials_in_the_url(
     assert_no_secret(everything)
     [output] = everything["lineage"]["outputs"]
     assert (output["namespace"], output["name"]) == (namespace, name)
-    assert everything["outlets"] == [f"{namespace}/{name}"]
+    assert everything["outlets"] == [f"patsnap:a:{namespace}/{name}", f"{namespace}/{name}"]
     assert everything["summary"]["destination"] == f"{namespace}/{name}"
     assert memory_s3.cat_file(f"/bucket/{name}").count(b"\n") == everything["summary"]["rows"] > 0
 

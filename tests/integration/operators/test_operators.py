@@ -20,7 +20,7 @@ from airflow_provider_patsnap.operators.patsnap import (
 )
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.data import patent_id_for_number, patent_object
-from tests.helpers import expected_rows, sorted_rows
+from tests.helpers import OutletEvents, expected_rows, sorted_rows
 
 OPERATORS: list[type[PatsnapBatchOperator]] = [
     PatsnapSeicClassificationOperator,
@@ -162,20 +162,35 @@ def test_a_directory_gets_one_file_per_task_and_run(patsnap: Sandbox, tmp_path: 
     assert summary["destination"] == f"{tmp_path}/award/scheduled__2024-01-02T00_00_00_00_00.jsonl"
 
 
-def test_emit_asset_declares_the_destination(sqlite_conn: str) -> None:
+def test_emit_asset_declares_an_alias_and_attaches_the_destination_once_it_was_written(
+    patsnap: Sandbox, sqlite_conn: str, tmp_path: Any, outlet_events: OutletEvents
+) -> None:
     table_op = PatsnapAwardOperator(
         task_id="a", patent_numbers=NUMBERS, sql_conn_id=sqlite_conn, emit_asset=True
     )
     file_op = PatsnapAwardOperator(
-        task_id="b", patent_numbers=NUMBERS, output_path="/data/a.jsonl", emit_asset=True
+        task_id="b", patent_numbers=NUMBERS, output_path=f"{tmp_path}/a.jsonl", emit_asset=True
     )
-    # Named as the database and the file are (tests/integration/operators/test_lineage.py), not per conn id.
-    assert [outlet.uri for outlet in table_op.outlets] == [
-        f"sqlite:{os.environ['SQLITE_PATH']}/patsnap_award"
+    estimate_op = PatsnapAwardOperator(
+        task_id="c", patent_numbers=NUMBERS, sql_conn_id=sqlite_conn, emit_asset=True, estimate_only=True
+    )
+    assert [outlet.name for outlet in table_op.outlets] == [f"patsnap:a:{sqlite_conn}/patsnap_award"]
+    assert [outlet.name for outlet in file_op.outlets] == [f"patsnap:b:{tmp_path}/a.jsonl"]
+
+    events = outlet_events
+    rows = [op.execute(context={"outlet_events": events})["rows"] for op in (table_op, file_op)]
+    estimate_op.execute(context={"outlet_events": events})
+
+    # Named as the database and the file are (tests/integration/operators/test_lineage.py), not per conn
+    # id; the estimate wrote nothing and attached nothing.
+    table_uri = f"sqlite:{os.environ['SQLITE_PATH']}/patsnap_award"
+    assert [(alias.name, asset.uri, extra) for alias, asset, extra in events.added] == [
+        (table_op.outlets[0].name, table_uri, {"endpoint": "P032", "rows": rows[0]}),
+        (file_op.outlets[0].name, f"file://{tmp_path}/a.jsonl", {"endpoint": "P032", "rows": rows[1]}),
     ]
-    assert [outlet.uri for outlet in file_op.outlets] == ["file:///data/a.jsonl"]
+    assert rows[0] == rows[1] > 0
     with pytest.raises(ValueError, match="emit_asset"):
-        PatsnapAwardOperator(task_id="c", patent_numbers=NUMBERS, emit_asset=True)
+        PatsnapAwardOperator(task_id="d", patent_numbers=NUMBERS, emit_asset=True)
 
 
 BAD_INPUTS: list[tuple[dict[str, Any], type[Exception], str]] = [
