@@ -48,6 +48,33 @@ try:
 except ImportError:  # Airflow 2.11
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
+try:  # AIP-105: Airflow 3.3 asks a task's retry_policy after each failure
+    from airflow.sdk import RetryPolicy
+
+    HAS_RETRY_POLICY = True
+except ImportError:  # Airflow 2.11-3.2: BaseOperator rejects a retry_policy argument
+
+    class RetryPolicy:  # type: ignore[no-redef]
+        """Stands in for ``airflow.sdk.RetryPolicy`` before 3.3, so a policy class can be defined (and
+        its decisions asked for) on every line; :func:`retry_policy_kwargs` never hands it to Airflow."""
+
+    HAS_RETRY_POLICY = False
+
+
+def retry_policy_kwargs(retry_policy: Any) -> dict[str, Any]:
+    """``BaseOperator``'s ``retry_policy`` argument where Airflow has one (3.3+), else nothing: 2.11-3.2
+    reject the argument, and their ``AirflowFailException`` already fails without a retry. There only
+    this provider's own policy, or None, is accepted (and has no effect)."""
+    if HAS_RETRY_POLICY:
+        return {"retry_policy": retry_policy}
+    from airflow_provider_patsnap.retry import PatsnapRetryPolicy
+
+    if retry_policy is not None and not isinstance(retry_policy, PatsnapRetryPolicy):
+        raise ValueError(
+            f"retry_policy needs Airflow 3.3 or later (this is Airflow {AIRFLOW_VERSION}): got {retry_policy!r}"
+        )
+    return {}
+
 
 def mask_secret(value: str | None) -> None:
     """Register ``value`` with Airflow's log masker (the import moved in Airflow 3)."""
@@ -144,6 +171,7 @@ def task_state(context: Any) -> Any:
 
 __all__ = [
     "AIRFLOW_V_3",
+    "HAS_RETRY_POLICY",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "BaseHook",
@@ -154,10 +182,12 @@ __all__ = [
     "Dataset",
     "DatasetAlias",
     "ObjectStoragePath",
+    "RetryPolicy",
     "VariableTaskState",
     "asset_alias_known",
     "conf_getboolean",
     "mask_secret",
     "pool_slots",
+    "retry_policy_kwargs",
     "task_state",
 ]

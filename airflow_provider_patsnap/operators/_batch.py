@@ -15,6 +15,7 @@ from airflow_provider_patsnap._compat import (
     DatasetAlias,
     asset_alias_known,
     pool_slots,
+    retry_policy_kwargs,
 )
 from airflow_provider_patsnap._gc import long_lived_objects_frozen
 from airflow_provider_patsnap.arguments import number, seconds, whole_number
@@ -29,6 +30,7 @@ from airflow_provider_patsnap.operators._id_stream import FreshFilter, IdStream
 from airflow_provider_patsnap.operators._inputs import as_duration, as_id_list, is_literal
 from airflow_provider_patsnap.operators._outcome import RunTotals, estimate_summary, summary
 from airflow_provider_patsnap.operators._run import DataRun
+from airflow_provider_patsnap.retry import DEFAULT_RETRY_POLICY
 from airflow_provider_patsnap.sinks.base import (
     WRITE_MODES,
     LastingDestination,
@@ -141,6 +143,11 @@ class PatsnapBatchOperator(BaseOperator):
         its database resolved it) or the file the run wrote as an Asset under the URI its OpenLineage
         output has (docs/lineage.md). No connection is read when the DAG file is parsed. Needs a
         literal, untemplated destination.
+    :param retry_policy: Airflow 3.3+: what a failure leads to (AIP-105). The default,
+        :class:`~airflow_provider_patsnap.retry.PatsnapRetryPolicy`, fails bad input, quota, permission,
+        budget and rejects at once and retries rate limits and transient errors after PatSnap's
+        ``Retry-After`` (docs/errors.md); ``None`` leaves every failure to Airflow's usual rules. Older
+        Airflow lines take no policy: there it must be the default or None and changes nothing.
     """
 
     endpoint: ClassVar[Endpoint]
@@ -175,9 +182,10 @@ class PatsnapBatchOperator(BaseOperator):
         qps: float | None = None,
         emit_asset: bool = False,
         progress_interval: float = 30.0,
+        retry_policy: Any = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
         self.patent_numbers = patent_numbers
         self.patent_ids = patent_ids
         self.patsnap_conn_id = patsnap_conn_id

@@ -21,6 +21,7 @@ from airflow_provider_patsnap._compat import (
     ObjectStoragePath,
     VariableTaskState,
     conf_getboolean,
+    retry_policy_kwargs,
     task_state,
 )
 from airflow_provider_patsnap.exceptions import (
@@ -39,6 +40,7 @@ from airflow_provider_patsnap.report import (
     lost_create_message,
     validate_trigger_event,
 )
+from airflow_provider_patsnap.retry import DEFAULT_RETRY_POLICY
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 __all__ = [
@@ -79,6 +81,8 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     :param tolerated_errors: Transient status-check failures in a row tolerated while waiting.
     :param recreate_after_lost_answer: Create a new (paid) report even though an earlier create of this
         task instance may have succeeded unseen. Set it only after checking your PatSnap account.
+    :param retry_policy: Airflow 3.3+: the default fails what no retry can fix and retries rate limits
+        after PatSnap's ``Retry-After`` (:mod:`airflow_provider_patsnap.retry`); ``None`` opts out.
     """
 
     template_fields: Sequence[str] = ("patent_number", "patent_id", "report_type", "patsnap_conn_id")
@@ -99,9 +103,10 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         timeout: float = 3600.0,
         tolerated_errors: int = 3,
         recreate_after_lost_answer: bool = False,
+        retry_policy: Any = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
         check_create_inputs(patent_number, patent_id, report_type, templates_pending=True)
         # Checked now, not once the (paid) report is created and the wait begins.
         check_wait(poll_interval=poll_interval, timeout=timeout, tolerated_errors=tolerated_errors)
@@ -265,6 +270,8 @@ class PatsnapDownloadReportOperator(BaseOperator):
     :param file_name: Use this file name instead of the link's name plus the job id (templated); made
         safe the same way. A later report downloaded under the same name replaces the file.
     :param patsnap_conn_id: The Airflow connection id (templated).
+    :param retry_policy: Airflow 3.3+: the default fails what no retry can fix and retries rate limits
+        after PatSnap's ``Retry-After`` (:mod:`airflow_provider_patsnap.retry`); ``None`` opts out.
     """
 
     template_fields: Sequence[str] = ("job_id", "target", "file_name", "patsnap_conn_id")
@@ -277,9 +284,10 @@ class PatsnapDownloadReportOperator(BaseOperator):
         target: str | Path | ObjectStoragePath,
         file_name: str | None = None,
         patsnap_conn_id: str = PatsnapHook.default_conn_name,
+        retry_policy: Any = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
         self.job_id = job_id
         self.target = target
         self.file_name = file_name

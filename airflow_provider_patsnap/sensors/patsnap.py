@@ -7,11 +7,18 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_patsnap._compat import BaseSensorOperator, Context, conf_getboolean, task_state
+from airflow_provider_patsnap._compat import (
+    BaseSensorOperator,
+    Context,
+    conf_getboolean,
+    retry_policy_kwargs,
+    task_state,
+)
 from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
 from airflow_provider_patsnap.report import JobId, JobState, PollAction, decide, validate_trigger_event
+from airflow_provider_patsnap.retry import DEFAULT_RETRY_POLICY
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
 #: The task state key of the transient failures in a row: kept across pokes, which in ``reschedule``
@@ -35,6 +42,8 @@ class PatsnapReportSensor(BaseSensorOperator):
     :param tolerated_errors: Transient poll failures in a row tolerated before the task fails.
     :param deferrable: Wait in the triggerer instead of a worker slot; defaults to Airflow's
         ``[operators] default_deferrable``.
+    :param retry_policy: Airflow 3.3+: the default fails what no retry can fix and retries rate limits
+        after PatSnap's ``Retry-After`` (:mod:`airflow_provider_patsnap.retry`); ``None`` opts out.
     """
 
     template_fields: Sequence[str] = ("job_id", "patsnap_conn_id")
@@ -47,9 +56,10 @@ class PatsnapReportSensor(BaseSensorOperator):
         patsnap_conn_id: str = PatsnapHook.default_conn_name,
         tolerated_errors: int = 3,
         deferrable: bool = conf_getboolean("operators", "default_deferrable", fallback=False),
+        retry_policy: Any = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
         whole_number("tolerated_errors", tolerated_errors)
         self.job_id = job_id
         self.patsnap_conn_id = patsnap_conn_id
