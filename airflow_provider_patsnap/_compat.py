@@ -169,8 +169,71 @@ def task_state(context: Any) -> Any:
     return context.get("task_state_store") or VariableTaskState(context["ti"])
 
 
+try:  # AIP-103: submit an external job once, reconnect to it on a retry (Airflow 3.3)
+    from airflow.sdk import ResumableJobMixin
+
+    HAS_RESUMABLE_JOBS = True
+except ImportError:  # Airflow 2.11-3.2
+    HAS_RESUMABLE_JOBS = False
+
+    class ResumableJobMixin:  # type: ignore[no-redef]
+        """Airflow 3.3's ``ResumableJobMixin`` for older lines: the same contract and the same decisions,
+        with this provider's :func:`task_state` (a :class:`VariableTaskState`) where 3.3 has the task
+        state store. (common.compat's stand-in always submits afresh: a retry would pay again.)
+
+        ``durable=False``: submit, poll, result, with nothing read or kept. Otherwise a stored id whose
+        job is active is reconnected to (``poll_until_complete``; nothing returned), one whose job
+        succeeded gives ``get_job_result`` at once, and any other (or none) submits a job, stores its id
+        before polling, polls and returns ``get_job_result``.
+        """
+
+        external_id_key: str = "remote_job_id"
+
+        def __init__(self, *, durable: bool = True, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.durable = durable
+
+        def execute_resumable(self, context: Any) -> Any:
+            if not self.durable:
+                external_id = self.submit_job(context)
+                self.poll_until_complete(external_id, context)
+                return self.get_job_result(external_id, context)
+            store = task_state(context)
+            external_id = store.get(self.external_id_key)
+            if external_id:
+                status = self.get_job_status(external_id, context)
+                if self.is_job_active(status):
+                    return self.poll_until_complete(external_id, context)
+                if self.is_job_succeeded(status):
+                    return self.get_job_result(external_id, context)
+            external_id = self.submit_job(context)
+            if external_id is not None:
+                store.set(self.external_id_key, external_id)
+            self.poll_until_complete(external_id, context)
+            return self.get_job_result(external_id, context)
+
+        def submit_job(self, context: Any) -> Any:
+            raise NotImplementedError
+
+        def get_job_status(self, external_id: Any, context: Any) -> str:
+            raise NotImplementedError
+
+        def is_job_active(self, status: str) -> bool:
+            raise NotImplementedError
+
+        def is_job_succeeded(self, status: str) -> bool:
+            raise NotImplementedError
+
+        def poll_until_complete(self, external_id: Any, context: Any) -> None:
+            raise NotImplementedError
+
+        def get_job_result(self, external_id: Any, context: Any) -> Any:
+            raise NotImplementedError
+
+
 __all__ = [
     "AIRFLOW_V_3",
+    "HAS_RESUMABLE_JOBS",
     "HAS_RETRY_POLICY",
     "AirflowFailException",
     "AirflowSensorTimeout",
@@ -182,6 +245,7 @@ __all__ = [
     "Dataset",
     "DatasetAlias",
     "ObjectStoragePath",
+    "ResumableJobMixin",
     "RetryPolicy",
     "VariableTaskState",
     "asset_alias_known",

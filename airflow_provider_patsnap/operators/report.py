@@ -19,6 +19,7 @@ from airflow_provider_patsnap._compat import (
     BaseOperator,
     Context,
     ObjectStoragePath,
+    ResumableJobMixin,
     VariableTaskState,
     conf_getboolean,
     retry_policy_kwargs,
@@ -53,21 +54,22 @@ _UNSAFE_CHARS = re.compile(r"[^\w.\- ]")
 _MAX_NAME = 200
 
 
-class PatsnapCreateValueReportOperator(BaseOperator):
+class PatsnapCreateValueReportOperator(ResumableJobMixin, BaseOperator):
     """
     Create a PatSnap patent value report job (R002) for one patent; return its ``job_id`` string.
 
     The job is created in ``execute`` on the worker and its id pushed to XCom (key ``job_id``) at once.
-    Each job is paid for, so no retry may create a second one. Just before the create call is sent
-    (the token fetched, the rate-limit slot reached), the attempt is recorded in the task's state
-    (Airflow 3.3's task state store, or before 3.3 an Airflow Variable named after the task instance);
-    a failure before that (the token endpoint down) is an ordinary one, which Airflow's retries may
-    repeat. The job id replaces the attempt once PatSnap answers. A retry that finds the job id
-    reconnects to the job (a failed job is replaced by a new one). A create whose answer was lost
-    (timeout, dropped connection, gateway error) has an unknown outcome: the task fails at once, without
-    Airflow retries, and a new create needs ``recreate_after_lost_answer=True``. The state is kept by
-    Airflow 3.3's store after success (clearing the task reconnects to the paid job); before 3.3 the
-    Variable is deleted on success (clearing the task asks for a new report).
+    Each job is paid for, so no retry may create a second one: the operator is a ``ResumableJobMixin``
+    (Airflow 3.3's, with its task state store; before 3.3 an equivalent keeping the state in an Airflow
+    Variable named after the task instance). Just before the create call is sent (the token fetched,
+    the rate-limit slot reached), the attempt is recorded in that state; a failure before that (the token
+    endpoint down) is an ordinary one, which Airflow's retries may repeat. The job id replaces the
+    attempt once PatSnap answers. A retry that finds the job id reconnects to the job (a failed job is
+    replaced by a new one; a finished one is returned at once). A create whose answer was lost (timeout,
+    dropped connection, gateway error) has an unknown outcome: the task fails at once, without Airflow
+    retries, and a new create needs ``recreate_after_lost_answer=True``. The state is kept by Airflow
+    3.3's store after success (clearing the task reconnects to the paid job); before 3.3 the Variable is
+    deleted on success (clearing the task asks for a new report).
 
     :param patent_number: The patent's publication number (templated); give this or ``patent_id``.
     :param patent_id: The PatSnap patent id (templated); give this or ``patent_number``.
@@ -81,6 +83,9 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     :param tolerated_errors: Transient status-check failures in a row tolerated while waiting.
     :param recreate_after_lost_answer: Create a new (paid) report even though an earlier create of this
         task instance may have succeeded unseen. Set it only after checking your PatSnap account.
+    :param durable: ``ResumableJobMixin``'s switch (default True). ``False`` keeps no state at all: every
+        try creates a new, paid job (a lost answer still fails its own try without Airflow retries, but
+        a retry after a crash, or a clear, pays again).
     :param retry_policy: Airflow 3.3+: the default fails what no retry can fix and retries rate limits
         after PatSnap's ``Retry-After`` (:mod:`airflow_provider_patsnap.retry`); ``None`` opts out.
     """
@@ -103,10 +108,11 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         timeout: float = 3600.0,
         tolerated_errors: int = 3,
         recreate_after_lost_answer: bool = False,
+        durable: bool = True,
         retry_policy: Any = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
+        super().__init__(durable=durable, **retry_policy_kwargs(retry_policy), **kwargs)
         check_create_inputs(patent_number, patent_id, report_type, templates_pending=True)
         # Checked now, not once the (paid) report is created and the wait begins.
         check_wait(poll_interval=poll_interval, timeout=timeout, tolerated_errors=tolerated_errors)
@@ -120,6 +126,7 @@ class PatsnapCreateValueReportOperator(BaseOperator):
         self.timeout = timeout
         self.tolerated_errors = tolerated_errors
         self.recreate_after_lost_answer = recreate_after_lost_answer
+        self._job_id: JobId | None = None  # this try's job, once known (created or reconnected to)
 
     @cached_property
     def hook(self) -> PatsnapHook:
@@ -132,15 +139,47 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         # Templates are rendered now: checked whole before anything is paid for.
         check_create_inputs(self.patent_number, self.patent_id, self.report_type)
-        state = task_state(context)
-        job_id = self._earlier_job(state) or self._create(state)
-        context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
-        self.poll_until_complete(job_id, context)
-        _forget(state, self.external_id_key, self.attempt_key)
-        return job_id
+        self._job_id = None
+        # What execute_resumable returns is not the job id on every path (a reconnect returns nothing):
+        # poll_until_complete and get_job_result record it in self._job_id.
+        self.execute_resumable(context)
+        if self._job_id is None:  # pragma: no cover - every path of the mixin passes through one of them
+            raise PatsnapReportError("the report job's id was lost between create and wait")
+        _forget(self._state(context), self.external_id_key, self.attempt_key)
+        return str(self._job_id)
 
-    def poll_until_complete(self, job_id: JobId, context: Context) -> None:
-        """Wait for the job if asked to: in the triggerer when ``deferrable``, else on this worker."""
+    # --- ResumableJobMixin ---------------------------------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        """Create the job (paid): see :meth:`_create`."""
+        return str(self._create(self._state(context)))
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """The status of the job an earlier try created (``WAITING``, ``EXPORTING``, ``DONE`` or
+        ``FAILED``); a status PatSnap does not document raises. A failed job is forgotten now: the next
+        create replaces it."""
+        job = self.hook.get_report_state(JobId.parse(external_id))
+        if job.status is ReportStatus.FAILED:
+            self.log.warning(
+                "Report job %s of an earlier try failed (%s): creating a new one",
+                job.job_id,
+                job.abnormal_cause,
+            )
+            self._state(context).delete(self.external_id_key)
+        else:
+            self.log.info("Reconnecting to PatSnap report job %s created by an earlier try", job.job_id)
+        return job.status.name
+
+    def is_job_active(self, status: str) -> bool:
+        return status in {active.name for active in ACTIVE_STATUSES}
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == ReportStatus.DONE.name
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        """Announce the job, then wait for it if asked to: in the triggerer when ``deferrable``, else on
+        this worker."""
+        job_id = self._announce(external_id, context)
         if not self.wait_for_completion:
             return
         if self.deferrable:
@@ -159,20 +198,24 @@ class PatsnapCreateValueReportOperator(BaseOperator):
             tolerated_errors=self.tolerated_errors,
         )
 
-    def _earlier_job(self, state: Any) -> JobId | None:
-        """The job an earlier try created, if it can still serve; None when a new one is needed."""
-        stored = state.get(self.external_id_key)
-        if not stored:
-            return None
-        job = self.hook.get_report_state(JobId.parse(stored))  # an undocumented status raises
-        if job.status is ReportStatus.FAILED:
-            self.log.warning(
-                "Report job %s of an earlier try failed (%s): creating a new one", stored, job.abnormal_cause
-            )
-            state.delete(self.external_id_key)
-            return None
-        self.log.info("Reconnecting to PatSnap report job %s created by an earlier try", job.job_id)
-        return job.job_id
+    def get_job_result(self, external_id: Any, context: Context) -> str:
+        """The job id: the task's result (a finished job an earlier try created is returned as is)."""
+        return str(self._announce(external_id, context))
+
+    # -------------------------------------------------------------------------------------------------
+
+    def _state(self, context: Context) -> Any:
+        """Where this task instance's attempt and job id live: nowhere when not ``durable``; else Airflow
+        3.3's task state store, or an Airflow Variable before 3.3 (the store the mixin uses)."""
+        return task_state(context) if self.durable else _NO_STATE
+
+    def _announce(self, external_id: Any, context: Context) -> JobId:
+        """This try's job is known: push its id to XCom, once per try."""
+        job_id = JobId.parse(external_id)
+        if self._job_id != job_id:
+            self._job_id = job_id
+            context["ti"].xcom_push(key=JOB_ID_KEY, value=str(job_id))
+        return job_id
 
     def _create(self, state: Any) -> JobId:
         """Create the job, with the attempt recorded just before the request goes out (after the token
@@ -205,6 +248,8 @@ class PatsnapCreateValueReportOperator(BaseOperator):
                 f"{lost_create_message(self.patent, 'recreate_after_lost_answer')} (cause: {err})"
             ) from None
         self.log.info("Created PatSnap report job %s", job_id)
+        # Stored here, before the attempt is cleared (the mixin stores it again): no moment exists in
+        # which a crash would leave neither the job id nor the attempt behind.
         state.set(self.external_id_key, str(job_id))
         state.delete(self.attempt_key)
         return job_id
@@ -212,11 +257,27 @@ class PatsnapCreateValueReportOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: return the job id, or raise the event's error."""
         done = validate_trigger_event(event)
-        _forget(task_state(context), self.external_id_key, self.attempt_key)
+        _forget(self._state(context), self.external_id_key, self.attempt_key)
         return str(done.job_id)
 
     def on_kill(self) -> None:
         self.hook.cancel()
+
+
+class _NoState:
+    """``durable=False``: nothing is read or kept."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return default
+
+    def set(self, key: str, value: Any) -> None:
+        pass
+
+    def delete(self, key: str) -> None:
+        pass
+
+
+_NO_STATE = _NoState()
 
 
 def _forget(state: Any, *keys: str) -> None:

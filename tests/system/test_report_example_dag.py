@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from airflow_provider_patsnap._compat import HAS_RESUMABLE_JOBS
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import report_bytes
 from tests.helpers import (
@@ -19,6 +22,17 @@ from tests.helpers import (
 )
 
 PN = "CN108977442B"
+
+
+def metadata(tmp_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(tmp_path / "airflow-home" / "airflow.db")
+
+
+def xcom(tmp_path: Path, task_id: str, key: str) -> Any:
+    """The XCom value a task left, decoded as Airflow stores it (JSON)."""
+    with metadata(tmp_path) as db:
+        [(value,)] = db.execute("SELECT value FROM xcom WHERE task_id = ? AND key = ?", (task_id, key))
+    return json.loads(value if isinstance(value, str) else bytes(value).decode())  # 2.11: a JSON blob
 
 
 def report_env(tmp_path: Path, dags: Path, sandbox: Sandbox) -> dict[str, str]:
@@ -53,7 +67,8 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
 
 
 def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:
-    """Airflow 3.3+ reconnects through the task state store, older lines through a Variable: one job."""
+    """Airflow 3.3+ reconnects through its own ResumableJobMixin and task state store, older lines
+    through the provider's equivalent and a Variable: one job, and its id is the retry's result."""
     sandbox = start_sandbox(report_delay=60)  # still exporting when the retry asks: it must reconnect
     env = report_env(tmp_path, Path(__file__).parent / "dags", sandbox)
     run = airflow(["dags", "test", "patsnap_report_retry"], env)
@@ -61,10 +76,19 @@ def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], 
     assert run.returncode == 0, output[-5000:]
     assert "worker lost after the report job was created" in output
     assert creates(sandbox) == 1
-    assert "Reconnecting to" in output
+    [job_id] = {record.params["job_id"] for record in sandbox.requests if record.path == STATUS_PATH}
+    assert f"Reconnecting to PatSnap report job {job_id} created by an earlier try" in output
+    # Airflow 3.3's mixin returns nothing on a reconnect: the operator still returns (and pushes) the id.
+    assert xcom(tmp_path, "create_report", "return_value") == job_id
+    assert xcom(tmp_path, "create_report", "job_id") == job_id
+    if HAS_RESUMABLE_JOBS:
+        assert "Reconnecting to existing job" in output  # the mixin's own decision
+        with metadata(tmp_path) as db:
+            stored = db.execute("SELECT key, value FROM task_state_store WHERE task_id = 'create_report'")
+            assert [(key, json.loads(value)) for key, value in stored] == [("patsnap_report_job_id", job_id)]
     leftovers = airflow(["variables", "list", "-o", "plain"], env)
     assert leftovers.returncode == 0, leftovers.stderr
-    assert "patsnap_task_state" not in leftovers.stdout  # forgotten once the task succeeded
+    assert "patsnap_task_state" not in leftovers.stdout  # none used on 3.3; forgotten on success before
 
 
 def test_a_lost_create_answer_is_not_paid_again_by_airflows_retry(

@@ -9,11 +9,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from airflow_provider_patsnap._compat import AirflowFailException
+from airflow_provider_patsnap._compat import HAS_RESUMABLE_JOBS, AirflowFailException
 from airflow_provider_patsnap.exceptions import (
     PatsnapCancelledError,
     PatsnapQuotaError,
@@ -46,9 +47,12 @@ JOB = "1579434053399036123"
 CLIENT, SECRET = "trust-client", "trust-secret"
 
 
-def try_create(store: FakeTaskStateStore, **kwargs: Any) -> str:
-    operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN, **kwargs)
-    return operator.execute({"ti": FakeTaskInstance(), "task_state_store": store})
+def try_create(
+    store: FakeTaskStateStore, ti: FakeTaskInstance | None = None, patent: str = PN, **kwargs: Any
+) -> str:
+    """One try of the create task (a retry gets a new task instance, the same task state store)."""
+    operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=patent, **kwargs)
+    return operator.execute({"ti": ti or FakeTaskInstance(), "task_state_store": store})
 
 
 def test_a_lost_create_answer_is_an_unknown_outcome_never_a_retry(
@@ -333,3 +337,60 @@ def test_report_triggers_never_occupy_the_shared_executor(
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
+
+
+# --- ResumableJobMixin: Airflow 3.3's where it exists, the provider's equivalent before -----------------
+
+
+def test_the_create_is_airflows_own_resumable_job_where_airflow_has_one() -> None:
+    operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN)
+    if HAS_RESUMABLE_JOBS:
+        from airflow.sdk import ResumableJobMixin
+
+        assert isinstance(operator, ResumableJobMixin)
+    assert operator.durable is True
+    assert operator.external_id_key == "patsnap_report_job_id"  # never renamed: in-flight retries read it
+
+
+def test_each_path_of_a_retry_returns_and_pushes_the_job_id(start_sandbox: Callable[..., Sandbox]) -> None:
+    """Exporting: reconnect (the mixin returns nothing there); done: the job at once; failed: a new job."""
+    sandbox = start_sandbox()  # its clock stands still until the test moves it
+    store = FakeTaskStateStore()
+    first = try_create(store)
+    reconnected = FakeTaskInstance()
+    assert try_create(store, ti=reconnected) == first == reconnected.xcom["job_id"]
+    sandbox.advance(sandbox.config.report_delay)  # done
+    done = FakeTaskInstance()
+    assert try_create(store, ti=done, wait_for_completion=True, deferrable=True) == first  # no wait either
+    assert done.xcom["job_id"] == first and creates(sandbox) == 1
+
+    failing = FakeTaskStateStore()
+    failed = try_create(failing, patent="CN1FAIL")
+    sandbox.advance(sandbox.config.report_delay)
+    replaced = try_create(failing, patent="CN1FAIL")
+    assert replaced != failed and failing.values == {"patsnap_report_job_id": replaced}
+    assert creates(sandbox) == 3
+
+
+def test_durable_false_keeps_nothing_and_every_try_creates(start_sandbox: Callable[..., Sandbox]) -> None:
+    """What the mixin's ``durable=False`` says: submit, poll, result; no state read or written."""
+    sandbox = start_sandbox()
+    store = FakeTaskStateStore()
+    first, second = try_create(store, durable=False), try_create(store, durable=False)
+    assert first != second and creates(sandbox) == 2
+    assert store.values == {}
+    sandbox.lose_create_answers(1)
+    with pytest.raises(PatsnapReportError, match="may have been created and paid"):
+        try_create(store, durable=False)  # a lost answer still fails its own try, without Airflow retries
+    assert store.values == {}
+
+
+def test_durable_comes_from_default_args_too() -> None:
+    try:
+        from airflow.sdk import DAG
+    except ImportError:  # Airflow 2.11
+        from airflow import DAG  # type: ignore[assignment]
+
+    with DAG("reports", schedule=None, start_date=datetime(2024, 1, 1), default_args={"durable": False}):
+        operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN)
+    assert operator.durable is False
