@@ -7,6 +7,7 @@ The trigger only polls: the job is created on the worker, never here (a triggere
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,9 @@ class PatsnapReportTrigger(BaseTrigger):
     flight, and a cancel while the connection is still being read (a slow secrets backend) stops the
     call before anything is sent. The status is checked once more before a timeout is declared.
 
+    On Airflow 3.3, :meth:`on_kill` runs when a user marks the deferred task failed or success, or
+    clears it: polling stops at once, with no further status call.
+
     :param job_id: The report job id, as a string of digits.
     :param end_time: Wall-clock deadline in seconds since the epoch (survives a triggerer restart).
     :param patsnap_conn_id: The Airflow connection id.
@@ -52,6 +56,10 @@ class PatsnapReportTrigger(BaseTrigger):
         self.patsnap_conn_id = patsnap_conn_id
         self.poll_interval = seconds("poll_interval", poll_interval)
         self.tolerated_errors = whole_number("tolerated_errors", tolerated_errors)
+        # What a run uses, for on_kill to stop (never serialized: a resumed trigger starts afresh).
+        self._hook: PatsnapHook | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._killed: asyncio.Event | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -69,21 +77,42 @@ class PatsnapReportTrigger(BaseTrigger):
         return TriggerEvent(trigger_event(status, self.job_id, message, state))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = PatsnapHook(self.patsnap_conn_id)
-        executor = ThreadPoolExecutor(1, thread_name_prefix=f"patsnap-report-{self.job_id}")
+        self._killed = asyncio.Event()
+        hook = self._hook = PatsnapHook(self.patsnap_conn_id)
+        executor = self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"patsnap-report-{self.job_id}")
         try:
             async for event in self._poll(hook, executor):
                 yield event
                 return
         finally:
-            hook.cancel()
-            hook.close()  # a status call still in flight fails at once on its closed socket
-            executor.shutdown(wait=False, cancel_futures=True)
+            self._stop()
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3 calls this when a user marks the deferred task failed or success, or clears it
+        (never on a triggerer restart or a timeout): stop polling at once. No further status call starts,
+        a call in flight is cut, the thread ends. PatSnap offers no call to cancel a report job, so the
+        job itself goes on (it was paid for when it was created). Before 3.3 the cancel alone does the
+        same, through :meth:`run`'s own cleanup."""
+        if self._killed is not None:
+            self._killed.set()
+        self._stop()
+
+    def _stop(self) -> None:
+        """No new call, the one in flight cut (it fails at once on its closed socket), the thread let go."""
+        if self._hook is not None:
+            self._hook.cancel()
+            self._hook.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def killed(self) -> bool:
+        return self._killed is not None and self._killed.is_set()
 
     async def _poll(self, hook: PatsnapHook, executor: ThreadPoolExecutor) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
         errors = 0
-        while True:
+        while not self.killed:
             try:
                 polled: JobState | PatsnapTransientError = await loop.run_in_executor(
                     executor, hook.get_report_state, self.job_id
@@ -91,7 +120,11 @@ class PatsnapReportTrigger(BaseTrigger):
             except PatsnapTransientError as error:
                 polled = error
             except Exception as error:
+                if self.killed:  # the call on_kill cut: the task is gone, nobody waits for an event
+                    return
                 yield self._event("error", f"status check of job {self.job_id} failed: {error}")
+                return
+            if self.killed:
                 return
             decision = decide(polled, errors, self.tolerated_errors)
             errors = decision.errors_in_a_row
@@ -112,4 +145,10 @@ class PatsnapReportTrigger(BaseTrigger):
             if remaining <= 0:  # the check above came after the deadline: it was the last one
                 yield self._event("timeout", f"PatSnap report job {self.job_id} not ready by the deadline")
                 return
-            await asyncio.sleep(min(self.poll_interval, remaining))
+            await self._pause(min(self.poll_interval, remaining))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait between checks; ``on_kill`` ends the wait at once."""
+        assert self._killed is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._killed.wait(), seconds)

@@ -8,11 +8,14 @@ import json
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.triggers.base import BaseTrigger
 
 from airflow_provider_patsnap._compat import HAS_RESUMABLE_JOBS, AirflowFailException
 from airflow_provider_patsnap.exceptions import (
@@ -394,3 +397,125 @@ def test_durable_comes_from_default_args_too() -> None:
     with DAG("reports", schedule=None, start_date=datetime(2024, 1, 1), default_args={"durable": False}):
         operator = PatsnapCreateValueReportOperator(task_id="create_report", patent_number=PN)
     assert operator.durable is False
+
+
+# --- a user kills the deferred task: the trigger stops polling --------------------------------------
+
+#: Airflow 3.3's triggerer calls BaseTrigger.on_kill when a user marks a deferred task failed or success,
+#: or clears it; 2.11 only cancels the trigger.
+TRIGGERER_CALLS_ON_KILL = hasattr(BaseTrigger, "on_kill")
+
+
+def exporting() -> bytes:
+    return status_answer(job_status=int(ReportStatus.EXPORTING))
+
+
+def hanging_vendor(vendor: RawServer, monkeypatch: pytest.MonkeyPatch, *answers: Any) -> None:
+    """Status calls answered with ``answers`` (the last repeats); a hung call ends only when cut."""
+    monkeypatch.setenv(CONN_ENV, vendor.connection_json(SECRET, CLIENT, qps=0, max_retries=0, timeout=60))
+    vendor.script(STATUS_PATH, *answers)
+
+
+def no_trigger_thread_left() -> None:
+    for thread in trigger_threads():
+        thread.join(10)
+    assert trigger_threads() == []
+
+
+@pytest.mark.skipif(not TRIGGERER_CALLS_ON_KILL, reason="BaseTrigger.on_kill arrived in Airflow 3.3")
+def test_a_user_kill_stops_polling_through_on_kill_as_airflows_triggerer_runs_it(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.3's own TriggerRunner.run_trigger, cancelled the way its cancel_triggers() does for a
+    task a user marked or cleared: on_kill runs, the call in flight is cut, no status call follows."""
+    from airflow.jobs.triggerer_job_runner import _USER_ACTION_CANCEL_MSG, TriggerRunner
+
+    hang = Hang()
+    hanging_vendor(vendor, monkeypatch, exporting(), hang)  # the second check hangs in flight
+    trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
+    trigger.task_instance = None  # type: ignore[assignment]
+    kills: list[int] = []
+    on_kill = trigger.on_kill
+
+    async def counted_on_kill() -> None:
+        kills.append(len(vendor.requests_to(STATUS_PATH)))
+        await on_kill()
+
+    trigger.on_kill = counted_on_kill  # type: ignore[method-assign]
+
+    async def kill_mid_poll() -> None:
+        runner = TriggerRunner()
+        runner.triggers[1] = {"name": "patsnap-report", "events": 0}
+        task = asyncio.create_task(runner.run_trigger(1, trigger))
+        assert await asyncio.get_running_loop().run_in_executor(None, hang.started.wait, 10)
+        task.cancel(_USER_ACTION_CANCEL_MSG)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert runner.events == deque()  # no event: the task is gone
+
+    asyncio.run(kill_mid_poll())
+    assert kills == [2]  # on_kill ran once, after the two checks
+    assert hang.client_hung_up.wait(10)  # the call in flight was cut
+    no_trigger_thread_left()
+    assert len(vendor.requests_to(STATUS_PATH)) == 2  # and none after
+
+
+def test_on_kill_ends_the_wait_between_checks_and_the_call_in_flight(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_kill on its own, while run() goes on: between checks (a wait of an hour) and mid-call."""
+    hang = Hang()
+    hanging_vendor(vendor, monkeypatch, exporting(), hang)
+    waiting = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 7200, poll_interval=3600)
+    calling = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 7200, poll_interval=0.01)
+
+    async def kill(trigger: PatsnapReportTrigger, when: Callable[[], bool]) -> list[Any]:
+        events: list[Any] = []
+
+        async def run() -> None:
+            events.extend([event async for event in trigger.run()])
+
+        task = asyncio.create_task(run())
+        while not when():
+            await asyncio.sleep(0)  # hand the loop to run() until it got there: an event, not time
+            await asyncio.to_thread(lambda: None)
+        await trigger.on_kill()
+        await asyncio.wait_for(task, 10)  # run() ends by itself, at once
+        return events
+
+    first = asyncio.run(kill(waiting, lambda: len(vendor.requests_to(STATUS_PATH)) == 1))
+    assert first == [] and len(vendor.requests_to(STATUS_PATH)) == 1  # the hour's wait ended unasked
+    second = asyncio.run(kill(calling, hang.started.is_set))
+    assert second == [] and hang.client_hung_up.wait(10)
+    no_trigger_thread_left()
+    assert len(vendor.requests_to(STATUS_PATH)) == 2  # one check each: nothing after either kill
+
+
+@pytest.mark.skipif(TRIGGERER_CALLS_ON_KILL, reason="Airflow 2.11-3.2: the triggerer only cancels")
+def test_before_3_3_a_user_kill_stops_polling_through_the_cancel(
+    vendor: RawServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 2.11's TriggerRunner.run_trigger, cancelled as its triggerer cancels a trigger whose task
+    a user marked or cleared: run()'s own cleanup cuts the call; no status call follows."""
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    hang = Hang()
+    hanging_vendor(vendor, monkeypatch, exporting(), hang)
+    trigger = PatsnapReportTrigger(job_id=JOB, end_time=time.time() + 3600, poll_interval=0.01)
+    trigger.task_instance = SimpleNamespace(
+        trigger_timeout=None, dag_id="d", task_id="t", run_id="r", map_index=-1
+    )  # type: ignore[assignment]
+
+    async def kill_mid_poll() -> None:
+        runner = TriggerRunner()
+        runner.triggers[1] = {"name": "patsnap-report", "events": 0}
+        task = asyncio.create_task(runner.run_trigger(1, trigger))
+        assert await asyncio.get_running_loop().run_in_executor(None, hang.started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(kill_mid_poll())
+    assert hang.client_hung_up.wait(10)
+    no_trigger_thread_left()
+    assert len(vendor.requests_to(STATUS_PATH)) == 2
