@@ -81,6 +81,19 @@ class JobId(str):
         return cls(text)
 
 
+def job_id_of(value: Any) -> JobId:
+    """A job id as a task is given it: itself (digits, an int), or a mapping holding ``job_id`` (the
+    create task's ``report_job`` XCom, the sensor's status payload)."""
+    return JobId.parse(value.get("job_id") if isinstance(value, Mapping) else value)
+
+
+def report_job(job_id: JobId, patent: str, report_type: str) -> dict[str, str]:
+    """The create task's ``report_job`` XCom: the job id inside an object, so Airflow 3.3's REST API and
+    UI keep it text (a bare string of digits comes back from the API as a JSON number, which JavaScript
+    rounds: 1579434053399036001 shows as 1579434053399036000)."""
+    return {"job_id": str(job_id), "patent": patent, "report_type": report_type}
+
+
 @dataclass(frozen=True)
 class JobState:
     """One status answer about one job."""

@@ -38,7 +38,9 @@ from airflow_provider_patsnap.report import (
     ReportStatus,
     check_create_inputs,
     check_wait,
+    job_id_of,
     lost_create_message,
+    report_job,
     validate_trigger_event,
 )
 from airflow_provider_patsnap.retry import DEFAULT_RETRY_POLICY
@@ -50,6 +52,9 @@ __all__ = [
 ]
 
 JOB_ID_KEY = "job_id"
+#: The job as an object, ``{"job_id": "...", "patent": ..., "report_type": ...}``: what Airflow 3.3's UI
+#: shows intact (docs/report.md, "The job id is a string").
+REPORT_JOB_KEY = "report_job"
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ]")
 _MAX_NAME = 200
 
@@ -58,7 +63,9 @@ class PatsnapCreateValueReportOperator(ResumableJobMixin, BaseOperator):
     """
     Create a PatSnap patent value report job (R002) for one patent; return its ``job_id`` string.
 
-    The job is created in ``execute`` on the worker and its id pushed to XCom (key ``job_id``) at once.
+    The job is created in ``execute`` on the worker and its id pushed to XCom at once: key ``job_id``
+    (the string), and key ``report_job``, ``{"job_id": ..., "patent": ..., "report_type": ...}``, which
+    Airflow 3.3's UI shows intact (it rounds a bare string of digits like a JavaScript number).
     Each job is paid for, so no retry may create a second one: the operator is a ``ResumableJobMixin``
     (Airflow 3.3's, with its task state store; before 3.3 an equivalent keeping the state in an Airflow
     Variable named after the task instance). Just before the create call is sent (the token fetched,
@@ -210,11 +217,14 @@ class PatsnapCreateValueReportOperator(ResumableJobMixin, BaseOperator):
         return task_state(context) if self.durable else _NO_STATE
 
     def _announce(self, external_id: Any, context: Context) -> JobId:
-        """This try's job is known: push its id to XCom, once per try."""
+        """This try's job is known: push it to XCom, once per try, as text (key ``job_id``, as the
+        return value) and inside an object (key ``report_job``), which Airflow 3.3's UI shows intact."""
         job_id = JobId.parse(external_id)
         if self._job_id != job_id:
             self._job_id = job_id
-            context["ti"].xcom_push(key=JOB_ID_KEY, value=str(job_id))
+            ti = context["ti"]
+            ti.xcom_push(key=JOB_ID_KEY, value=str(job_id))
+            ti.xcom_push(key=REPORT_JOB_KEY, value=report_job(job_id, self.patent, str(self.report_type)))
         return job_id
 
     def _create(self, state: Any) -> JobId:
@@ -324,8 +334,8 @@ class PatsnapDownloadReportOperator(BaseOperator):
     size mismatch with ``Content-Length`` fails the task. Links live 7 days: past that,
     the task fails saying to create a new report.
 
-    :param job_id: The report job id, or the status payload a ``PatsnapReportSensor`` returned
-        (templated).
+    :param job_id: The report job id, the create task's ``report_job`` XCom, or the status payload a
+        ``PatsnapReportSensor`` returned (templated).
     :param target: A local directory, or an Airflow ``ObjectStoragePath`` or URL such as
         ``s3://bucket/reports/`` (templated). Created if missing.
     :param file_name: Use this file name instead of the link's name plus the job id (templated); made
@@ -364,8 +374,7 @@ class PatsnapDownloadReportOperator(BaseOperator):
         return self.target if isinstance(self.target, ObjectStoragePath) else Path(self.target)
 
     def execute(self, context: Context) -> str:
-        raw = self.job_id.get("job_id") if isinstance(self.job_id, Mapping) else self.job_id
-        job = self.hook.get_report_state(JobId.parse(raw))
+        job = self.hook.get_report_state(job_id_of(self.job_id))
         if job.status is ReportStatus.FAILED:
             raise PatsnapReportError(job.failure_message())
         if job.status in ACTIVE_STATUSES or not job.download_url:

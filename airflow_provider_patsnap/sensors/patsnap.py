@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -17,7 +17,7 @@ from airflow_provider_patsnap._compat import (
 from airflow_provider_patsnap.arguments import whole_number
 from airflow_provider_patsnap.exceptions import PatsnapReportError, PatsnapTransientError
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from airflow_provider_patsnap.report import JobId, JobState, PollAction, decide, validate_trigger_event
+from airflow_provider_patsnap.report import JobState, PollAction, decide, job_id_of, validate_trigger_event
 from airflow_provider_patsnap.retry import DEFAULT_RETRY_POLICY
 from airflow_provider_patsnap.triggers.patsnap import PatsnapReportTrigger
 
@@ -37,7 +37,8 @@ class PatsnapReportSensor(BaseSensorOperator):
     the task's state: Airflow 3.3's task state store, or an Airflow Variable before 3.3).
 
     :param job_id: The report job id (templated), as returned by
-        :class:`~airflow_provider_patsnap.operators.report.PatsnapCreateValueReportOperator`.
+        :class:`~airflow_provider_patsnap.operators.report.PatsnapCreateValueReportOperator`, or its
+        ``report_job`` XCom (an object holding ``job_id``).
     :param patsnap_conn_id: The Airflow connection id (templated).
     :param tolerated_errors: Transient poll failures in a row tolerated before the task fails.
     :param deferrable: Wait in the triggerer instead of a worker slot; defaults to Airflow's
@@ -52,7 +53,7 @@ class PatsnapReportSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        job_id: str,
+        job_id: str | Mapping[str, Any],
         patsnap_conn_id: str = PatsnapHook.default_conn_name,
         tolerated_errors: int = 3,
         deferrable: bool = conf_getboolean("operators", "default_deferrable", fallback=False),
@@ -75,7 +76,7 @@ class PatsnapReportSensor(BaseSensorOperator):
         stored = task_state(context)
         errors = int(stored.get(ERRORS_KEY, 0) or 0)
         try:
-            polled: JobState | PatsnapTransientError = self.hook.get_report_state(JobId.parse(self.job_id))
+            polled: JobState | PatsnapTransientError = self.hook.get_report_state(job_id_of(self.job_id))
         except PatsnapTransientError as error:
             polled = error
         decision = decide(polled, errors, self.tolerated_errors)
@@ -110,7 +111,7 @@ class PatsnapReportSensor(BaseSensorOperator):
             return self._result()
         self.defer(
             trigger=PatsnapReportTrigger(
-                job_id=self.job_id,
+                job_id=job_id_of(self.job_id),
                 end_time=time.time() + self.timeout,
                 patsnap_conn_id=self.patsnap_conn_id,
                 poll_interval=self.poke_interval,

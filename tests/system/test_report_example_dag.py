@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_patsnap._compat import HAS_RESUMABLE_JOBS
+from airflow_provider_patsnap._compat import AIRFLOW_V_3, HAS_RESUMABLE_JOBS
 from airflow_provider_patsnap.sandbox import Sandbox
 from airflow_provider_patsnap.sandbox.reports import report_bytes
 from tests.helpers import (
@@ -64,6 +66,59 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     assert report.read_bytes() == report_bytes(job_id, PN, "pdf")
     assert creates(sandbox) == 1
     assert sandbox.config.client_secret not in output
+    # The create task's job id, as XCom keeps it and as Airflow's REST API (the UI's source) gives it.
+    report_job = {"job_id": job_id, "patent": PN, "report_type": "pdf"}
+    assert (
+        xcom(tmp_path, "create_report", "return_value") == xcom(tmp_path, "create_report", "job_id") == job_id
+    )
+    assert xcom(tmp_path, "create_report", "report_job") == report_job
+    if AIRFLOW_V_3:
+        shown = rest_xcom_values(tmp_path, env, "patsnap_value_report", "create_report")
+        # A bare string of digits leaves the API as a JSON number, which JavaScript (the UI) rounds...
+        assert shown["return_value"] == shown["job_id"] == int(job_id)
+        assert int(float(job_id)) != int(job_id)
+        # ...while inside an object it stays text.
+        assert shown["report_job"] == report_job
+
+
+# What Airflow 3.3's UI asks its REST API for an XCom value (deserialize=true, stringify=false), here
+# through the API app in-process: the raw JSON each key's value arrives as.
+REST_PROBE = """
+import json, sys
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from airflow.api_fastapi.app import create_app
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+
+dag_id, task_id = sys.argv[1:3]
+with create_session() as session:
+    run_id = session.scalar(select(DagRun.run_id).where(DagRun.dag_id == dag_id))
+client = TestClient(create_app())
+shown = {}
+for key in ("return_value", "job_id", "report_job"):
+    answer = client.get(
+        f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+        params={"deserialize": True, "stringify": False},
+    )
+    assert answer.status_code == 200, answer.text
+    shown[key] = json.loads(answer.text)["value"]
+print("XCOM " + json.dumps(shown))
+"""
+
+
+def rest_xcom_values(tmp_path: Path, env: dict[str, str], dag_id: str, task_id: str) -> dict[str, Any]:
+    probe = subprocess.run(
+        [sys.executable, "-c", REST_PROBE, dag_id, task_id],
+        env={**env, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert probe.returncode == 0, probe.stdout[-3000:] + probe.stderr[-3000:]
+    [line] = [line for line in probe.stdout.splitlines() if line.startswith("XCOM ")]
+    return dict(json.loads(line.removeprefix("XCOM ")))
 
 
 def test_a_real_retry_of_the_create_task(start_sandbox: Callable[..., Sandbox], tmp_path: Path) -> None:

@@ -89,10 +89,13 @@ def test_job_id_stays_an_exact_19_digit_string(sandbox: Sandbox, context: dict[s
     assert isinstance(job_id, str) and re.fullmatch(r"\d{19}", job_id)
     assert int(job_id) > 2**53 and str(int(float(job_id))) != job_id  # a float would have corrupted it
     assert context["ti"].xcom["job_id"] == job_id
+    # The same id inside an object: what Airflow 3.3's UI shows intact (a bare one it rounds).
+    assert context["ti"].xcom["report_job"] == {"job_id": job_id, "patent": PN, "report_type": "pdf"}
     statuses = [record for record in sandbox.requests if record.path.endswith("/status")]
     assert statuses == []  # wait_for_completion defaults to False
     finish_report_jobs(sandbox)
     assert sensor(job_id).execute(context)["job_id"] == job_id
+    assert sensor(context["ti"].xcom["report_job"]).execute(context)["job_id"] == job_id
 
 
 def test_retry_reconnects_through_the_task_state_store(sandbox: Sandbox) -> None:
