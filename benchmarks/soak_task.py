@@ -90,7 +90,10 @@ class FileTaskStateStore:
 
 
 class SoakTaskInstance:
-    """The task instance's XCom, which is all the report operator asks of it."""
+    """What the report operator asks of a task instance: its XCom, and (through Airflow 3.3's
+    ResumableJobMixin, which tags its metrics with them) its stats tags."""
+
+    stats_tags: dict[str, str] = {}
 
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
