@@ -350,6 +350,7 @@ class PatsnapHook(BaseHook):
             name=f"patsnap-{endpoint.code}-",
             on_stop=stopped,
             group_size=max_group,
+            late_slot=transport.rate_limiter.late_slot,
         ):
             delivered += sum(len(result.requested) for result in group)
             yield group
