@@ -19,7 +19,7 @@ from airflow_provider_patsnap.hooks import _pipeline
 from airflow_provider_patsnap.hooks._redis_limiter import RedisRateLimiter
 from airflow_provider_patsnap.hooks._shared import Cancellation, RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from tests.helpers import BASE_URL, FakeClock
+from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
 URL = f"{BASE_URL}{AWARD.path}"
 
@@ -67,6 +67,25 @@ def test_a_retry_takes_its_own_slot_in_its_worker(
     assert sum(len(result.patents) for result in results) == 300
     assert vendor.call_count == 1 + 4  # the token, then 3 batches and one retry
     assert slot_takers == {"dispatcher": 3, "worker": 1}
+
+
+def test_the_token_comes_before_the_first_slot(
+    vendor: requests_mock.Mocker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls whose slots came while the token was being fetched would all leave together once it came."""
+    vendor.get(URL, json=answer)
+    tokens_at_each_slot: list[int] = []
+    reserve = RateLimiter.reserve
+
+    def recording_reserve(self: RateLimiter) -> float:
+        tokens_at_each_slot.append(
+            sum(request.url.startswith(TOKEN_URL) for request in vendor.request_history)
+        )
+        return reserve(self)
+
+    monkeypatch.setattr(RateLimiter, "reserve", recording_reserve)
+    list(PatsnapHook(qps=10, concurrency=4).lookup(AWARD, ids(300)))
+    assert tokens_at_each_slot == [1, 1, 1]
 
 
 def test_a_slow_consumer_bounds_the_calls_made_ahead_of_it(vendor: requests_mock.Mocker) -> None:
