@@ -181,7 +181,7 @@ CELERY_CAPS         := 'celery<5.7' 'apache-airflow-providers-celery>=3.26'
 .venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP) $(VERSION_FILE)
 	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt $(CELERY_REQUIREMENTS)
 
-e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 workers, Redis, PostgreSQL (.e2e-artifacts-celery/)
+e2e-celery: .venv-celery/.installed ## 16 SQL-sourced shards on 2 Celery workers sharing no disk: Redis-shared QPS vs a pool (.e2e-artifacts-celery/)
 	@command -v redis-server >/dev/null || { echo "e2e-celery: apt-get install redis-server" >&2; exit 1; }
 	@rm -rf .e2e-artifacts-celery; start=$$SECONDS; rc=0; \
 	timeout --signal=TERM --kill-after=60 $${E2E_BUDGET_SECONDS:-600} env -u AIRFLOW_HOME PYTHONPATH=$(CURDIR) \
