@@ -171,11 +171,17 @@ endif
 	VENV=$(VENV) bash scripts/e2e/run.sh
 
 # The CeleryExecutor run needs the celery provider, which the project venvs leave out: its own venv,
-# pinned by constraints-celery.txt (constraints.txt plus the provider and its dependencies).
+# pinned by constraints-celery.txt (Airflow plus these and their dependencies). The amazon provider and
+# s3fs give Airflow's ObjectStoragePath its s3:// scheme; moto's S3 (with flask, which its server needs)
+# is the object store both workers reach over HTTP, as they would a real bucket.
+CELERY_REQUIREMENTS := apache-airflow-providers-celery 'apache-airflow-providers-amazon[s3fs]' 'moto[s3]' flask flask-cors
+# celery 5.7 removed celery.backends.database.retry, which the celery provider (3.26.0) imports: every
+# `airflow celery worker` then fails to start. Without the floor, uv meets that cap with a years-old provider.
+CELERY_CAPS         := 'celery<5.7' 'apache-airflow-providers-celery>=3.26'
 .venv-celery/.installed: pyproject.toml constraints-celery.txt $(BOOTSTRAP) $(VERSION_FILE)
-	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt apache-airflow-providers-celery
+	bash $(BOOTSTRAP) venv .venv-celery constraints-celery.txt $(CELERY_REQUIREMENTS)
 
-e2e-celery: .venv-celery/.installed ## the sharded example on CeleryExecutor: 2 workers, Redis, PostgreSQL (.e2e-artifacts-celery/)
+e2e-celery: .venv-celery/.installed ## 16 SQL-sourced shards on 2 Celery workers sharing no disk: Redis-shared QPS vs a pool (.e2e-artifacts-celery/)
 	@command -v redis-server >/dev/null || { echo "e2e-celery: apt-get install redis-server" >&2; exit 1; }
 	@rm -rf .e2e-artifacts-celery; start=$$SECONDS; rc=0; \
 	timeout --signal=TERM --kill-after=60 $${E2E_BUDGET_SECONDS:-600} env -u AIRFLOW_HOME PYTHONPATH=$(CURDIR) \
@@ -211,7 +217,7 @@ constraints: ## re-resolve every constraints file from PyPI (then: make venv ven
 	bash $(BOOTSTRAP) resolve $(AIRFLOW30_VERSION) constraints-airflow3.0.txt $(AIRFLOW30_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW31_VERSION) constraints-airflow3.1.txt $(AIRFLOW31_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW32_VERSION) constraints-airflow3.2.txt $(AIRFLOW32_CAPS)
-	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-celery.txt apache-airflow-providers-celery
+	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-celery.txt $(CELERY_REQUIREMENTS) $(CELERY_CAPS)
 	bash $(BOOTSTRAP) resolve $(AIRFLOW3_VERSION) constraints-recipes.txt $(RECIPE_PROVIDERS)
 
 ci: ## what CI runs (.ci/run)

@@ -25,6 +25,8 @@ Batch = TypeVar("Batch", bound=Sized)
 
 #: Finished batches that may wait for the consumer before no new call starts.
 RESULT_BUFFER = 32
+#: New slots a batch may take after waking too late for the one it had; then it goes on the last one.
+LATE_SLOT_RETAKES = 3
 
 
 class Finished(NamedTuple, Generic[Batch, Result]):
@@ -71,6 +73,7 @@ def paced_map(
     name: str,
     on_stop: Callable[[PipelineStopped], None],
     group_size: int = 1,
+    late_slot: float | None = None,
 ) -> Iterator[list[Result]]:
     """Yield ``fetch(batch)`` for every batch, as they complete, at most ``concurrency`` at once.
 
@@ -84,6 +87,11 @@ def paced_map(
     batches in flight are still yielded, and then ``on_stop`` is told the first error and how many ids
     were not fetched (it raises). Closing the generator early stops dispatching and waits for the
     calls in flight.
+
+    ``late_slot`` (seconds; None: no limit): a slot the dispatcher woke up for later than this is not
+    used, and the batch takes a new one (at most :data:`LATE_SLOT_RETAKES` times). With a schedule shared
+    by many processes, each holding a slot ahead, a machine too busy to run them for a moment would
+    otherwise wake them all at once, and their calls would reach PatSnap together, closer than ``1/qps``.
     """
     flow: _Flow[Batch, Result] = _Flow()
     executor = ThreadPoolExecutor(concurrency, thread_name_prefix=name)
@@ -112,9 +120,13 @@ def paced_map(
                         flow.undispatched.append(batch)
                         break
                     flow.calling += 1
-                wait = reserve_slot()
-                if wait > 0:
-                    clock.wait(flow.stopping, wait)
+                for _ in range(LATE_SLOT_RETAKES + 1):
+                    wait = reserve_slot()
+                    due = clock.monotonic() + wait
+                    if wait > 0:
+                        clock.wait(flow.stopping, wait)
+                    if late_slot is None or flow.stopping.is_set() or clock.monotonic() - due <= late_slot:
+                        break
                 if flow.stopping.is_set():
                     with flow.changed:
                         flow.calling -= 1

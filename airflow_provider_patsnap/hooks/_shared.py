@@ -126,6 +126,11 @@ class RateLimit(Protocol):
 
     def speed_up(self) -> None: ...
 
+    @property
+    def late_slot(self) -> float | None:
+        """Seconds after its slot a lookup may still use it (None: however late)."""
+        ...
+
 
 class RateLimiter:
     """Spaces calls at least ``1/qps`` apart across every thread that shares it (0 means unlimited).
@@ -133,6 +138,9 @@ class RateLimiter:
     Even spacing rather than bursts: the vendor's QPS window is not published, and a burst at a window
     edge is what gets a 67200002 back.
     """
+
+    #: A late slot only brings this process's next call forward (the one after starts from now): used.
+    late_slot: float | None = None
 
     def __init__(self, qps: float, clock: Clock | None = None) -> None:
         clock = clock or _clock.monotonic

@@ -323,6 +323,12 @@ class PatsnapHook(BaseHook):
         shortfall = concurrency_shortfall(self.settings)
         if shortfall:
             self.log.warning("%s", shortfall)
+        try:
+            # The token before the first slot: every call whose slot came while the token was being
+            # fetched would otherwise wait for it and reach PatSnap with the others, all at once.
+            transport.auth.bearer()
+        except PatsnapError:
+            pass  # the first call meets the same failure (the token cache keeps it) and reports it
         delivered = 0
 
         def fetch(batch: PatentIds) -> BatchResult:
@@ -350,6 +356,7 @@ class PatsnapHook(BaseHook):
             name=f"patsnap-{endpoint.code}-",
             on_stop=stopped,
             group_size=max_group,
+            late_slot=transport.rate_limiter.late_slot,
         ):
             delivered += sum(len(result.requested) for result in group)
             yield group

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -132,10 +132,12 @@ def write_summary(
     steps: Mapping[str, float],
     elapsed: float,
     locations: Mapping[str, Path] | None = None,
+    sections: Sequence[str] = (),
 ) -> int:
     """Write summary.json and summary.txt, print the text; return the exit code (1 on any failure).
 
-    ``locations`` (screenshots, logs, ...) are listed last, so the text says where to look next.
+    ``sections`` (blocks of text such as a table) follow the checks and notes; ``locations``
+    (screenshots, logs, ...) are listed last, so the text says where to look next.
     """
     failed = [check for check in checks if not check.ok]
     payload = {
@@ -145,10 +147,12 @@ def write_summary(
         "observations": observations,
         "checks": [check.__dict__ for check in checks],
         "locations": {name: str(path) for name, path in (locations or {}).items()},
+        "sections": list(sections),
     }
     (artifacts / "summary.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     lines = [f"{'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}" for check in checks]
     lines += [f"NOTE  {name}: {seen}" for name, seen in observations.items()]
+    lines += [f"\n{section}" for section in sections]
     lines.append(f"\n{len(checks) - len(failed)}/{len(checks)} checks passed in {elapsed:.0f} s")
     lines += [f"{name}: {path}" for name, path in (locations or {}).items()]
     (artifacts / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")

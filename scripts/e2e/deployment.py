@@ -83,10 +83,14 @@ class Deployment:
 
     def start(self, command: str, name: str, env: dict[str, str] | None = None) -> Component:
         """Start ``airflow <command>``; ``env`` adds to the deployment's environment for this one."""
+        return self.start_program([self.airflow_bin, *command.split()], name, env)
+
+    def start_program(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> Component:
+        """Start ``argv`` as a component (stopped with the others); ``env`` as for :meth:`start`."""
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as handle:
             process = subprocess.Popen(
-                [self.airflow_bin, *command.split()],
+                argv,
                 env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=handle,

@@ -87,7 +87,10 @@ class AirflowApi:
         return str(run["dag_run_id"])
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
+        return str(self.dag_run(dag_id, run_id)["state"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"))
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"])
@@ -107,6 +110,14 @@ class AirflowApi:
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
         return dict(self.call("GET", path))
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> Any:
+        """A task instance's log as the API server reads it (local file, or the worker's log server)."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/"
+            f"{try_number}?map_index={map_index}&full_content=true"
+        )
+        return self.call("GET", path)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
         path = (

@@ -33,6 +33,11 @@ class VendorSandbox:
 
     client_id: str = "e2e-client"
     client_secret: str = field(default_factory=lambda: "e2e-secret-" + secrets.token_hex(12))
+    qps: float = VENDOR_QPS
+    burst: float | None = None  # None: the sandbox's default, a burst of qps
+    latency: float = 0.1
+    latency_jitter: float = 0.0  # each call takes latency + uniform(0, latency_jitter) seconds
+    report_delay: float = REPORT_DELAY
     servers: RunningServers | None = None
     app: SandboxApp | None = None
     _issued: list[str] = field(default_factory=list)
@@ -40,9 +45,11 @@ class VendorSandbox:
 
     def start(self) -> VendorSandbox:
         config = SandboxConfig(
-            qps=VENDOR_QPS,
-            latency=0.1,
-            report_delay=REPORT_DELAY,
+            qps=self.qps,
+            burst=self.burst,
+            latency=self.latency,
+            latency_jitter=self.latency_jitter,
+            report_delay=self.report_delay,
             client_id=self.client_id,
             client_secret=self.client_secret,
         )
@@ -98,6 +105,7 @@ class AirflowSettings:
     home: Path
     venv_bin: Path
     api_port: int = field(default_factory=free_port)
+    dags_folder: Path = DAGS_FOLDER
 
     @property
     def base_url(self) -> str:
@@ -116,7 +124,7 @@ class AirflowSettings:
         env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
         env.update(
             {
-                **airflow_env(self.home, dags_folder=DAGS_FOLDER, metadata_db=metadata_db),
+                **airflow_env(self.home, dags_folder=self.dags_folder, metadata_db=metadata_db),
                 "PATH": f"{self.venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONPATH": str(self.repo),
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

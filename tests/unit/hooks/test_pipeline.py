@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 import requests_mock
 
+from airflow_provider_patsnap.connection import parse_connection
 from airflow_provider_patsnap.endpoints import AWARD
 from airflow_provider_patsnap.exceptions import PatsnapCancelledError
 from airflow_provider_patsnap.hooks import _pipeline
-from airflow_provider_patsnap.hooks._shared import RateLimiter
+from airflow_provider_patsnap.hooks._redis_limiter import RedisRateLimiter
+from airflow_provider_patsnap.hooks._shared import Cancellation, RateLimiter
 from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
-from tests.helpers import BASE_URL, FakeClock
+from tests.helpers import BASE_URL, TOKEN_URL, FakeClock
 
 URL = f"{BASE_URL}{AWARD.path}"
 
@@ -64,6 +67,25 @@ def test_a_retry_takes_its_own_slot_in_its_worker(
     assert sum(len(result.patents) for result in results) == 300
     assert vendor.call_count == 1 + 4  # the token, then 3 batches and one retry
     assert slot_takers == {"dispatcher": 3, "worker": 1}
+
+
+def test_the_token_comes_before_the_first_slot(
+    vendor: requests_mock.Mocker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls whose slots came while the token was being fetched would all leave together once it came."""
+    vendor.get(URL, json=answer)
+    tokens_at_each_slot: list[int] = []
+    reserve = RateLimiter.reserve
+
+    def recording_reserve(self: RateLimiter) -> float:
+        tokens_at_each_slot.append(
+            sum(request.url.startswith(TOKEN_URL) for request in vendor.request_history)
+        )
+        return reserve(self)
+
+    monkeypatch.setattr(RateLimiter, "reserve", recording_reserve)
+    list(PatsnapHook(qps=10, concurrency=4).lookup(AWARD, ids(300)))
+    assert tokens_at_each_slot == [1, 1, 1]
 
 
 def test_a_slow_consumer_bounds_the_calls_made_ahead_of_it(vendor: requests_mock.Mocker) -> None:
@@ -159,3 +181,85 @@ def test_a_rate_limit_answer_slows_the_shared_limiter(vendor: requests_mock.Mock
     hook = PatsnapHook(qps=10)
     list(hook.lookup(AWARD, ids(100)))
     assert hook.transport.rate_limiter.interval == pytest.approx(0.15 * 0.98)  # widened, then one pass
+
+
+class LateWaker(FakeClock):
+    """A fake clock whose first ``late_waits`` waits end ``lateness`` seconds after they were due: a
+    machine too busy to run the dispatcher when its slot came."""
+
+    def __init__(self, late_waits: int, lateness: float) -> None:
+        super().__init__()
+        self.late_waits, self.lateness = late_waits, lateness
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if self.late_waits > 0:
+            self.late_waits -= 1
+            self.advance(self.lateness)
+        return super().wait(event, seconds)
+
+
+def paced(clock: FakeClock, late_slot: float | None, batches: int = 2) -> tuple[list[list[int]], int]:
+    """Run ``paced_map`` over single-id batches, each slot 0.5 s away; return what it yielded and how
+    many slots it took."""
+    taken = 0
+
+    def reserve() -> float:
+        nonlocal taken
+        taken += 1
+        return 0.5
+
+    def stopped(stop: _pipeline.PipelineStopped) -> None:
+        raise stop.error
+
+    results = list(
+        _pipeline.paced_map(
+            iter([[number] for number in range(batches)]),
+            lambda batch: batch,
+            concurrency=1,
+            reserve_slot=reserve,
+            clock=clock,
+            cancellation=Cancellation(clock),
+            name="test-",
+            on_stop=stopped,
+            late_slot=late_slot,
+        )
+    )
+    return results, taken
+
+
+def test_a_slot_woken_for_too_late_is_left_and_the_batch_takes_a_new_one() -> None:
+    results, taken = paced(LateWaker(late_waits=1, lateness=0.3), late_slot=0.1)
+    assert sorted(batch for group in results for batch in group) == [[0], [1]]
+    assert taken == 3  # the first batch's late slot, its new one, the second batch's
+
+
+def test_a_slot_woken_for_a_little_late_is_used() -> None:
+    _, taken = paced(LateWaker(late_waits=1, lateness=0.05), late_slot=0.1)
+    assert taken == 2
+
+
+def test_without_a_late_limit_every_slot_is_used_however_late() -> None:
+    _, taken = paced(LateWaker(late_waits=5, lateness=10.0), late_slot=None)
+    assert taken == 2
+
+
+def test_a_batch_that_wakes_late_for_every_slot_still_goes_after_a_few() -> None:
+    results, taken = paced(LateWaker(late_waits=1000, lateness=1.0), late_slot=0.1, batches=1)
+    assert results == [[[0]]]
+    assert taken == _pipeline.LATE_SLOT_RETAKES + 1
+
+
+def test_only_the_shared_schedule_leaves_late_slots() -> None:
+    settings = parse_connection(
+        SimpleNamespace(
+            conn_id="patsnap_x",
+            host="https://patsnap.test",
+            port=None,
+            login="client",
+            password="secret",
+            extra_dejson={"qps": 20, "rate_limit_redis_conn_id": "patsnap_redis"},
+        )
+    )
+    shared = RedisRateLimiter(object(), settings, FakeClock())  # no Redis is asked until a slot is taken
+    assert shared.late_slot == pytest.approx(0.1)  # two spacings at qps 20
+    assert RateLimiter(20).late_slot is None
