@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_DAGS = REPO_ROOT / "airflow_provider_patsnap" / "example_dags"
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 
 
 def airflow_env(

@@ -25,9 +25,9 @@ from airflow_provider_patsnap.sandbox.data import patent_object
 from scripts.airflow_env import airflow_env as repository_airflow_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Shipped inside the package (as Apache providers do), but never imported by it: only Airflow's DAG
-# processor reads them, from a DAGS_FOLDER pointed here.
-EXAMPLE_DAGS = REPO_ROOT / "airflow_provider_patsnap" / "example_dags"
+# At the repository's top; the wheel ships them as airflow_provider_patsnap/example_dags (a symlink to
+# this folder in the checkout), which the provider never imports: only Airflow's DAG processor reads them.
+EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 CONN_ENV = "AIRFLOW_CONN_PATSNAP_DEFAULT"
 CREATE_PATH = "/patent-valuation-data/patent-report/task/create-no-logo"
 STATUS_PATH = "/patent-valuation-data/patent-report/job_id/status"

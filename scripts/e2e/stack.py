@@ -19,7 +19,8 @@ import airflow_provider_patsnap
 from airflow_provider_patsnap.sandbox import RunningServers, SandboxApp, SandboxConfig, start_servers
 from scripts.airflow_env import airflow_env
 
-DAGS_FOLDER = Path(airflow_provider_patsnap.__file__).parent / "example_dags"  # the shipped examples
+# What the wheel ships: airflow_provider_patsnap/example_dags, the repository's example_dags/.
+DAGS_FOLDER = Path(airflow_provider_patsnap.__file__).parent / "example_dags"
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 VENDOR_QPS = 5.0  # the sandbox's server-side limit; the connection's qps (hook_meta's default) must match

@@ -43,7 +43,7 @@ def test_relative_home_becomes_absolute(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.chdir(tmp_path)
     env = airflow_env("relative-home")
     assert env["AIRFLOW_HOME"] == str(tmp_path.resolve() / "relative-home")
-    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO_ROOT / "airflow_provider_patsnap" / "example_dags")
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO_ROOT / "example_dags")
 
 
 def test_shell_output_sets_the_same_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

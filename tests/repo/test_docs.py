@@ -194,14 +194,9 @@ def included_snippets() -> list[tuple[str, str, str | None]]:
 
 def test_example_snippets_come_from_the_shipped_dags() -> None:
     dags = {
-        (target, section)
-        for _, target, section in included_snippets()
-        if target.startswith("airflow_provider_patsnap/example_dags/")
+        (target, section) for _, target, section in included_snippets() if target.startswith("example_dags/")
     }
-    shipped = {
-        f"airflow_provider_patsnap/example_dags/{path.name}"
-        for path in docs_hooks.PACKAGE.glob("example_dags/*.py")
-    }
+    shipped = {f"example_dags/{path.name}" for path in (docs_hooks.REPO / "example_dags").glob("*.py")}
     assert {target for target, _ in dags} == shipped, "every shipped example DAG is shown in the docs"
     for target, section in dags:
         assert snippet(target, section or None).strip(), f"{target}:{section} includes nothing"

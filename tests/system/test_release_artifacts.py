@@ -71,7 +71,23 @@ def _checkout_files() -> list[str]:
     except (OSError, subprocess.CalledProcessError):
         listed = [p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.rglob("*") if p.is_file()]
         listed = [name for name in listed if not LOCAL_STATE.search(name)]
-    return sorted(name for name in listed if (REPO_ROOT / name).is_file())
+    # A tracked symlink (airflow_provider_patsnap/example_dags -> ../example_dags) is copied as a link.
+    return sorted(name for name in listed if (REPO_ROOT / name).is_file() or (REPO_ROOT / name).is_symlink())
+
+
+def _through_links(files: list[str]) -> list[str]:
+    """``files`` as the sdist holds them: a symlinked folder becomes a copy of the files in its target."""
+    found = []
+    for name in files:
+        path = REPO_ROOT / name
+        if path.is_symlink() and path.is_dir():
+            target = path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
+            found += [
+                f"{name}/{other[len(target) + 1 :]}" for other in files if other.startswith(f"{target}/")
+            ]
+        else:
+            found.append(name)
+    return found
 
 
 def _run(
@@ -115,7 +131,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     files = _checkout_files()
     for name in files:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, src / name)
+        shutil.copy2(REPO_ROOT / name, src / name, follow_symlinks=False)
     builder, env = root / "builder", _outside_checkout_env()
     _run([sys.executable, "-m", "venv", builder], timeout=120, env=env, cwd=root)
     _run(
@@ -137,7 +153,9 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
     _report(request, f"release artifacts: python -m build in {time.monotonic() - start:.0f} s")
     # Dot-files (CI, editor, git settings) and evidence/ (screenshots for reviewers) are not source.
     source = frozenset(
-        name for name in files if not re.search(r"(^|/)\.", name) and not name.startswith("evidence/")
+        name
+        for name in _through_links(files)
+        if not re.search(r"(^|/)\.", name) and not name.startswith("evidence/")
     )
     return Artifacts(sdists[0], wheels[0], source)
 
@@ -208,6 +226,11 @@ def test_wheel_holds_the_package_license_and_notice(artifacts: Artifacts) -> Non
     package_files = {name for name in artifacts.project_files if name.startswith(f"{PACKAGE}/")}
     assert sorted(package_files - names) == [], "package files missing from the wheel"
     assert f"{PACKAGE}/py.typed" in names
+    # The example DAGs ship as the package's example_dags folder (Airflow 3.3's load_examples bundle),
+    # built from the repository's top-level example_dags/.
+    examples = {f"{PACKAGE}/example_dags/{path.name}" for path in (REPO_ROOT / "example_dags").glob("*.py")}
+    assert examples and examples <= names, sorted(examples - names)
+    assert f"{PACKAGE}/example_dags/data/patents.csv" in names
     for name, content in licenses.items():
         assert content == (REPO_ROOT / name).read_bytes(), (
             f"{name} in the wheel differs from the repository's"
