@@ -108,12 +108,20 @@ def asset_alias_known(name: str) -> bool:
     return found is not None
 
 
-def conf_getboolean(section: str, key: str, fallback: bool) -> bool:
+def _conf() -> Any:
     try:
         from airflow.sdk.configuration import conf
     except ImportError:
         from airflow.configuration import conf
-    return conf.getboolean(section, key, fallback=fallback)
+    return conf
+
+
+def conf_getboolean(section: str, key: str, fallback: bool) -> bool:
+    return bool(_conf().getboolean(section, key, fallback=fallback))
+
+
+def conf_get(section: str, key: str, fallback: str) -> str:
+    return str(_conf().get(section, key, fallback=fallback))
 
 
 class VariableTaskState:
@@ -249,6 +257,7 @@ __all__ = [
     "RetryPolicy",
     "VariableTaskState",
     "asset_alias_known",
+    "conf_get",
     "conf_getboolean",
     "mask_secret",
     "pool_slots",

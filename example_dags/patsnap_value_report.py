@@ -1,9 +1,20 @@
 """Patent value report (PatSnap R002) for one patent: create the job, wait for it, download the file.
 
+A report is paid for, so its file must land where it lasts and where you will look for it. The run asks
+for ``report_dir`` (it has no default): an object storage URL every worker can write to, for example::
+
+    airflow dags trigger patsnap_value_report \\
+        -c '{"patent_number": "CN108977442B", "report_dir": "s3://aws_default@my-bucket/patsnap-reports/"}'
+
+``s3://`` needs the Amazon provider (``apache-airflow-providers-amazon[s3fs]``) and the AWS connection
+named before the ``@``; any Airflow object storage works (``gs://``, ``abfs://``, ...). A folder on the
+worker's own disk (``/data/reports``, ``file:///data/reports``) is refused before the download when the
+executor is not LocalExecutor or SequentialExecutor: on Celery the file would stay on one worker, on
+Kubernetes it would vanish with the pod (docs/report.md, "Where files go").
+
 The wait runs in the triggerer (``deferrable=True``), so no worker slot is held while PatSnap builds the
-report (1-10 minutes). Trigger a run with another patent or folder through the DAG params, for example
-``airflow dags test patsnap_value_report -c '{"patent_number": "CN108977442B", "report_dir": "/data"}'``.
-``PATSNAP_REPORT_POLL_SECONDS`` sets the polling interval (30 s by default; tests use less).
+report (1-10 minutes). ``PATSNAP_REPORT_POLL_SECONDS`` sets the polling interval (30 s by default; tests
+use less).
 """
 
 from __future__ import annotations
@@ -18,20 +29,25 @@ from airflow_provider_patsnap.operators.report import (
 from airflow_provider_patsnap.sensors.patsnap import PatsnapReportSensor
 
 try:
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, Param
 except ImportError:  # Airflow 2.11
     from airflow import DAG
+    from airflow.models.param import Param
 
 POLL_SECONDS = float(os.environ.get("PATSNAP_REPORT_POLL_SECONDS", "30"))
-# Reports are paid for: keep them somewhere that outlives a reboot (not /tmp). In production, point
-# report_dir at object storage (s3://bucket/patsnap-reports/) or a shared volume.
-REPORT_DIR = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "patsnap-reports")
+# No default: a run that was not told where the paid file goes does not start (and pays nothing).
+REPORT_DIR = Param(
+    type="string",
+    minLength=1,
+    description="Where the report goes: object storage, e.g. s3://aws_default@my-bucket/patsnap-reports/",
+)
 
 with DAG(
     dag_id="patsnap_value_report",
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    is_paused_upon_creation=True,  # it calls a paid API: nothing runs until someone unpauses it
     params={"patent_number": "CN108977442B", "report_type": "pdf", "report_dir": REPORT_DIR},
     tags=["patsnap", "example"],
     doc_md=__doc__,
@@ -53,6 +69,6 @@ with DAG(
     download_report = PatsnapDownloadReportOperator(
         task_id="download_report",
         job_id=wait_for_report.output,
-        target="{{ params.report_dir }}",
+        target="{{ params.report_dir }}",  # a URL becomes an ObjectStoragePath; created if missing
     )
     # --8<-- [end:report_tasks]

@@ -151,7 +151,7 @@ def run_example_dags(home: Path) -> str:
         ExampleRun(
             "patsnap_value_report",
             (),
-            {"patent_number": REPORT_PATENT, "report_dir": str(home / "dags" / "reports")},
+            {"patent_number": REPORT_PATENT, "report_dir": (home / "dags" / "reports").as_uri()},
             shows=r"(?i)running trigger in ?line",
         ),
     ]
@@ -243,7 +243,7 @@ def airflow_echo(line: str) -> bool:
 
 
 def report_files(example: ExampleRun) -> list[str]:
-    folder = Path(example.conf["report_dir"])
+    folder = Path(example.conf["report_dir"].removeprefix("file://"))
     files = [path for path in folder.glob("*") if path.stat().st_size > 0] if folder.is_dir() else []
     if not any(path.name.startswith(f"patent_value_report_{REPORT_PATENT}_") for path in files):
         raise SmokeFailure(f"{example.dag_id}: no report file in {folder}: {files}")

@@ -21,11 +21,13 @@ from airflow_provider_patsnap._compat import (
     ObjectStoragePath,
     ResumableJobMixin,
     VariableTaskState,
+    conf_get,
     conf_getboolean,
     retry_policy_kwargs,
     task_state,
 )
 from airflow_provider_patsnap.exceptions import (
+    InvalidDestinationError,
     PatsnapFailFastError,
     PatsnapRateLimitError,
     PatsnapReportError,
@@ -57,6 +59,11 @@ JOB_ID_KEY = "job_id"
 REPORT_JOB_KEY = "report_job"
 _UNSAFE_CHARS = re.compile(r"[^\w.\- ]")
 _MAX_NAME = 200
+#: Executors that run every task on the machine of the scheduler (or of ``airflow dags test``): a local
+#: folder there is where the next task, and you, will look.
+ONE_MACHINE_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
+#: Object storage that is a worker's own disk (or memory), not storage every worker shares.
+LOCAL_PROTOCOLS = frozenset({"", "file", "local", "memory"})
 
 
 class PatsnapCreateValueReportOperator(ResumableJobMixin, BaseOperator):
@@ -322,6 +329,35 @@ def safe_file_name(name: str, fallback: str) -> str:
     return base[-_MAX_NAME:] or fallback
 
 
+def task_executor(task: Any) -> str:
+    """The class name of the executor that runs ``task``: its own ``executor=`` when it names one of
+    ``[core] executor``'s entries (alias or class), else the first entry, Airflow's default executor."""
+    configured = [entry.strip() for entry in conf_get("core", "executor", "").split(",") if entry.strip()]
+    wanted = getattr(task, "executor", None)
+    chosen = next(
+        (entry for entry in configured if wanted and wanted in (entry, *entry.split(":", 1))),
+        wanted or (configured[0] if configured else "LocalExecutor"),
+    )
+    return chosen.split(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+def check_lasting_target(directory: Path | ObjectStoragePath, executor: str, allow_local: bool) -> None:
+    """Refuse a folder on the worker's own disk when other executors than Local/Sequential run the task:
+    on Celery the paid file would land on one worker, on Kubernetes it would vanish with the pod, and
+    the run would still be green."""
+    protocol = getattr(directory, "protocol", "") if isinstance(directory, ObjectStoragePath) else ""
+    if allow_local or protocol not in LOCAL_PROTOCOLS or executor in ONE_MACHINE_EXECUTORS:
+        return
+    raise InvalidDestinationError(
+        f"target {str(directory)!r} is on the disk of the worker that runs the download, and this "
+        f"deployment's executor is {executor}: the paid report would stay on one worker (Celery) or vanish "
+        "with its pod (Kubernetes). Give target an object storage URL or ObjectStoragePath "
+        "(s3://aws_default@bucket/patsnap-reports/, gs://...), or set allow_local_target=True for a "
+        "volume every worker and reader mounts at that path. Nothing was downloaded; the report's link "
+        "lives 7 days, so clearing this task after the fix costs nothing"
+    )
+
+
 class PatsnapDownloadReportOperator(BaseOperator):
     """
     Download a finished PatSnap value report into a directory; return the file's path.
@@ -334,6 +370,11 @@ class PatsnapDownloadReportOperator(BaseOperator):
     size mismatch with ``Content-Length`` fails the task. Links live 7 days: past that,
     the task fails saying to create a new report.
 
+    A ``target`` on the worker's own disk (a plain path, ``file://``) is refused, before any call, when
+    the task's executor is not LocalExecutor or SequentialExecutor (Celery, Kubernetes, ...): the file
+    would stay on one worker or vanish with its pod. Use object storage, or ``allow_local_target=True``
+    for a volume every worker mounts.
+
     :param job_id: The report job id, the create task's ``report_job`` XCom, or the status payload a
         ``PatsnapReportSensor`` returned (templated).
     :param target: A local directory, or an Airflow ``ObjectStoragePath`` or URL such as
@@ -343,6 +384,8 @@ class PatsnapDownloadReportOperator(BaseOperator):
     :param patsnap_conn_id: The Airflow connection id (templated).
     :param retry_policy: Airflow 3.3+: the default fails what no retry can fix and retries rate limits
         after PatSnap's ``Retry-After`` (:mod:`airflow_provider_patsnap.retry`); ``None`` opts out.
+    :param allow_local_target: Accept a local ``target`` whatever the executor: for a shared volume
+        mounted at the same path on every worker (and wherever the files are read).
     """
 
     template_fields: Sequence[str] = ("job_id", "target", "file_name", "patsnap_conn_id")
@@ -356,6 +399,7 @@ class PatsnapDownloadReportOperator(BaseOperator):
         file_name: str | None = None,
         patsnap_conn_id: str = PatsnapHook.default_conn_name,
         retry_policy: Any = DEFAULT_RETRY_POLICY,
+        allow_local_target: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**retry_policy_kwargs(retry_policy), **kwargs)
@@ -363,6 +407,7 @@ class PatsnapDownloadReportOperator(BaseOperator):
         self.target = target
         self.file_name = file_name
         self.patsnap_conn_id = patsnap_conn_id
+        self.allow_local_target = allow_local_target
 
     @cached_property
     def hook(self) -> PatsnapHook:
@@ -374,6 +419,8 @@ class PatsnapDownloadReportOperator(BaseOperator):
         return self.target if isinstance(self.target, ObjectStoragePath) else Path(self.target)
 
     def execute(self, context: Context) -> str:
+        directory = self._directory()
+        check_lasting_target(directory, task_executor(self), self.allow_local_target)
         job = self.hook.get_report_state(job_id_of(self.job_id))
         if job.status is ReportStatus.FAILED:
             raise PatsnapReportError(job.failure_message())
@@ -383,7 +430,6 @@ class PatsnapDownloadReportOperator(BaseOperator):
                 "wait for it with PatsnapReportSensor first"
             )
         url = job.download_url
-        directory = self._directory()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / (
             safe_file_name(self.file_name, "report")

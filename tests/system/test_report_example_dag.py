@@ -50,7 +50,8 @@ def test_dags_test_runs_create_wait_download(start_sandbox: Callable[..., Sandbo
     sandbox = start_sandbox(report_delay=3600)  # no job finishes by itself: the sensor's first check defers
     finish_report_jobs_once_polled(sandbox)  # the job is done once that check was answered
     env = report_env(tmp_path, EXAMPLE_DAGS, sandbox)
-    conf = json.dumps({"patent_number": PN, "report_dir": str(tmp_path / "reports")})
+    # An object storage URL (file:// here, s3://... in a deployment): what the example asks for.
+    conf = json.dumps({"patent_number": PN, "report_dir": (tmp_path / "reports").as_uri()})
     run = airflow(["dags", "test", "patsnap_value_report", "-c", conf], env)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-5000:]
