@@ -13,6 +13,7 @@ from airflow_provider_patsnap._compat import (
     Context,
     Dataset,
     DatasetAlias,
+    ObjectStoragePath,
     asset_alias_known,
     pool_slots,
     retry_policy_kwargs,
@@ -121,9 +122,10 @@ class PatsnapBatchOperator(BaseOperator):
         :class:`PatsnapBudgetError` before a call that could go past it, after writing what it fetched.
     :param estimate_only: Call nothing: return how many patents would be requested (after
         ``refresh_after``) and the most units that could cost.
-    :param output_path: An object storage path (``file://``, ``s3://``, ...) for one file per run: a
-        name ending in ``.parquet`` is written as Parquet (the ``parquet`` extra), any other as
-        newline-delimited JSON. A path ending in ``/`` (or an existing directory) gets
+    :param output_path: An object storage path (``file://``, ``s3://``, ...) for one file per run, as
+        text or as an ``ObjectStoragePath`` (``ObjectStoragePath("s3://aws_default@bucket/x") / "{{ ds
+        }}.jsonl"``, read as its text, which keeps the connection id): a name ending in ``.parquet`` is
+        written as Parquet (the ``parquet`` extra), any other as newline-delimited JSON. A path ending in ``/`` (or an existing directory) gets
         ``<task_id>/<run_id>.jsonl`` (``.parquet`` with ``file_format="parquet"``) under it; template a
         file name with ``{{ ds }}`` for one file per run. (templated)
     :param file_format: The format of the files of a folder ``output_path``: ``jsonl`` (the default)
@@ -174,7 +176,7 @@ class PatsnapBatchOperator(BaseOperator):
         refresh_after: timedelta | float | str | None = None,
         max_billed_units: int | None = None,
         estimate_only: bool = False,
-        output_path: str | None = None,
+        output_path: str | ObjectStoragePath | None = None,
         file_format: str | None = None,
         xcom_row_limit: int = 10_000,
         fail_on_missing: bool = False,
@@ -195,7 +197,7 @@ class PatsnapBatchOperator(BaseOperator):
         self.refresh_after = as_duration(refresh_after, "refresh_after")
         self.max_billed_units = max_billed_units
         self.estimate_only = estimate_only
-        self.output_path = output_path
+        self.output_path = _as_text(output_path)  # templated as text, like a URL given as text
         self.file_format = file_format
         self.xcom_row_limit = xcom_row_limit
         self.fail_on_missing = fail_on_missing
@@ -204,7 +206,7 @@ class PatsnapBatchOperator(BaseOperator):
         self.emit_asset = emit_asset
         self.progress_interval = progress_interval
         #: The outlet alias of ``emit_asset``: the concrete asset is attached to it at run time.
-        self.asset_alias = self._alias(sql_conn_id, table, output_path) if emit_asset else None
+        self.asset_alias = self._alias(sql_conn_id, table, self.output_path) if emit_asset else None
         if self.asset_alias is not None:  # a new list: the caller's own outlets list stays as it was
             self.outlets = [*self.outlets, self.asset_alias]  # type: ignore[has-type]
         self._hook: PatsnapHook | None = None  # set by execute: on_kill cancels its calls
@@ -603,6 +605,11 @@ def _shown(value: Any) -> Any:
     from airflow_provider_patsnap.lineage import public_url
 
     return public_url(value) if isinstance(value, str) else value
+
+
+def _as_text(output_path: Any) -> Any:
+    """``output_path`` as text: an ObjectStoragePath keeps its connection id in it (``s3://conn@bucket/key``)."""
+    return str(output_path) if isinstance(output_path, ObjectStoragePath) else output_path
 
 
 def _lost_answers(units: int) -> str:

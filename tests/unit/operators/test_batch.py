@@ -87,3 +87,18 @@ def test_a_data_task_links_to_what_its_columns_mean_and_nothing_of_its_run() -> 
     assert link.get_link(serialized, ti_key=None) == url
     [path] = get_provider_info()["extra-links"]
     assert path == f"{PatsnapColumnsLink.__module__}.{PatsnapColumnsLink.__qualname__}"
+
+
+def test_an_object_storage_path_is_read_as_its_text_with_its_connection() -> None:
+    """``output_path`` as an ObjectStoragePath: its text keeps the connection id, which reaches the file
+    through Airflow, and templates in it render like a URL's; the asset alias leaves the connection out."""
+    from airflow_provider_patsnap._compat import ObjectStoragePath
+
+    path = ObjectStoragePath("s3://aws_default@lake/patsnap/") / "award" / "{{ ds }}.jsonl"
+    operator = PatsnapAwardOperator(task_id="a", patent_numbers=["CN1A"], output_path=path)
+    assert operator.output_path == "s3://aws_default@lake/patsnap/award/{{ ds }}.jsonl"
+    literal = ObjectStoragePath("s3://aws_default@lake/patsnap/award.jsonl")
+    operator = PatsnapAwardOperator(
+        task_id="a", patent_numbers=["CN1A"], output_path=literal, emit_asset=True
+    )
+    assert [outlet.name for outlet in operator.outlets] == ["patsnap:a:s3://lake/patsnap/award.jsonl"]
