@@ -371,7 +371,12 @@ class PatsnapBatchOperator(BaseOperator):
         try:
             with sink:
                 fresh_filter = None
-                if table is not None and self.refresh_after is not None:
+                if table is not None and self.refresh_after is not None and source is not None:
+                    # A source's chunks are checked as the calls go out, on the pipeline's thread: there
+                    # each check opens a connection of its own (SQLite refuses the sink's, made on this
+                    # thread, and a read's commit on it could land between a write's statements).
+                    fresh_filter = self._estimate_fresh_filter(kind)
+                elif table is not None and self.refresh_after is not None:
                     now, since = utc_now(), utc_now() - self.refresh_after
                     fresh_filter = partial(table.fresh, since=since, now=now)
                 stream = IdStream(kind, ids, source, fresh_filter, meter)

@@ -150,3 +150,25 @@ def test_a_budget_on_a_streamed_source_stops_and_says_what_was_not_asked(
     asked = sum(len(record.ids) for record in business(patsnap, LEGAL.path))
     assert summary["not_fetched"] == len(IDS) - asked
     assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("patsnap-P026-")]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_rerun_of_a_source_with_refresh_after_requests_nothing(
+    patsnap: Sandbox, database: str, request: pytest.FixtureRequest
+) -> None:
+    """A source's chunks are checked for freshness as the calls go out, on the pipeline's own thread:
+    SQLite refuses a connection made on another thread, so that check has a connection of its own."""
+    conn_id = request.getfixturevalue("sqlite_conn" if database == "sqlite" else "fresh_postgres_conn")
+    load_portfolio(conn_id, IDS[:250])
+
+    def run() -> dict[str, Any]:
+        return PatsnapLegalInformationOperator(
+            task_id="legal",
+            patent_numbers=SqlIds(conn_id, "SELECT DISTINCT pn FROM portfolio"),
+            sql_conn_id=conn_id,
+            refresh_after="7d",
+        ).execute(context={})
+
+    first, second = run(), run()
+    assert first["requested"] == 250 and first["skipped_fresh"] == 0 and first["billed_units"] > 0
+    assert second["skipped_fresh"] == 250 and second["billed_units"] == 0 and second["calls"] == 0
