@@ -62,6 +62,7 @@ with DAG(
     schedule="@daily",
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    is_paused_upon_creation=True,  # it calls a paid API: nothing runs until someone unpauses it
     dagrun_timeout=RUN_TIMEOUT,
     tags=["patsnap", "example"],
     doc_md=__doc__,
@@ -92,6 +93,7 @@ with DAG(
     schedule=legal_events.outlets,  # the alias: runs whenever a sync updated the table
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    is_paused_upon_creation=True,  # it calls a paid API: nothing runs until someone unpauses it
     tags=["patsnap", "example"],
     doc_md="Runs after every update of the synced legal-events table (see patsnap_incremental_sync).",
 ):

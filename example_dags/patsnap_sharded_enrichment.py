@@ -51,6 +51,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    is_paused_upon_creation=True,  # it calls a paid API: nothing runs until someone unpauses it
     dagrun_timeout=RUN_TIMEOUT,
     tags=["patsnap", "example"],
     doc_md=__doc__,

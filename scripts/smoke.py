@@ -7,8 +7,9 @@ prints its time, and the first failing step ends the run with exit 1:
     provider  get_provider_info() against this Airflow's provider schema, the entry point, the CLI's view
     unit      pytest -m unit
     dags      `airflow dags test` of every DAG id the shipped example files define (read by this Airflow's
-              DagBag) against the sandbox at the vendor's QPS; the sandbox must answer no call with
-              67200002 (calling too fast)
+              DagBag) against the sandbox at the vendor's QPS, with a throwaway PostgreSQL for the
+              PostgreSQL example and a file:// lake for the object storage one; the sandbox must answer
+              no call with 67200002 (calling too fast)
 
     python scripts/smoke.py [--home DIR] [--step STEP ...]
 """
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.airflow_env import EXAMPLE_DAGS, REPO_ROOT, airflow_env  # stdlib only
+from scripts.example_fixtures import LAKE_VARIABLE, seed_portfolio  # stdlib only
 
 if TYPE_CHECKING:
     from airflow_provider_patsnap.sandbox import Sandbox
@@ -91,6 +93,9 @@ class ExampleRun(NamedTuple):
     # asset no DAG parse has registered (AirflowInactiveAssetInInletOrOutletException).
     reserialize: bool = False
     warehouse: str = ""  # the warehouse of another run to read (default: a warehouse of its own)
+    seed_portfolio: bool = False  # its warehouse needs the portfolio table its query reads
+    postgres_tables: tuple[str, ...] = ()  # tables of the PostgreSQL warehouse that must have rows
+    lake_files: tuple[str, ...] = ()  # globs under the lake (PATSNAP_LAKE) that must match files with rows
 
 
 # ----------------------------------------------------------------------------------------------- steps
@@ -154,6 +159,13 @@ def run_example_dags(home: Path) -> str:
             {"patent_number": REPORT_PATENT, "report_dir": (home / "dags" / "reports").as_uri()},
             shows=r"(?i)running trigger in ?line",
         ),
+        ExampleRun("patsnap_warehouse_ids", ("patsnap_award",), {}, seed_portfolio=True),
+        ExampleRun("patsnap_postgres_warehouse", (), {}, postgres_tables=("patsnap_legal_history",)),
+        ExampleRun(
+            "patsnap_object_storage", (), {}, lake_files=("seic_classification/*.jsonl", "award/*.jsonl")
+        ),
+        # Under its threshold, so the approval (which would wait for a person) is skipped.
+        ExampleRun("patsnap_spend_gate", ("patsnap_legal_gated",), {}, shows=r"approve_above=1000"),
     ]
     shipped = example_dag_ids()
     planned = sorted(example.dag_id for example in examples)
@@ -167,12 +179,16 @@ def run_example_dags(home: Path) -> str:
     config = SandboxConfig(
         qps=VENDOR_QPS, client_id="smoke-client", client_secret="smoke-secret-value", report_delay=3600
     )
-    with Sandbox(config) as sandbox:
+    from tests.postgres_cluster import PostgresCluster  # initdb + pg_ctl in a temp dir
+
+    with Sandbox(config) as sandbox, PostgresCluster() as postgres:
         threading.Thread(target=finish_report_jobs_once_polled, args=(sandbox,), daemon=True).start()
         env = {
             **os.environ,
             **airflow_env(home / "dags"),
             "AIRFLOW_CONN_PATSNAP_DEFAULT": sandbox.connection_json(qps=VENDOR_QPS),
+            "AIRFLOW_CONN_PATSNAP_POSTGRES": postgres.connection_json,
+            LAKE_VARIABLE: (home / "dags" / "lake").as_uri() + "/",
             "PATSNAP_REPORT_POLL_SECONDS": "0.5",
         }
         airflow(["db", "migrate"], env, home / "dags" / "migrate.log")
@@ -217,6 +233,8 @@ def run_example(example: ExampleRun, env: dict[str, str], home: Path, secret: st
     }
     if example.reserialize:
         airflow(["dags", "reserialize"], run_env, home / f"{example.dag_id}.reserialize.log")
+    if example.seed_portfolio:
+        seed_portfolio(warehouse)
     command = ["dags", "test", example.dag_id, "2024-06-01"]
     if example.conf:
         command += ["-c", json.dumps(example.conf)]
@@ -231,10 +249,32 @@ def run_example(example: ExampleRun, env: dict[str, str], home: Path, secret: st
     with sqlite3.connect(warehouse) as db:
         for table in example.tables:
             rows[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    rows.update(postgres_rows(env["AIRFLOW_CONN_PATSNAP_POSTGRES"], example.postgres_tables))
+    rows.update(lake_rows(Path(env[LAKE_VARIABLE].removeprefix("file://")), example.lake_files))
     if not all(rows.values()):
-        raise SmokeFailure(f"{example.dag_id}: empty warehouse tables: {rows}")
+        raise SmokeFailure(f"{example.dag_id}: empty warehouse tables or files: {rows}")
     landed = f"{sum(rows.values())} rows" if rows else ", ".join(report_files(example))
     return f"{example.dag_id} {time.monotonic() - start:.0f}s ({landed})"
+
+
+def postgres_rows(connection_json: str, tables: tuple[str, ...]) -> dict[str, int]:
+    if not tables:
+        return {}
+    import psycopg
+
+    settings = json.loads(connection_json)
+    with psycopg.connect(
+        host=settings["host"], port=settings["port"], user=settings["login"], dbname=settings["schema"]
+    ) as db:
+        return {f"postgres:{t}": db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # type: ignore[index]
+
+
+def lake_rows(lake: Path, patterns: tuple[str, ...]) -> dict[str, int]:
+    """Lines of the newline-delimited JSON files each pattern matches under ``lake``."""
+    return {
+        f"lake:{pattern}": sum(len(path.read_bytes().splitlines()) for path in lake.glob(pattern))
+        for pattern in patterns
+    }
 
 
 def airflow_echo(line: str) -> bool:

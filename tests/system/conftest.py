@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_patsnap.sandbox import Sandbox
+from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
 
 
 @pytest.fixture
@@ -38,3 +40,14 @@ def metadata_db() -> None:
         check=False,
     )
     assert migrated.returncode == 0, migrated.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth); yields its connection JSON."""
+    if postgres_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    with PostgresCluster() as cluster:
+        yield cluster.connection_json

@@ -45,6 +45,22 @@ def test_every_example_dag_imports_without_errors_or_connections(example_dag_bag
     assert "pool slots × per-task qps" in (bag.dags["patsnap_sharded_enrichment"].doc_md or "")
 
 
+def test_every_example_is_paused_when_created_and_the_report_asks_where_its_file_goes(
+    example_dag_bag: Any,
+) -> None:
+    """Shipped examples call a paid API: in a deployment that lists them (Airflow 3.3's load_examples)
+    nothing runs until someone unpauses one. The report has no default target: a run without
+    ``report_dir`` is refused when triggered, before anything is paid."""
+    bag = example_dag_bag
+    assert bag.import_errors == {}
+    assert {dag_id for dag_id, dag in bag.dags.items() if dag.is_paused_upon_creation is not True} == set()
+    params = bag.dags["patsnap_value_report"].params
+    with pytest.raises(Exception, match="report_dir"):
+        params.validate()
+    params["report_dir"] = "s3://aws_default@bucket/reports/"
+    assert params.validate()["report_dir"] == "s3://aws_default@bucket/reports/"
+
+
 def test_every_dag_in_the_pool_has_a_run_timeout_and_its_docstring_says_what_one_means(
     example_dag_bag: Any,
 ) -> None:
@@ -52,7 +68,15 @@ def test_every_dag_in_the_pool_has_a_run_timeout_and_its_docstring_says_what_one
     ``dagrun_timeout`` ends such a run, and the DAG's docs, first thing, say how to create the pool."""
     bag = example_dag_bag
     pooled = {dag_id for dag_id, dag in bag.dags.items() if any(task.pool == POOL for task in dag.tasks)}
-    assert pooled == {"patsnap_enrichment", "patsnap_sharded_enrichment", "patsnap_incremental_sync"}
+    assert pooled == {
+        "patsnap_enrichment",
+        "patsnap_sharded_enrichment",
+        "patsnap_incremental_sync",
+        "patsnap_warehouse_ids",
+        "patsnap_postgres_warehouse",
+        "patsnap_object_storage",
+        "patsnap_spend_gate",
+    }
     for dag_id in sorted(pooled):
         dag = bag.dags[dag_id]
         assert dag.dagrun_timeout is not None and dag.dagrun_timeout >= timedelta(minutes=30), dag_id
@@ -129,6 +153,10 @@ def test_airflow_loads_the_example_bundle_with_no_connection_and_no_import_error
         "patsnap_incremental_sync",
         "patsnap_incremental_report",
         "patsnap_value_report",
+        "patsnap_warehouse_ids",
+        "patsnap_postgres_warehouse",
+        "patsnap_object_storage",
+        "patsnap_spend_gate",
     }
 
 
