@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_patsnap.sandbox import Sandbox
 from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
+from tests.release import Artifacts, FreshVenv, build_artifacts, install_as_the_readme_says
 
 
 @pytest.fixture
@@ -51,3 +54,30 @@ def postgres_server() -> Iterator[str]:
         pytest.skip(INSTALL_HINT)
     with PostgresCluster() as cluster:
         yield cluster.connection_json
+
+
+def _report(request: pytest.FixtureRequest, line: str) -> None:
+    """A timing line in pytest's output even when output is captured (CI keeps an eye on the budget)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Artifacts:
+    """The sdist and the wheel, built by ``python -m build`` from a clean copy of the project."""
+    start = time.monotonic()
+    built = build_artifacts(tmp_path_factory.mktemp("build"))
+    _report(request, f"release artifacts: python -m build in {time.monotonic() - start:.0f} s")
+    return built
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(
+    artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> FreshVenv:
+    """A fresh venv where the README's install block ran as written (with CI's pins): plain pip, the
+    wheel, this suite's Airflow version."""
+    return install_as_the_readme_says(artifacts, tmp_path_factory.mktemp("fresh"), partial(_report, request))

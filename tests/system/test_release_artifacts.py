@@ -9,28 +9,24 @@ The fresh venv gets the Airflow version this suite runs on, pinned by the matchi
 from __future__ import annotations
 
 import email.parser
-import importlib.metadata
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
-import time
 import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 import yaml
 from packaging.version import Version
 
 from airflow_provider_patsnap import __version__
-from scripts.airflow_env import airflow_env
 from tests.helpers import REPO_ROOT
+from tests.release import Artifacts, FreshVenv, readme_install_block, run
 
 PACKAGE = "airflow_provider_patsnap"
 DIST_NAME = "airflow-provider-patsnap"
@@ -38,167 +34,17 @@ PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 # Made by the build in the copied tree, not project files.
 SDIST_BUILD_OUTPUT = re.compile(rf"^(PKG-INFO|setup\.cfg|{PACKAGE}\.egg-info/.*)$")
-# Local state of a checkout, used only when there is no git to ask (an unpacked sdist).
-LOCAL_STATE = re.compile(r"(^|/)(__pycache__|\.[^/]+|build|dist|[^/]+\.egg-info)(/|$)|\.py[cod]$")
 
-
-# Building and a plain-pip install of Airflow take minutes on a busy runner; the first test pays for both.
-pytestmark = pytest.mark.timeout(900)
-
-
-class Artifacts(NamedTuple):
-    sdist: Path
-    wheel: Path
-    project_files: frozenset[str]  # what the sdist must hold: the copied project minus dot-files, evidence/
-
-
-class FreshVenv(NamedTuple):
-    python: Path
-    env: dict[str, str]  # no PYTHONPATH, the venv's bin first on PATH, a private AIRFLOW_HOME
-    workdir: Path  # outside the repository, so nothing imports the checkout by accident
-
-
-def _checkout_files() -> list[str]:
-    """What a clean clone holds: git's tracked and new unignored files, with the working tree's content."""
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        listed = [p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.rglob("*") if p.is_file()]
-        listed = [name for name in listed if not LOCAL_STATE.search(name)]
-    # A tracked symlink (airflow_provider_patsnap/example_dags -> ../example_dags) is copied as a link.
-    return sorted(name for name in listed if (REPO_ROOT / name).is_file() or (REPO_ROOT / name).is_symlink())
-
-
-def _through_links(files: list[str]) -> list[str]:
-    """``files`` as the sdist holds them: a symlinked folder becomes a copy of the files in its target."""
-    found = []
-    for name in files:
-        path = REPO_ROOT / name
-        if path.is_symlink() and path.is_dir():
-            target = path.resolve().relative_to(REPO_ROOT.resolve()).as_posix()
-            found += [
-                f"{name}/{other[len(target) + 1 :]}" for other in files if other.startswith(f"{target}/")
-            ]
-        else:
-            found.append(name)
-    return found
+# Building and a plain-pip install of Airflow take minutes on a busy runner; the first test pays for both
+# (the fixtures live in tests/system/conftest.py, built once per session: the literal README test uses
+# the same venv).
+pytestmark = pytest.mark.timeout(1800)
 
 
 def _run(
     cmd: list[str | Path], timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [str(part) for part in cmd],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, (
-        f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    )
-    return proc
-
-
-def _outside_checkout_env() -> dict[str, str]:
-    """This process's environment without what points at the checkout: with PYTHONPATH, pip and Python
-    see the repository's package (and any egg-info in it) instead of the wheel."""
-    return {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
-
-
-def _report(request: pytest.FixtureRequest, line: str) -> None:
-    """A timing line in pytest's output even when output is captured (CI keeps an eye on the budget)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(line)
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Artifacts:
-    start = time.monotonic()
-    root = tmp_path_factory.mktemp("build")
-    src = root / "clone"
-    files = _checkout_files()
-    for name in files:
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO_ROOT / name, src / name, follow_symlinks=False)
-    builder, env = root / "builder", _outside_checkout_env()
-    _run([sys.executable, "-m", "venv", builder], timeout=120, env=env, cwd=root)
-    _run(
-        [builder / "bin" / "python", "-m", "pip", "install", "--quiet", "build"],
-        timeout=300,
-        env=env,
-        cwd=root,
-    )
-    # With no --sdist/--wheel, build makes the sdist and then the wheel from the unpacked sdist.
-    _run(
-        [builder / "bin" / "python", "-m", "build", "--outdir", root / "dist", src],
-        timeout=600,
-        env=env,
-        cwd=root,
-    )
-    sdists = list((root / "dist").glob(f"{PACKAGE}-*.tar.gz"))
-    wheels = list((root / "dist").glob(f"{PACKAGE}-*-py3-none-any.whl"))
-    assert len(sdists) == 1 and len(wheels) == 1, sorted((root / "dist").iterdir())
-    _report(request, f"release artifacts: python -m build in {time.monotonic() - start:.0f} s")
-    # Dot-files (CI, editor, git settings) and evidence/ (screenshots for reviewers) are not source.
-    source = frozenset(
-        name
-        for name in _through_links(files)
-        if not re.search(r"(^|/)\.", name) and not name.startswith("evidence/")
-    )
-    return Artifacts(sdists[0], wheels[0], source)
-
-
-@pytest.fixture(scope="module")
-def fresh_venv(
-    artifacts: Artifacts, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> FreshVenv:
-    start = time.monotonic()
-    root = tmp_path_factory.mktemp("fresh")
-    venv = root / "venv"
-    airflow_version = importlib.metadata.version("apache-airflow")
-    constraints = REPO_ROOT / (
-        "constraints.txt" if airflow_version.startswith("3.") else "constraints-airflow2.txt"
-    )
-    env = _outside_checkout_env()
-    env.update(airflow_env(root / "airflow-home", dags_folder=root / "dags"))
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    (root / "dags").mkdir()
-    _run([sys.executable, "-m", "venv", venv], timeout=120, env=env, cwd=root)
-    python = venv / "bin" / "python"
-    _run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "-c",
-            constraints,
-            f"apache-airflow=={airflow_version}",
-            artifacts.wheel,
-        ],
-        timeout=900,
-        env=env,
-        cwd=root,
-    )
-    _report(
-        request,
-        f"release artifacts: pip install of the wheel with apache-airflow=={airflow_version} into a fresh venv "
-        f"in {time.monotonic() - start:.0f} s",
-    )
-    return FreshVenv(python, env, root)
+    return run(cmd, timeout, env, cwd)
 
 
 # --------------------------------------------------------------------------- artifact contents
@@ -353,16 +199,13 @@ def test_airflow_connections_test_passes_against_the_installed_sandbox(
 
 
 def test_readme_install_section_shows_the_commands_these_tests_run() -> None:
-    section = README[README.index("## Install") : README.index("\n## ", README.index("## Install") + 1)]
-    commands = [
-        line.split("#", 1)[0].strip()
-        for block in re.findall(r"```bash\n(.*?)```", section, re.S)
-        for line in block.splitlines()
-    ]
+    """The fresh venv above is made by running this block (tests/release.py); here, what it says."""
+    commands = [line.split("#", 1)[0].strip() for line in readme_install_block().body.splitlines()]
     assert [c for c in commands if c] == [
         "python -m pip install build",
         "python -m build",
         f"python -m pip install dist/{PACKAGE}-*.whl",
+        "python -m pip install apache-airflow-providers-sqlite",
         "airflow providers list",
     ]
     # Not on an index yet: naming the index install as a command to run would show one that fails.
