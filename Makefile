@@ -207,8 +207,9 @@ recipes: .venv-recipes/.installed ## the warehouse recipe DAGs parse (DagBag) wi
 .venv-docs/.installed: constraints-docs.txt scripts/docs.sh
 	bash scripts/docs.sh venv
 
-docs: .venv-docs/.installed ## build the docs site into site/ (mkdocs build --strict, own venv .venv-docs)
+docs: .venv-docs/.installed ## build the docs site into site/ (strict), then check it in headless Chromium
 	bash scripts/docs.sh build
+	bash scripts/docs.sh check .docs-layout
 
 # ---- maintenance ----------------------------------------------------------------------------------
 constraints: ## re-resolve every constraints file from PyPI (then: make venv venv-af2)
@@ -224,7 +225,7 @@ ci: ## what CI runs (.ci/run)
 	bash .ci/run
 
 clean: ## remove caches, build output, the e2e artifacts and the local AIRFLOW_HOMEs (keeps the venvs)
-	rm -rf .airflow-home .e2e-artifacts .e2e-artifacts-celery .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
+	rm -rf .airflow-home .e2e-artifacts .e2e-artifacts-celery .docs-layout .mypy_cache .ruff_cache .pytest_cache build dist site *.egg-info
 	find . -path './.venv*' -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 

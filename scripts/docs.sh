@@ -4,6 +4,8 @@
 #   scripts/docs.sh venv          create/update .venv-docs from constraints-docs.txt (not the test venvs:
 #                                 the docs read the package's source statically and need no Airflow)
 #   scripts/docs.sh build         mkdocs build --strict into site/
+#   scripts/docs.sh check [DIR]   the built site in headless Chromium: no code block or code span cut off
+#                                 (scripts/docs_layout.py; screenshots into DIR, default .docs-layout/)
 #   scripts/docs.sh screenshot F  the built home page, rendered by headless Chromium, into the PNG F
 #   scripts/docs.sh resolve       re-resolve constraints-docs.txt from the newest releases
 set -euo pipefail
@@ -13,7 +15,8 @@ VENV=.venv-docs
 PYTHON=${PYTHON:-$(command -v python3)}
 export UV_NO_PROGRESS=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Top-level requirements; every version, theirs and their dependencies', is pinned in constraints-docs.txt.
-REQUIREMENTS=(mkdocs mkdocs-material "mkdocstrings[python]" pymdown-extensions)
+# selenium drives Debian's chromium for `check` (the version scripts/e2e/run.sh uses).
+REQUIREMENTS=(mkdocs mkdocs-material "mkdocstrings[python]" pymdown-extensions "selenium==4.51.0")
 
 log() { printf '[docs] %s\n' "$*" >&2; }
 
@@ -39,6 +42,18 @@ case "${1:-}" in
         # Not -q: strict mode counts the warnings it logs, and -q would drop broken links and anchors.
         NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --clean
         log "site/ built; open site/index.html"
+        ;;
+    check)
+        out=${2:-.docs-layout}
+        [[ -f site/index.html ]] || { log "no site/index.html: run make docs first"; exit 1; }
+        if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+            # CI installs both (.ci/run); a laptop without them still gets the strict build.
+            if [[ -n ${CI:-} ]]; then log "check: chromium and chromedriver are needed"; exit 1; fi
+            log "check skipped: apt-get install chromium chromium-driver to run it"
+            exit 0
+        fi
+        rm -rf "$out"
+        "$VENV/bin/python" scripts/docs_layout.py --site site --out "$out"
         ;;
     screenshot)
         out=${2:?usage: scripts/docs.sh screenshot OUT.png}
@@ -72,5 +87,5 @@ case "${1:-}" in
         mv constraints-docs.txt.tmp constraints-docs.txt
         log "wrote constraints-docs.txt ($(grep -vc '^#' constraints-docs.txt) pins)"
         ;;
-    *) echo "usage: $0 venv | build | screenshot OUT.png | resolve" >&2; exit 2 ;;
+    *) echo "usage: $0 venv | build | check [DIR] | screenshot OUT.png | resolve" >&2; exit 2 ;;
 esac

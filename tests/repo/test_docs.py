@@ -301,3 +301,17 @@ def test_compatibility_page_lists_the_python_classifiers_pyproject_declares() ->
     assert row, "docs/compatibility.md has no '| Python | `<requires-python>` (classifier ...) |' row"
     assert row[1] == project["requires-python"]
     assert sorted(re.split(r",\s*", row[2])) == declared
+
+
+def test_make_docs_checks_the_built_site_in_a_browser_and_code_blocks_wrap() -> None:
+    """Long code lines wrap (docs/stylesheets/extra.css, loaded by mkdocs.yml), and `make docs`, which CI's
+    docs stage runs, checks every built page in headless Chromium (scripts/docs_layout.py)."""
+    mkdocs = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^extra_css:\n  - stylesheets/extra\.css$", mkdocs, re.M)
+    css = (DOCS / "stylesheets" / "extra.css").read_text(encoding="utf-8")
+    assert re.search(r"\.md-typeset pre > code \{[^}]*white-space: pre-wrap;", css)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    docs_target = makefile[makefile.index("\ndocs:") :].split("\n\n")[0]
+    assert "scripts/docs.sh build" in docs_target and "scripts/docs.sh check" in docs_target
+    assert "make docs" in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "scripts/docs_layout.py" in (REPO / "scripts" / "docs.sh").read_text(encoding="utf-8")
