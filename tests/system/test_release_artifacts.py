@@ -25,8 +25,9 @@ import yaml
 from packaging.version import Version
 
 from airflow_provider_patsnap import __version__
+from scripts.airflow_env import airflow_env
 from tests.helpers import REPO_ROOT
-from tests.release import Artifacts, FreshVenv, readme_install_block, run
+from tests.release import AIRFLOW_VERSION, Artifacts, FreshVenv, readme_install_block, run
 
 PACKAGE = "airflow_provider_patsnap"
 DIST_NAME = "airflow-provider-patsnap"
@@ -193,6 +194,89 @@ def test_airflow_connections_test_passes_against_the_installed_sandbox(
         [airflow, "connections", "test", "patsnap_default"], timeout=300, env=env, cwd=fresh_venv.workdir
     )
     assert "Connection success!" in out.stdout, out.stdout + out.stderr
+
+
+# What Airflow 3.3's dag-processor does with [core] load_examples on (its default): the installed
+# provider's example_dags folder is a bundle of its own, each file parsed by a BundleDagBag and serialized
+# (airflow/dag_processing/processor.py). An audit hook records, from frames of the example files, every
+# network connect and every file opened outside the package other than Python modules.
+PARSE_THE_SHIPPED_EXAMPLES = """
+import json, os, sys
+from pathlib import Path
+
+import structlog
+from airflow.dag_processing.bundles.manager import DagBundlesManager
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.dag_processing.processor import _serialize_dags
+
+manager = DagBundlesManager()
+bundle = manager.get_bundle("airflow-provider-patsnap-example-dags")
+bundle.initialize()
+root = str(Path(bundle.path).resolve())
+seen = {"calls": [], "files": []}
+
+def from_an_example():
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(root):
+            return True
+        frame = frame.f_back
+    return False
+
+def audit(event, args):
+    if event == "socket.connect" and from_an_example():
+        seen["calls"].append(repr(args[1]))
+    elif event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and from_an_example():
+        path = os.path.realpath(os.fsdecode(args[0]))
+        if not path.startswith(root) and not path.endswith((".py", ".pyc", ".so")):
+            seen["files"].append(path)
+
+sys.addaudithook(audit)
+dags, errors = {}, {}
+for name in sorted(os.listdir(root)):
+    if name.endswith(".py"):
+        path = os.path.join(root, name)
+        bag = BundleDagBag(dag_folder=path, bundle_path=bundle.path, bundle_name=bundle.name, load_op_links=False)
+        errors.update(bag.import_errors)
+        errors.update(_serialize_dags(bag, structlog.get_logger())[1])
+        dags.update({dag_id: name for dag_id in bag.dag_ids})
+names = sorted(b.name for b in manager.get_all_dag_bundles())
+print("BUNDLE " + json.dumps({"bundles": names, "path": root, "dags": dags, "errors": errors, **seen}))
+"""
+
+
+@pytest.mark.skipif(
+    Version(AIRFLOW_VERSION) < Version("3.3"), reason="Airflow loads a provider's example_dags from 3.3"
+)
+def test_airflow_loads_the_wheels_examples_with_no_connection_no_call_and_no_outside_file(
+    fresh_venv: FreshVenv, tmp_path: Path
+) -> None:
+    """A deployment that installs the wheel lists its example DAGs (load_examples is on by default) and has
+    none of their connections: each file must parse there without one, call nothing and read nothing
+    outside the package."""
+    env = {
+        name: value
+        for name, value in fresh_venv.env.items()
+        if not name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "PATSNAP_"))
+    }
+    env.update(airflow_env(tmp_path / "home", dags_folder=tmp_path / "dags", load_examples=True))
+    (tmp_path / "dags").mkdir()
+    airflow = fresh_venv.python.parent / "airflow"
+    _run([airflow, "db", "migrate"], timeout=300, env=env, cwd=fresh_venv.workdir)
+
+    probe = _run(
+        [fresh_venv.python, "-c", PARSE_THE_SHIPPED_EXAMPLES], timeout=300, env=env, cwd=fresh_venv.workdir
+    )
+
+    [line] = [line for line in probe.stdout.splitlines() if line.startswith("BUNDLE ")]
+    found = json.loads(line.removeprefix("BUNDLE "))
+    assert "airflow-provider-patsnap-example-dags" in found["bundles"]
+    assert Path(found["path"]).is_relative_to(fresh_venv.python.parent.parent), found["path"]  # the wheel's
+    shipped = {path.name for path in (REPO_ROOT / "example_dags").glob("*.py")}
+    assert set(found["dags"].values()) | set(found["errors"]) == shipped, found  # every file is parsed
+    assert found["calls"] == [] and found["files"] == [], found
+    assert found["errors"] == {}, found["errors"]
+    assert set(found["dags"].values()) == shipped  # every file defines DAGs
 
 
 # --------------------------------------------------------------------------- what the README and pyproject promise
