@@ -148,10 +148,10 @@ package-check: ## build both artifacts from the tracked files, check them, pip-i
 demo: $(STAMP) ## bash scripts/demo.sh (its own fresh AIRFLOW_HOME, .airflow-home/demo)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
-bench: $(STAMP) ## bash benchmarks/run.sh (about 10 minutes; writes benchmarks/RESULTS.md)
+bench: $(STAMP) ## bash benchmarks/run.sh (about 18 minutes; writes benchmarks/RESULTS.md)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
 
-bench-full: $(STAMP) ## make bench with QPS 20 and 100 too (about 20 minutes)
+bench-full: $(STAMP) ## make bench with QPS 20 and 100 too, the QPS-100 task beside the NDJSON reference (about 25 minutes)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" FULL=1 $(WITH_AIRFLOW_ENV) bash benchmarks/run.sh
 
 bench-scale: $(STAMP) ## 10^5 and 10^7 ids from PostgreSQL in 16 shards: peak RSS, XCom size, cost per patent

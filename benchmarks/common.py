@@ -246,6 +246,49 @@ def sandbox_cpu_text(figures: dict[str, Any]) -> str:
     return f"sandbox CPU {cpu:g} s in {wall:g} s = {cores:.2f} cores"
 
 
+def _proc_cpu(pid: int, reaped: bool = False) -> float:
+    """User + system CPU of ``pid`` (with ``reaped``, of its children waited for too), in clock ticks;
+    0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return sum(int(field) for field in fields[11 : 15 if reaped else 13])
+
+
+class ProcessTreeCpu:
+    """The CPU of a server process and its children (a PostgreSQL postmaster and its backends): its own,
+    its children's that ended and were waited for, and its live children's (Linux /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self) -> float:
+        try:
+            children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        ticks = _proc_cpu(self.pid, reaped=True) + sum(_proc_cpu(int(child)) for child in children)
+        return ticks / self._tick
+
+
+def server_on_port(program: str, port: int) -> int | None:
+    """The pid of the process running ``program`` with ``-p <port>`` on its command line (PostgreSQL's
+    postmaster as ``pg_ctl -o "-p <port>"`` starts it), or None."""
+    wanted = f"-p\0{port}\0".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if wanted in cmdline and program.encode() in cmdline.split(b"\0", 1)[0]:
+            return int(entry.name)
+    return None
+
+
 def sandbox_flags(
     *,
     latency: float,

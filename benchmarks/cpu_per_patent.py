@@ -8,14 +8,22 @@ dropped. A second, profiled pass (cProfile, on the thread that maps and writes; 
 ``fetch_batch`` called in a loop) names the top entries by own time. Beside each figure: the sandbox
 process's CPU over the same pass (seconds, cores = CPU / wall, and µs per patent).
 
+PostgreSQL (``sync``) and NDJSON are measured beside the asyncio reference doing the same job end to end
+(``reference_client.asyncio_load``: asyncio fetch, msgspec, the plainest flattening into the same rows,
+``COPY`` + one upsert a write, or msgspec ``encode_lines``), the two taking turns pass by pass; the
+ratio provider / reference is judged on the lowest pass of each. Before the first pass, the reference's
+rows are checked against ``LEGAL_INFORMATION.map_patent``'s for a batch.
+
     python benchmarks/cpu_per_patent.py [--patents 100000] [--profile-patents 20000] [--no-postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
 import io
+import json
 import logging
 import os
 import pstats
@@ -26,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +51,12 @@ from common import (
     sqlite_connection,
 )
 
-#: Goals of the project's issue 11, client CPU per patent.
-TARGETS_US = {"fetch": 30.0, "sqlite": 60.0, "postgres": 50.0, "ndjson": 40.0}
+#: Goals of client CPU per patent: issue 11's, and issue 21's ("Scale out") for PostgreSQL and NDJSON.
+TARGETS_US = {"fetch": 30.0, "sqlite": 60.0, "postgres": 50.0, "ndjson": 30.0}
+#: Issue 21: end to end, the provider within this factor of the asyncio + COPY reference.
+REFERENCE_RATIO_TARGET = 1.3
+#: Calls in flight for the reference with no QPS limit: the provider's default at qps 0.
+REFERENCE_CONCURRENCY = 64
 CONN_ID = "patsnap_bench"
 TOP = 8
 
@@ -88,6 +101,67 @@ def run_fetch(numbers: list[str], workdir: Path, sql_conn: str | None) -> dict[s
     return {"found": found, "calls": hook.stats.calls}
 
 
+def pg_conninfo(connection: str) -> dict[str, Any]:
+    """psycopg's connect() arguments for an Airflow PostgreSQL connection given as JSON."""
+    conn = json.loads(connection)
+    return {"host": conn["host"], "port": conn["port"], "user": conn["login"], "dbname": conn["schema"]}
+
+
+def run_reference(
+    name: str, numbers: list[str], workdir: Path, sandbox: SandboxProcess, postgres: str | None
+) -> dict[str, Any]:
+    """``reference_client.asyncio_load`` into a new table (``postgres``) or file (``ndjson``)."""
+    from reference_client import NdjsonLines, PostgresCopy, asyncio_load
+
+    from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
+
+    columns = LEGAL_INFORMATION.columns
+    if name == "postgres":
+        assert postgres is not None
+        conninfo, table = pg_conninfo(postgres), f"ref_{time.monotonic_ns()}"
+        typed = [(column.name, column.sql_type) for column in columns]
+
+        async def destination() -> Any:
+            return await PostgresCopy.open(conninfo, table, typed)
+
+    else:
+        path = workdir / f"ref-{time.monotonic_ns()}.jsonl"
+
+        async def destination() -> Any:
+            return NdjsonLines(path, [column.name for column in columns])
+
+    _, rows = asyncio_load(
+        sandbox.base_url,
+        sandbox.client_id,
+        sandbox.client_secret,
+        numbers,
+        0,
+        REFERENCE_CONCURRENCY,
+        destination,
+    )
+    return {"rows": rows}
+
+
+def check_reference_rows(numbers: list[str]) -> int:
+    """The reference's flattening gives exactly the rows ``map_patent`` gives for these patents (their
+    keys and values): otherwise the two would not be doing the same job. Returns the rows compared."""
+    from reference_client import legal_rows
+
+    from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
+    from airflow_provider_patsnap.hooks.patsnap import PatsnapHook
+
+    fetched_at = "2026-01-01T00:00:00+00:00"
+    compared = 0
+    for result in PatsnapHook(CONN_ID).lookup(LEGAL_INFORMATION, numbers):
+        for patent in result.patents:
+            ours = legal_rows(copy.deepcopy(patent), fetched_at)
+            theirs = LEGAL_INFORMATION.map_patent(patent, fetched_at).rows
+            if ours != theirs:
+                raise AssertionError(f"reference rows differ for {patent.get('pn')}: {ours} != {theirs}")
+            compared += len(ours)
+    return compared
+
+
 def profile_fetch(numbers: list[str]) -> cProfile.Profile:
     """fetch_batch in a loop on this thread, so cProfile sees the whole call."""
     from airflow_provider_patsnap.endpoints import LEGAL_INFORMATION
@@ -111,18 +185,30 @@ def measure(
     sql_conn: str | None,
     repeat: int,
     sandbox: SandboxProcess,
+    reference: Callable[[list[str]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    run(numbers[:2000], workdir, sql_conn)  # warm up: imports, connections, tables
-    passes = []  # (CPU seconds, wall seconds, figures) of each pass over the same numbers
-    for _ in range(repeat):
-        cpu0, wall0, window = cpu_seconds(), time.perf_counter(), sandbox.cpu_window()
-        figures = run(numbers, workdir, sql_conn)
-        figures.update(window.stop())
-        passes.append((cpu_seconds() - cpu0, time.perf_counter() - wall0, figures))
+    """``repeat`` passes of ``run`` over ``numbers`` (and, with ``reference``, a pass of it after each,
+    the order swapped every round so that neither always runs first), the lowest CPU of each kept."""
+    clients: list[tuple[str, Callable[[list[str]], dict[str, Any]]]] = [
+        ("provider", lambda some: run(some, workdir, sql_conn))
+    ]
+    if reference is not None:
+        clients.append(("reference", reference))
+    for _, client in clients:
+        client(numbers[:2000])  # warm up: imports, connections, tables
+    passes: dict[str, list[tuple[float, float, dict[str, Any]]]] = {client: [] for client, _ in clients}
+    for round_number in range(repeat):
+        for client, client_run in clients[:: -1 if round_number % 2 else 1]:
+            cpu0, wall0, window = cpu_seconds(), time.perf_counter(), sandbox.cpu_window()
+            figures = client_run(numbers)
+            figures.update(window.stop())
+            passes[client].append((cpu_seconds() - cpu0, time.perf_counter() - wall0, figures))
     # Other work on the shared cores only ever adds CPU time to a pass: the lowest is the code's cost.
-    cpu, wall, figures = min(passes, key=lambda one: one[0])
-    if figures["sandbox_cpu_s"] is not None:
-        figures["sandbox_us_per_patent"] = round(figures["sandbox_cpu_s"] / len(numbers) * 1e6, 1)
+    lowest = {client: min(runs, key=lambda one: one[0]) for client, runs in passes.items()}
+    for _, _, figures in lowest.values():
+        if figures["sandbox_cpu_s"] is not None:
+            figures["sandbox_us_per_patent"] = round(figures["sandbox_cpu_s"] / len(numbers) * 1e6, 1)
+    cpu, wall, figures = lowest["provider"]
     if name == "fetch":
         profile = profile_fetch(profile_numbers)
     else:
@@ -137,7 +223,7 @@ def measure(
         "cpu_s": round(cpu, 2),
         "wall_s": round(wall, 2),
         "us_per_patent": round(us, 1),
-        "us_per_patent_passes": [round(one[0] / len(numbers) * 1e6, 1) for one in passes],
+        "us_per_patent_passes": [round(one[0] / len(numbers) * 1e6, 1) for one in passes["provider"]],
         "target_us": TARGETS_US[name],
         "ok": us <= TARGETS_US[name],
         "top": top_entries(profile, len(profile_numbers)),
@@ -151,6 +237,28 @@ def measure(
     )
     for line in result["top"]:
         print(f"        {line}")
+    if reference is not None:
+        ref_cpu, ref_wall, ref_figures = lowest["reference"]
+        ref_us = ref_cpu / len(numbers) * 1e6
+        ratio = us / ref_us
+        result["reference"] = {
+            **ref_figures,
+            "cpu_s": round(ref_cpu, 2),
+            "wall_s": round(ref_wall, 2),
+            "us_per_patent": round(ref_us, 1),
+            "us_per_patent_passes": [round(one[0] / len(numbers) * 1e6, 1) for one in passes["reference"]],
+        }
+        result["reference_ratio"] = round(ratio, 2)
+        result["reference_ratio_target"] = REFERENCE_RATIO_TARGET
+        result["reference_ok"] = ratio <= REFERENCE_RATIO_TARGET
+        print_check(
+            f"CPU per patent, {name}, provider / asyncio reference",
+            result["reference_ok"],
+            f"{ratio:.2f}x: {us:.1f} / {ref_us:.1f} µs/patent (the reference's passes, alternating with the "
+            f"provider's: {result['reference']['us_per_patent_passes']}; {result['rows']:,} / "
+            f"{ref_figures['rows']:,} rows; in its lowest pass {sandbox_cpu_text(ref_figures)}); target <= "
+            f"{REFERENCE_RATIO_TARGET:g}x",
+        )
     return result
 
 
@@ -247,6 +355,7 @@ def main() -> int:
         logging.disable(logging.INFO)
         numbers = patent_numbers(args.patents)
         profile_numbers = patent_numbers(args.profile_patents, start=args.patents)
+        results["reference_rows_checked"] = check_reference_rows(profile_numbers[:1000])
         plan: list[tuple[str, Any, str | None]] = [
             ("fetch", run_fetch, None),
             ("sqlite", lambda n, w, c: run_destination("sqlite", n, w, c), "cpu_sqlite"),
@@ -255,12 +364,18 @@ def main() -> int:
         if postgres:
             plan.insert(2, ("postgres", lambda n, w, c: run_destination("postgres", n, w, c), "cpu_pg"))
         for name, run, sql_conn in plan:
+            reference = None
+            if name in ("postgres", "ndjson"):
+                reference = partial(run_reference, name, workdir=workdir, sandbox=sandbox, postgres=postgres)
             results[name] = measure(
-                name, run, numbers, profile_numbers, workdir, sql_conn, args.repeat, sandbox
+                name, run, numbers, profile_numbers, workdir, sql_conn, args.repeat, sandbox, reference
             )
         ndjson = next(run for name, run, _ in plan if name == "ndjson")
         results["observability"] = observability_overhead("ndjson", ndjson, numbers, workdir, args.repeat)
-    ok = all(results[name]["ok"] for name, _, _ in plan) and results["observability"]["ok"]
+    ok = (
+        all(results[name]["ok"] and results[name].get("reference_ok", True) for name, _, _ in plan)
+        and results["observability"]["ok"]
+    )
     results["ok"] = ok
     if args.json:
         dump_json(args.json, results)

@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# make bench: every benchmark in about 10 minutes, then benchmarks/RESULTS.md.
+# make bench: every benchmark in about 18 minutes, then benchmarks/RESULTS.md.
 #
-#   bash benchmarks/run.sh          # the sandbox's capacity; QPS 10 and 50 at latency 5 s and 5-10 s; CPU;
-#                                   # memory at 1 M; imports
-#   FULL=1 bash benchmarks/run.sh   # make bench-full: QPS 10, 20, 50 and 100 (about 20 minutes)
+#   bash benchmarks/run.sh          # the sandbox's capacity; QPS 10 and 50 at latency 5 s and 5-10 s; one
+#                                   # task at QPS 100 into PostgreSQL and NDJSON, beside the asyncio reference
+#                                   # into PostgreSQL; CPU; memory at 1 M; imports
+#   FULL=1 bash benchmarks/run.sh   # make bench-full: QPS 10, 20, 50 and 100, and the reference into NDJSON
+#                                   # at QPS 100 too (about 25 minutes)
 #
-# Settings: CAPACITY_SECONDS, QPS_LIST, LATENCIES, SEND_SECONDS, CPU_PATENTS, MEMORY_PATENTS, SQL_ROWS,
-# IMPORT_RUNS.
+# Settings: CAPACITY_SECONDS, QPS_LIST, LATENCIES, SEND_SECONDS, TASK_QPS, TASK_SEND_SECONDS, TASK_RUNS,
+# CPU_PATENTS, MEMORY_PATENTS, SQL_ROWS, IMPORT_RUNS.
 # Uses the python on PATH (make bench puts .venv/bin first). Each script prints PASS/FAIL lines and
 # writes its figures as JSON; results.py turns them into RESULTS.md. Exit status 1 if a goal is missed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PYTHON=${PYTHON:-python}
-if [[ -n "${FULL:-}" ]]; then QPS_LIST=${QPS_LIST:-"10 20 50 100"}; else QPS_LIST=${QPS_LIST:-"10 50"}; fi
+TASK_RUNS_DEFAULT="provider:postgres reference:postgres provider:ndjson"
+if [[ -n "${FULL:-}" ]]; then
+    QPS_LIST=${QPS_LIST:-"10 20 50 100"}
+    TASK_RUNS=${TASK_RUNS:-"$TASK_RUNS_DEFAULT reference:ndjson"}
+else
+    QPS_LIST=${QPS_LIST:-"10 50"}
+    TASK_RUNS=${TASK_RUNS:-"$TASK_RUNS_DEFAULT"}
+fi
 LATENCIES=${LATENCIES:-"5 5-10"}
 CAPACITY_SECONDS=${CAPACITY_SECONDS:-60}
 SEND_SECONDS=${SEND_SECONDS:-25}
+TASK_QPS=${TASK_QPS:-100}
+TASK_SEND_SECONDS=${TASK_SEND_SECONDS:-30}
 CPU_PATENTS=${CPU_PATENTS:-50000}
 MEMORY_PATENTS=${MEMORY_PATENTS:-1000000}
 SQL_ROWS=${SQL_ROWS:-500000}
@@ -38,7 +49,12 @@ echo "== throughput at the vendor's latency (${LATENCIES} s; QPS ${QPS_LIST}; ~$
 timeout 2400 "$PYTHON" benchmarks/throughput.py --qps $QPS_LIST --latency $LATENCIES \
     --send-seconds "$SEND_SECONDS" --workdir "$OUT/throughput" --json "$OUT/throughput.json" || rc=1
 
-echo "== client CPU per patent (${CPU_PATENTS} patents of P026, latency 0, no QPS limit)"
+echo "== one task at QPS ${TASK_QPS}, latency 5 s (${TASK_RUNS}; ~${TASK_SEND_SECONDS} s of calls a run)"
+# shellcheck disable=SC2086 # word splitting of the list is wanted
+timeout 900 "$PYTHON" benchmarks/task_throughput.py --qps "$TASK_QPS" --latency 5 \
+    --send-seconds "$TASK_SEND_SECONDS" --runs $TASK_RUNS --workdir "$OUT/task" --json "$OUT/task.json" || rc=1
+
+echo "== client CPU per patent (${CPU_PATENTS} patents of P026, latency 0, no QPS limit; beside the asyncio reference)"
 timeout 900 "$PYTHON" benchmarks/cpu_per_patent.py --patents "$CPU_PATENTS" --workdir "$OUT/cpu" \
     --json "$OUT/cpu.json" || rc=1
 
