@@ -92,7 +92,10 @@ class IdStream:
         self.skipped_fresh = 0
         self.billed_units_saved = 0
         self.handed_out = 0  # ids in batches handed to the hook
-        self._held = PatentIds([], [])  # ids read but not yet handed out (a batch the budget cut short)
+        # The chunk being handed out, and how far: slicing off what is left would copy a list of a
+        # million ids for every batch of 100.
+        self._held = PatentIds([], [])
+        self._held_at = 0
         self._chunks: Iterator[PatentIds] | None = None
         self._list_fresh = NOTHING_FRESH  # a list's fresh patents, found once by plan()
 
@@ -139,16 +142,18 @@ class IdStream:
         if self._chunks is None:
             self._chunks = self._filtered()
         while True:
-            if not len(self._held):
+            if not self._held_left():
                 chunk = next(self._chunks, None)
                 if chunk is None:
                     return
-                self._held = chunk
+                self._held, self._held_at = chunk, 0
             units_left = self._meter.units_left()
             size = MAX_BATCH if units_left is None else min(MAX_BATCH, units_left)
             if size <= 0:
                 return
-            batch, self._held = self._held[:size], self._held[size:]
+            start = self._held_at
+            batch = self._held[start : start + size]
+            self._held_at = start + len(batch)
             with self._lock:
                 self.handed_out += len(batch)
             yield batch
@@ -157,13 +162,16 @@ class IdStream:
         """Every id was handed out or skipped as fresh."""
         if self._chunks is None:
             return False
-        if len(self._held):
+        if self._held_left():
             return False
         chunk = next(self._chunks, None)
         if chunk is None:
             return True
-        self._held = chunk
+        self._held, self._held_at = chunk, 0
         return False
+
+    def _held_left(self) -> int:
+        return len(self._held) - self._held_at
 
     @property
     def not_handed_out(self) -> int:

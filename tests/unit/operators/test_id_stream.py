@@ -104,3 +104,23 @@ def test_no_batch_is_larger_than_the_budget_left() -> None:
     assert (len(first), len(second)) == (100, 50)
     assert next(batches, None) is None and not stream.exhausted()
     assert stream.not_handed_out == 250
+
+
+def test_handing_out_a_long_list_copies_each_id_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list of a million ids is handed out 100 at a time: slicing off the rest for every batch would
+    copy the list ten thousand times."""
+    copied: list[int] = []
+    slice_of = PatentIds.__getitem__
+
+    def counting(self: PatentIds, part: slice) -> PatentIds:
+        taken = slice_of(self, part)
+        copied.append(len(taken))
+        return taken
+
+    monkeypatch.setattr(PatentIds, "__getitem__", counting)
+    ids = PatentIds.of(numbers(5000))
+    stream = IdStream("patent_number", ids, None, None, BillingMeter())
+    stream.plan()
+    assert sum(len(batch) for batch in stream.batches()) == 5000
+    assert stream.exhausted()
+    assert sum(copied) == 5000
