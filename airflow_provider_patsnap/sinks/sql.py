@@ -43,6 +43,7 @@ from airflow_provider_patsnap.sinks.sql_modes import (
     as_version,
     scope_of,
 )
+from airflow_provider_patsnap.sinks.sql_statistics import PlannerStatistics
 from airflow_provider_patsnap.sinks.sql_tables import TableKeeper
 from airflow_provider_patsnap.sinks.state import (
     STATE_COLUMNS,
@@ -155,6 +156,11 @@ class SqlSink(ClosingOnExit):
             if self.state_identity is not None:
                 tables.ensure(self.state_identity, STATE_COLUMNS, STATE_KEY)
             tables.ensure(self.runs_identity, RUN_COLUMNS, RUN_KEY)
+            with dialect.cursor(self._connection) as cursor:
+                table_rows = dialect.row_estimate(cursor, identity)
+            dialect.commit(self._connection)
+            grown = [identity] if self.state_identity is None else [identity, self.state_identity]
+            self._statistics = PlannerStatistics(dialect, self._connection, grown, table_rows)
             if dialect.name == "postgresql" and can_copy(self._connection):
                 self._copy_rows = CopyUpsert(
                     self._connection, identity.qualified, self._table_names, self.key, "patsnap_stage"
@@ -191,6 +197,7 @@ class SqlSink(ClosingOnExit):
                 self.counts.add(counts)
                 if self._rejects_seen is not None:
                     self._reject_keys.keep(self._rejects_seen)
+                self._statistics.written(len(unique))
                 return [*rejects, *refused]
             except Exception as error:
                 self.dialect.rollback(self._connection)

@@ -189,6 +189,17 @@ class SqlDialect:
     def release_locks(self, connection: Any) -> None:
         """Session locks outlive a transaction on some databases: release them (no-op elsewhere)."""
 
+    # ---- planner statistics -------------------------------------------------------------------------
+    def analyze_sql(self, identity: TableIdentity) -> str | None:
+        """The statement that refreshes the planner's statistics of a table a run is filling, where the
+        planner would otherwise not use the table's indexes for lists of values (sinks/sql_statistics.py);
+        None where it needs none."""
+        return None
+
+    def row_estimate(self, cursor: Any, identity: TableIdentity) -> int:
+        """About how many rows the table held when its statistics were last refreshed (0 if never)."""
+        return 0
+
     # ---- tables -------------------------------------------------------------------------------------
     def column_type(self, column: Column) -> str:
         return column.sql_type

@@ -50,6 +50,16 @@ class PostgresDialect(SqlDialect):
         key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
+    def analyze_sql(self, identity: TableIdentity) -> str | None:
+        return f"ANALYZE {identity.qualified}"
+
+    def row_estimate(self, cursor: Any, identity: TableIdentity) -> int:
+        cursor.execute(
+            "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = to_regclass(%s)", (identity.qualified,)
+        )
+        found = cursor.fetchone()
+        return max(0, int(found[0])) if found is not None and found[0] is not None else 0
+
     def describe(self, cursor: Any, identity: TableIdentity) -> TableShape | None:
         cursor.execute("SELECT to_regclass(%s)::oid", (identity.qualified,))
         oid = cursor.fetchone()[0]
