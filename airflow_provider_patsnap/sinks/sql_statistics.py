@@ -2,11 +2,11 @@
 
 ``sync`` and ``history`` find a batch's rows by the patent column's index (and freshness and spellings
 find state rows by their key). A planner that has never seen statistics of a table it created empty
-moments ago reads "this column matches every row" for a list of 1,600 patents and scans the whole table
-on every write: on PostgreSQL a first load of 300,000 patents at QPS 100 slowed from 0.99 of the limit
-to 0.33 that way, and autovacuum's own ANALYZE comes a minute or more late. So the sink analyzes its
-tables itself each time a run has written as many rows as the table held at its last analyze (10,000 at
-least): a few times per run, each a sample of the table, not a scan.
+moments ago reads "this column matches half the table" for a list of 100 patents and scans the whole
+table on every write, so a first load slows as the table grows (docs/performance.md, "One task at QPS
+100"); autovacuum's own ANALYZE comes a minute or more late. So the sink analyzes its tables itself each
+time a run has written as many rows as the table held at its last analyze (10,000 at least): a few times
+per run, each a sample of the table, not a scan.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ class PlannerStatistics:
         self._dialect = dialect
         self._connection = connection
         self._statements = [sql for sql in map(dialect.analyze_sql, tables) if sql is not None]
-        self._due_at = max(FLOOR, table_rows)
-        self._written = 0
+        self._table_rows = table_rows  # at the last analyze, as far as this run knows
+        self._written = 0  # since then
 
     def written(self, rows: int) -> None:
         """``rows`` more were committed: analyze once the run's rows reach the table's size."""
         if not self._statements:
             return
         self._written += rows
-        if self._written < self._due_at:
+        if self._written < max(FLOOR, self._table_rows):
             return
-        self._due_at = max(FLOOR, self._due_at + self._written)
+        self._table_rows += self._written
         self._written = 0
         try:
             with self._dialect.cursor(self._connection) as cursor:
@@ -53,4 +53,7 @@ class PlannerStatistics:
         except Exception as error:  # statistics are the planner's help, never a reason to fail a write
             log.warning("Refreshing the planner's statistics failed (%s); the rows are written", error)
             self._statements = []
-            self._dialect.rollback(self._connection)
+            try:
+                self._dialect.rollback(self._connection)
+            except Exception:  # the connection is gone: the next write reports it
+                pass
