@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from tests.helpers import free_port
@@ -101,3 +102,16 @@ class PostgresCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def postgres_server_json() -> Iterator[str]:
+    """A throwaway cluster for a ``postgres_server`` fixture: its connection JSON, or the test skipped
+    (failed on CI) when PostgreSQL is not installed. The scripts that start a cluster run without pytest."""
+    import pytest
+
+    if postgres_bin_dir() is None:
+        if os.environ.get("CI"):
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    with PostgresCluster() as cluster:
+        yield cluster.connection_json

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_patsnap.sandbox import Sandbox
-from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
+from tests.postgres_cluster import postgres_server_json
 from tests.release import Artifacts, FreshVenv, build_artifacts, install_as_the_readme_says
 
 
@@ -48,12 +47,7 @@ def metadata_db() -> None:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth); yields its connection JSON."""
-    if postgres_bin_dir() is None:
-        if os.environ.get("CI"):
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with PostgresCluster() as cluster:
-        yield cluster.connection_json
+    yield from postgres_server_json()
 
 
 def _report(request: pytest.FixtureRequest, line: str) -> None:

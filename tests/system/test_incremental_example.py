@@ -18,7 +18,7 @@ from airflow_provider_patsnap._compat import AIRFLOW_V_3
 from airflow_provider_patsnap.sandbox import Sandbox
 from scripts.airflow_env import airflow_env
 from tests.helpers import EXAMPLE_DAGS, fresh_postgres_database
-from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
+from tests.postgres_cluster import postgres_server_json
 
 PATENTS = len((EXAMPLE_DAGS / "data" / "patents.csv").read_text(encoding="utf-8").splitlines()) - 1
 SYNC, REPORT, CONSUMER = "patsnap_incremental_sync", "patsnap_incremental_report", "patsnap_table_consumer"
@@ -81,12 +81,7 @@ def test_the_report_is_scheduled_on_the_alias_the_sync_declares_without_any_conn
 
 @pytest.fixture(scope="module")
 def postgres_server() -> Iterator[str]:
-    if postgres_bin_dir() is None:
-        if os.environ.get("CI"):
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with PostgresCluster() as cluster:
-        yield cluster.connection_json
+    yield from postgres_server_json()
 
 
 def test_a_dag_on_the_alias_and_a_dag_on_the_tables_uri_are_both_triggered(

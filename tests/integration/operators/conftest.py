@@ -13,7 +13,7 @@ from airflow_provider_patsnap.sandbox import Sandbox
 from tests.helpers import OutletEvents
 from tests.mariadb_server import INSTALL_HINT as MARIADB_INSTALL_HINT
 from tests.mariadb_server import MariaDBServer, mariadb_available
-from tests.postgres_cluster import INSTALL_HINT, PostgresCluster, postgres_bin_dir
+from tests.postgres_cluster import postgres_server_json
 
 
 @pytest.fixture
@@ -45,12 +45,7 @@ def sqlite_conn(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (trust auth); yields its connection JSON."""
-    if postgres_bin_dir() is None:
-        if os.environ.get("CI"):
-            pytest.fail(INSTALL_HINT)
-        pytest.skip(INSTALL_HINT)
-    with PostgresCluster() as cluster:
-        yield cluster.connection_json
+    yield from postgres_server_json()
 
 
 @pytest.fixture
